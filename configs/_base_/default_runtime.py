@@ -1,0 +1,10 @@
+# MMPretrain's runtime (hooks, logging, visualizer, env), plus the plugin.
+_base_ = 'mmpretrain::_base_/default_runtime.py'
+
+# Registers BiRealNet, BinaryConv2d, LeakyClip, the hooks and datasets, and
+# the weights-only checkpoint loader.
+custom_imports = dict(imports=['mmbireal'], allow_failed_imports=False)
+
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=50),
+    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3))

@@ -1,0 +1,2 @@
+_base_ = './bireal18.py'
+model = dict(backbone=dict(depth=34))

@@ -1,0 +1,3 @@
+from .fashion_mnist import LocalFashionMNIST
+
+__all__ = ['LocalFashionMNIST']

@@ -1,0 +1,151 @@
+"""Binarizers: small named functions with a custom gradient, chosen by name.
+
+Every binarizer maps a real tensor to a 1-bit one in the forward pass and
+defines its own surrogate gradient for the backward pass. A 1-bit value
+cannot encode zero, so ``sign(0) = +1`` throughout.
+
+Activation binarizers (``x`` is the real-valued input of a binary conv):
+
+* ``approx_sign`` -- Bi-Real Net's ApproxSign: the derivative of a piecewise
+  quadratic, ``2 + 2x`` on ``[-1, 0)``, ``2 - 2x`` on ``[0, 1)``, else 0.
+* ``ste`` -- the straight-through estimator: 1 on ``|x| <= 1``, else 0.
+
+Weight binarizers (``w`` is the real-valued latent weight, shape
+``(C_out, C_in, kh, kw)``; ``alpha = mean|w|`` per output channel):
+
+* ``magnitude_aware`` -- forward ``alpha * sign(w)``; backward the paper's
+  magnitude-aware gradient ``alpha * 1[|w| < 1] * g``.
+* ``scaled_sign`` -- forward ``alpha * sign(w)`` with ``alpha`` detached;
+  backward ``1[|w| <= 1] * g`` (the authors' PyTorch release).
+* ``sign`` -- forward exactly ``+-1``; backward ``1[|w| <= 1] * g``.
+"""
+from typing import Callable, Dict, Optional
+
+import torch
+from torch import Tensor
+
+Binarizer = Callable[[Tensor], Tensor]
+
+
+def sign_nonzero(x: Tensor) -> Tensor:
+    """``sign`` with ``sign(0) = +1``, in the dtype of ``x``."""
+    return torch.where(x >= 0, 1.0, -1.0).to(x.dtype)
+
+
+def channel_scale(w: Tensor) -> Tensor:
+    """Per-output-channel scale ``mean(|w|)`` over all but the first dim."""
+    return w.abs().mean(dim=tuple(range(1, w.dim())), keepdim=True)
+
+
+class _ApproxSign(torch.autograd.Function):
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        ctx.save_for_backward(x)
+        return sign_nonzero(x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        x, = ctx.saved_tensors
+        # 2 - 2|x| covers both polynomial pieces; clamp zeroes |x| >= 1.
+        return grad * (2 - 2 * x.abs()).clamp_(min=0)
+
+
+class _SteSign(torch.autograd.Function):
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        ctx.save_for_backward(x)
+        return sign_nonzero(x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        x, = ctx.saved_tensors
+        return grad * (x.abs() <= 1).to(grad.dtype)
+
+
+class _MagnitudeAwareSign(torch.autograd.Function):
+
+    @staticmethod
+    def forward(ctx, w: Tensor) -> Tensor:
+        alpha = channel_scale(w)
+        ctx.save_for_backward(w, alpha)
+        return alpha * sign_nonzero(w)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        w, alpha = ctx.saved_tensors
+        # The paper ignores the derivative of alpha itself.
+        return grad * alpha * (w.abs() < 1).to(grad.dtype)
+
+
+class _ScaledSign(torch.autograd.Function):
+
+    @staticmethod
+    def forward(ctx, w: Tensor) -> Tensor:
+        ctx.save_for_backward(w)
+        return channel_scale(w) * sign_nonzero(w)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        w, = ctx.saved_tensors
+        return grad * (w.abs() <= 1).to(grad.dtype)
+
+
+def approx_sign(x: Tensor) -> Tensor:
+    """Sign with Bi-Real Net's ApproxSign gradient."""
+    return _ApproxSign.apply(x)
+
+
+def ste(x: Tensor) -> Tensor:
+    """Sign with the straight-through estimator (1 on ``|x| <= 1``)."""
+    return _SteSign.apply(x)
+
+
+def magnitude_aware(w: Tensor) -> Tensor:
+    """``alpha * sign(w)`` with the paper's magnitude-aware gradient."""
+    return _MagnitudeAwareSign.apply(w)
+
+
+def scaled_sign(w: Tensor) -> Tensor:
+    """``alpha * sign(w)``, alpha detached, clipped straight-through grad."""
+    return _ScaledSign.apply(w)
+
+
+def sign(w: Tensor) -> Tensor:
+    """Exactly ``+-1`` weights with a clipped straight-through gradient."""
+    # Same surrogate as ``ste``: 1 on |w| <= 1.
+    return _SteSign.apply(w)
+
+
+ACT_BINARIZERS: Dict[str, Binarizer] = {
+    'approx_sign': approx_sign,
+    'ste': ste,
+}
+
+WEIGHT_BINARIZERS: Dict[str, Binarizer] = {
+    'magnitude_aware': magnitude_aware,
+    'scaled_sign': scaled_sign,
+    'sign': sign,
+}
+
+
+def _lookup(table: Dict[str, Binarizer], kind: str,
+            name: Optional[str]) -> Optional[Binarizer]:
+    if name is None:
+        return None
+    if name not in table:
+        accepted = ', '.join([repr(k) for k in table] + ['None'])
+        raise ValueError(
+            f'unknown {kind} binarizer {name!r}; accepted: {accepted}')
+    return table[name]
+
+
+def get_act_binarizer(name: Optional[str]) -> Optional[Binarizer]:
+    """Return the activation binarizer called ``name`` (None: identity)."""
+    return _lookup(ACT_BINARIZERS, 'activation', name)
+
+
+def get_weight_binarizer(name: Optional[str]) -> Optional[Binarizer]:
+    """Return the weight binarizer called ``name`` (None: real weights)."""
+    return _lookup(WEIGHT_BINARIZERS, 'weight', name)

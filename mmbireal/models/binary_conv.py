@@ -1,0 +1,88 @@
+"""The binary convolution of Bi-Real Net."""
+from typing import Optional
+
+import torch.nn as nn
+from mmengine.registry import MODELS
+from torch import Tensor
+
+from .binarizers import get_act_binarizer, get_weight_binarizer
+
+
+# Registered in mmengine's root registry (like mmcv's own layers) so that
+# ``mmcv.cnn.build_conv_layer`` finds it under any default scope.
+@MODELS.register_module()
+class BinaryConv2d(nn.Conv2d):
+    """A 2D convolution on binarized activations and binarized weights.
+
+    The input is binarized first and then zero-padded, so padded taps
+    contribute 0 (not -1 or +1), as in the authors' implementations. The
+    latent real-valued weight is kept in ``self.weight`` and binarized at
+    every forward pass.
+
+    Args:
+        act_binarizer (str, optional): Name of the activation binarizer,
+            ``'approx_sign'``, ``'ste'`` or None (real activations).
+            Defaults to ``'approx_sign'``.
+        weight_binarizer (str, optional): Name of the weight binarizer,
+            ``'magnitude_aware'``, ``'scaled_sign'``, ``'sign'`` or None
+            (real weights). Defaults to ``'magnitude_aware'``.
+        *args, **kwargs: The arguments of :class:`torch.nn.Conv2d`. Only
+            ``padding_mode='zeros'`` is accepted.
+
+    Example:
+        >>> import torch
+        >>> from mmcv.cnn import build_conv_layer
+        >>> import mmbireal  # noqa: F401 (registers the layer)
+        >>> conv = build_conv_layer(
+        ...     dict(type='BinaryConv2d', act_binarizer='approx_sign'),
+        ...     8, 16, 3, padding=1, bias=False)
+        >>> conv(torch.rand(1, 8, 5, 5)).shape
+        torch.Size([1, 16, 5, 5])
+    """
+
+    def __init__(self,
+                 *args,
+                 act_binarizer: Optional[str] = 'approx_sign',
+                 weight_binarizer: Optional[str] = 'magnitude_aware',
+                 **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.padding_mode != 'zeros':
+            raise ValueError(
+                f'BinaryConv2d supports padding_mode="zeros" only, got '
+                f'{self.padding_mode!r}')
+        self.act_binarizer = act_binarizer
+        self.weight_binarizer = weight_binarizer
+
+    @property
+    def act_binarizer(self) -> Optional[str]:
+        return self._act_binarizer
+
+    @act_binarizer.setter
+    def act_binarizer(self, name: Optional[str]) -> None:
+        self._binarize_act = get_act_binarizer(name)
+        self._act_binarizer = name
+
+    @property
+    def weight_binarizer(self) -> Optional[str]:
+        return self._weight_binarizer
+
+    @weight_binarizer.setter
+    def weight_binarizer(self, name: Optional[str]) -> None:
+        self._binarize_weight = get_weight_binarizer(name)
+        self._weight_binarizer = name
+
+    def binary_weight(self) -> Tensor:
+        """The weight the convolution really uses."""
+        if self._binarize_weight is None:
+            return self.weight
+        return self._binarize_weight(self.weight)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self._binarize_act is not None:
+            x = self._binarize_act(x)
+        return self._conv_forward(x, self.binary_weight(), self.bias)
+
+    def extra_repr(self) -> str:
+        return (super().extra_repr() +
+                f', act_binarizer={self.act_binarizer!r}'
+                f', weight_binarizer={self.weight_binarizer!r}')

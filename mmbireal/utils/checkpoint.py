@@ -1,0 +1,112 @@
+"""Weights-only checkpoint loading for every path that reads a checkpoint.
+
+mmengine 0.10.7 calls ``torch.load`` without ``weights_only``. Since torch
+2.6 that means weights-only mode, which refuses the few non-tensor objects
+mmengine's runner itself writes into a checkpoint (the message hub's
+``HistoryBuffer`` and the numpy arrays/scalars inside it), so ``load_from``,
+``--resume`` and ``tools/test.py`` fail on our own checkpoints.
+
+We keep weights-only mode and allow exactly those types. The loader is
+registered as mmengine's scheme for local files, so the runner, the
+test tool and our own tools all go through it, and any other pickled object
+is refused with a one-line error naming the file.
+"""
+import os.path as osp
+import pickle
+import zipfile
+from typing import Any, Callable, List, Optional, Union
+
+import numpy as np
+import torch
+from mmengine.logging import HistoryBuffer
+from mmengine.runner.checkpoint import CheckpointLoader
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file that cannot be loaded safely."""
+
+
+def _numpy_globals() -> List[Any]:
+    """The numpy reconstructors a pickled array or scalar refers to."""
+    try:  # numpy >= 2 moved the pickling helpers to ``numpy._core``
+        from numpy._core.multiarray import _reconstruct, scalar
+    except ImportError:  # pragma: no cover - numpy 1.x
+        from numpy.core.multiarray import _reconstruct, scalar
+    # HistoryBuffer keeps float64/int64 arrays; the others cover numpy
+    # scalars logged by hooks and metrics.
+    dtypes = [
+        type(np.dtype(t))
+        for t in (np.float64, np.float32, np.int64, np.int32, np.bool_)
+    ]
+    return [_reconstruct, scalar, np.ndarray, np.dtype, *dtypes]
+
+
+# HistoryBuffer pickles its statistics table as ``getattr(HistoryBuffer,
+# 'mean')`` etc. Allowing ``getattr`` itself would hand a checkpoint any
+# attribute of any allowed object, so the unpickler gets this narrow
+# stand-in under the name ``builtins.getattr`` instead.
+_HISTORY_BUFFER_METHODS = frozenset({'min', 'max', 'current', 'mean'})
+
+
+def _history_buffer_method(obj: Any, name: str) -> Any:
+    if obj is HistoryBuffer and name in _HISTORY_BUFFER_METHODS:
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(
+        f'GLOBAL getattr({getattr(obj, "__name__", type(obj).__name__)}, '
+        f'{name!r}) is not allowed')
+
+
+def checkpoint_safe_globals() -> List[Any]:
+    """Every non-tensor type mmengine's runner saves in our checkpoints."""
+    return [
+        HistoryBuffer, (_history_buffer_method, 'builtins.getattr'),
+        *_numpy_globals()
+    ]
+
+
+def load_checkpoint_file(filename: str,
+                         map_location: Optional[Union[str, Callable]] = None
+                         ) -> Any:
+    """``torch.load`` in weights-only mode with our allow-list.
+
+    Raises:
+        FileNotFoundError: ``filename`` does not exist.
+        CheckpointError: the file is truncated, not a checkpoint, or holds
+            a pickled object outside the allow-list. Nothing from the file
+            is executed.
+    """
+    filename = osp.expanduser(filename)
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'checkpoint {filename} does not exist')
+    try:
+        with torch.serialization.safe_globals(checkpoint_safe_globals()):
+            return torch.load(
+                filename, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        # torch's message is a page long; keep the line naming the object.
+        lines = [line.strip() for line in str(e).splitlines()]
+        detail = next(
+            (line for line in lines
+             if 'GLOBAL' in line or line.startswith('Can only build')),
+            lines[0] if lines else type(e).__name__)
+        raise CheckpointError(
+            f'refusing to load checkpoint {filename}: it holds an object '
+            f'weights-only loading does not allow ({detail})'
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise CheckpointError(
+            f'cannot read checkpoint {filename}: truncated or not a torch '
+            f'checkpoint ({first})') from None
+
+
+def _load_from_local(filename: str,
+                     map_location: Optional[Union[str, Callable]] = None
+                     ) -> Any:
+    return load_checkpoint_file(filename, map_location)
+
+
+def install_safe_checkpoint_loader() -> None:
+    """Make mmengine read local checkpoints through our loader."""
+    CheckpointLoader.register_scheme(prefixes='', force=True)(
+        _load_from_local)

@@ -1,0 +1,61 @@
+"""Shared set-up of tools/train.py and tools/test.py."""
+import os
+import os.path as osp
+import sys
+from typing import NoReturn
+
+import torch
+import torch.distributed as torch_dist
+from mmengine.config import Config
+
+
+def fail(message: str) -> NoReturn:
+    """Exit with status 2 and a one-line message, no traceback."""
+    print(f'error: {message}', file=sys.stderr)
+    sys.exit(2)
+
+
+def load_config(path: str) -> Config:
+    """Read a config file or exit with a clear message."""
+    if not osp.isfile(path):
+        fail(f'config file {path} does not exist')
+    try:
+        return Config.fromfile(path)
+    # syntax errors, a missing _base_, failed custom imports... all end here
+    except Exception as e:  # noqa: BLE001
+        fail(f'cannot read config {path}: {type(e).__name__}: {e}')
+
+
+def setup_distributed(cfg: Config, launcher: str) -> None:
+    """Record the launcher; on machines without CUDA use gloo on the CPU.
+
+    mmengine's ``init_dist`` selects a CUDA device unconditionally, and its
+    DDP wrapper passes ``device_ids``, which CPU modules do not accept. On a
+    CPU-only machine we start the process group ourselves (mmengine then
+    skips its own) and build DDP without device ids.
+    """
+    cfg.launcher = launcher
+    if launcher == 'none':
+        return
+    if launcher == 'pytorch':
+        os.environ.setdefault('LOCAL_RANK', '0')
+    if torch.cuda.is_available():
+        return
+    cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
+    cfg.env_cfg.dist_cfg.backend = 'gloo'
+    if launcher == 'pytorch' and not torch_dist.is_initialized():
+        torch_dist.init_process_group(backend='gloo')
+    wrapper = cfg.get('model_wrapper_cfg') or dict(
+        type='MMDistributedDataParallel', broadcast_buffers=False)
+    wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper
+
+
+def check_writable_dir(path: str) -> None:
+    """Exit with a clear message if ``path`` cannot be created/written."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        fail(f'cannot create work dir {path}: {e.strerror}')
+    if not os.access(path, os.W_OK):
+        fail(f'work dir {path} is not writable')

@@ -1,0 +1,115 @@
+"""Train a model with an mm-style config (MMPretrain's train.py arguments)."""
+import argparse
+import os
+import os.path as osp
+
+from mmengine.config import DictAction
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+import mmbireal  # noqa: F401 (registers modules and the checkpoint loader)
+from mmbireal.utils.launch import (check_writable_dir, fail, load_config,
+                                   setup_distributed)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Train a model')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='where to save logs and models')
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        const='auto',
+        help='resume from this checkpoint, or without a path from the '
+        'latest checkpoint in the work dir')
+    parser.add_argument(
+        '--amp', action='store_true', help='automatic mixed precision')
+    parser.add_argument(
+        '--no-validate',
+        action='store_true',
+        help='do not evaluate checkpoints during training')
+    parser.add_argument(
+        '--auto-scale-lr',
+        action='store_true',
+        help='scale the lr by actual / config batch size')
+    parser.add_argument(
+        '--no-pin-memory',
+        action='store_true',
+        help='disable pin_memory in the dataloaders')
+    parser.add_argument(
+        '--no-persistent-workers',
+        action='store_true',
+        help='disable persistent_workers in the dataloaders')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config entries, key=value (e.g. '
+        'train_cfg.max_epochs=1 load_from=None)')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def merge_args(cfg, args):
+    """Apply the command-line arguments to the config."""
+    if args.no_validate:
+        cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    if args.amp:
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    if args.resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif args.resume is not None:
+        cfg.resume, cfg.load_from = True, args.resume
+    if args.auto_scale_lr:
+        cfg.auto_scale_lr.enable = True
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    for field in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        loader = cfg.get(field)
+        if loader is None:
+            continue
+        workers = loader.get('num_workers', 0) > 0
+        loader.setdefault('pin_memory', not args.no_pin_memory)
+        # persistent workers need workers; torch refuses them otherwise
+        loader.setdefault('persistent_workers',
+                          workers and not args.no_persistent_workers)
+        if args.no_pin_memory:
+            loader.pin_memory = False
+        if args.no_persistent_workers or not workers:
+            loader.persistent_workers = False
+        loader.setdefault('collate_fn', dict(type='default_collate'))
+    return cfg
+
+
+def main() -> None:
+    args = parse_args()
+    cfg = merge_args(load_config(args.config), args)
+    if cfg.get('load_from') and not cfg.get('resume') and not osp.isfile(
+            cfg.load_from):
+        fail(f'load_from checkpoint {cfg.load_from} does not exist (train '
+             'the previous step first, or pass --cfg-options '
+             'load_from=None to start from scratch)')
+    check_writable_dir(cfg.work_dir)
+    setup_distributed(cfg, args.launcher)
+    if 'runner_type' in cfg:
+        runner = RUNNERS.build(cfg)
+    else:
+        runner = Runner.from_cfg(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
