@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Run the test suite inside the project venv (created / updated first by
+# tools/setup_env.sh). Extra arguments go to pytest; without a test path the
+# whole `tests` folder runs. Exit status: pytest's.
+#
+#   bash tools/run_tests.sh                  # all tests
+#   bash tools/run_tests.sh -k packaging -x  # pytest options
+#   bash tools/run_tests.sh tests/test_packaging.py
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+bash "$REPO/tools/setup_env.sh"
+
+VENV="${MMBIREAL_VENV:-$HOME/.cache/mmbireal/venv}"
+[[ "$VENV" = /* ]] || VENV="$PWD/$VENV"
+# behave like an activated venv for subprocesses (mim, python, ...)
+export VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH"
+unset PYTHONHOME
+
+cd "$REPO"
+targets=(tests)
+for arg in "$@"; do
+    # an explicit test path (file, dir or node id) replaces the default
+    if [[ "$arg" != -* && -e "${arg%%::*}" ]]; then
+        targets=()
+        break
+    fi
+done
+exec "$VENV/bin/python" -m pytest -q "${targets[@]}" "$@"
