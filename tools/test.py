@@ -9,8 +9,13 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmbireal  # noqa: F401 (registers modules and the checkpoint loader)
-from mmbireal.utils.launch import (check_writable_dir, fail, load_config,
-                                   setup_distributed)
+from mmbireal.utils.launch import (
+    check_writable_dir,
+    fail,
+    load_config,
+    run_or_fail,
+    setup_distributed,
+)
 
 
 def parse_args() -> argparse.Namespace:
@@ -51,12 +56,12 @@ def main() -> None:
     cfg.load_from = args.checkpoint
     cfg.resume = False
     setup_distributed(cfg, args.launcher)
-    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else \
-        Runner.from_cfg(cfg)
+    runner = run_or_fail(lambda: RUNNERS.build(cfg) if 'runner_type' in cfg
+                         else Runner.from_cfg(cfg))
     if args.out:
         runner.test_evaluator.metrics.append(
             DumpResults(out_file_path=args.out))
-    metrics = runner.test()
+    metrics = run_or_fail(runner.test)
     if runner.rank == 0:
         for name, value in metrics.items():
             print(f'{name}: {value:.2f}' if isinstance(value, float) else

@@ -8,8 +8,13 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmbireal  # noqa: F401 (registers modules and the checkpoint loader)
-from mmbireal.utils.launch import (check_writable_dir, fail, load_config,
-                                   setup_distributed)
+from mmbireal.utils.launch import (
+    check_writable_dir,
+    fail,
+    load_config,
+    run_or_fail,
+    setup_distributed,
+)
 
 
 def parse_args() -> argparse.Namespace:
@@ -104,11 +109,9 @@ def main() -> None:
              'load_from=None to start from scratch)')
     check_writable_dir(cfg.work_dir)
     setup_distributed(cfg, args.launcher)
-    if 'runner_type' in cfg:
-        runner = RUNNERS.build(cfg)
-    else:
-        runner = Runner.from_cfg(cfg)
-    runner.train()
+    runner = run_or_fail(lambda: RUNNERS.build(cfg) if 'runner_type' in cfg
+                         else Runner.from_cfg(cfg))
+    run_or_fail(runner.train)
 
 
 if __name__ == '__main__':

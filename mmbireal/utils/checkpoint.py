@@ -13,7 +13,7 @@ is refused with a one-line error naming the file.
 """
 import os.path as osp
 import pickle
-import zipfile
+import re
 from typing import Any, Callable, List, Optional, Union
 
 import numpy as np
@@ -51,9 +51,9 @@ _HISTORY_BUFFER_METHODS = frozenset({'min', 'max', 'current', 'mean'})
 def _history_buffer_method(obj: Any, name: str) -> Any:
     if obj is HistoryBuffer and name in _HISTORY_BUFFER_METHODS:
         return getattr(HistoryBuffer, name)
+    owner = getattr(obj, '__name__', type(obj).__name__)
     raise pickle.UnpicklingError(
-        f'GLOBAL getattr({getattr(obj, "__name__", type(obj).__name__)}, '
-        f'{name!r}) is not allowed')
+        f'GLOBAL builtins.getattr({owner}.{name}) is not allowed')
 
 
 def checkpoint_safe_globals() -> List[Any]:
@@ -82,22 +82,21 @@ def load_checkpoint_file(filename: str,
         with torch.serialization.safe_globals(checkpoint_safe_globals()):
             return torch.load(
                 filename, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:
-        # torch's message is a page long; keep the line naming the object.
-        lines = [line.strip() for line in str(e).splitlines()]
-        detail = next(
-            (line for line in lines
-             if 'GLOBAL' in line or line.startswith('Can only build')),
-            lines[0] if lines else type(e).__name__)
+    # torch raises many types here (UnpicklingError, RuntimeError from the
+    # zip reader, KeyError/EOFError from legacy pickles...), each with a
+    # page of advice; reduce every one of them to one line.
+    except Exception as e:  # noqa: BLE001
+        error, text = type(e).__name__, str(e)
+    found = re.search(r'GLOBAL (\S+)', text) or re.search(
+        r'Can only build .*?, but got (.+?)(?:$|\n)', text)
+    if found:
         raise CheckpointError(
-            f'refusing to load checkpoint {filename}: it holds an object '
-            f'weights-only loading does not allow ({detail})'
-        ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise CheckpointError(
-            f'cannot read checkpoint {filename}: truncated or not a torch '
-            f'checkpoint ({first})') from None
+            f'refusing to load checkpoint {filename}: it holds '
+            f'{found.group(1)}, which weights-only loading does not allow')
+    reason = (text.strip().splitlines() or [''])[0].split('. ')[0]
+    raise CheckpointError(
+        f'cannot read checkpoint {filename}: truncated or not a torch '
+        f'checkpoint ({error}: {reason})')
 
 
 def _load_from_local(filename: str,

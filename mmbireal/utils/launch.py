@@ -2,11 +2,15 @@
 import os
 import os.path as osp
 import sys
-from typing import NoReturn
+from typing import Callable, NoReturn, TypeVar
 
 import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config
+
+from .checkpoint import CheckpointError
+
+T = TypeVar('T')
 
 
 def fail(message: str) -> NoReturn:
@@ -59,3 +63,16 @@ def check_writable_dir(path: str) -> None:
         fail(f'cannot create work dir {path}: {e.strerror}')
     if not os.access(path, os.W_OK):
         fail(f'work dir {path} is not writable')
+
+
+def run_or_fail(step: Callable[[], T]) -> T:
+    """Run ``step``; turn the errors a user can fix into one-line exits.
+
+    A refused or unreadable checkpoint and a missing file (checkpoint,
+    dataset) are answered with their message alone; anything else keeps
+    its traceback, since it is a bug worth reporting.
+    """
+    try:
+        return step()
+    except (CheckpointError, FileNotFoundError) as e:
+        fail(str(e))

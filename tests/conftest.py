@@ -1,0 +1,34 @@
+"""Fixtures: tiny datasets for the tests that run the real tools."""
+import os.path as osp
+
+import numpy as np
+import pytest
+from helpers import FMNIST_ROOT
+
+
+@pytest.fixture(scope='session')
+def fmnist_available() -> None:
+    if not osp.isfile(osp.join(FMNIST_ROOT, 't10k-labels-idx1-ubyte.gz')):
+        pytest.fail('Fashion-MNIST is missing: apt-get install '
+                    'dataset-fashion-mnist (tools/setup_env.sh does it)')
+
+
+@pytest.fixture(scope='session')
+def tiny_imagenet(tmp_path_factory) -> str:
+    """An ImageNet-format folder: train/ and val/ class folders + meta/."""
+    import cv2
+    root = tmp_path_factory.mktemp('imagenet')
+    rng = np.random.default_rng(0)
+    for split, per_class in (('train', 4), ('val', 2)):
+        lines = []
+        for label, wnid in enumerate(('n01440764', 'n01443537')):
+            folder = root / split / wnid
+            folder.mkdir(parents=True)
+            for i in range(per_class):
+                img = rng.integers(0, 256, (60 + 4 * i, 80, 3), np.uint8)
+                name = f'{wnid}_{i}.JPEG'
+                cv2.imwrite(str(folder / name), img)
+                lines.append(f'{wnid}/{name} {label}')
+        (root / 'meta').mkdir(exist_ok=True)
+        (root / 'meta' / f'{split}.txt').write_text('\n'.join(lines) + '\n')
+    return str(root)
