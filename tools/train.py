@@ -112,6 +112,10 @@ def main() -> None:
     runner = run_or_fail(lambda: RUNNERS.build(cfg) if 'runner_type' in cfg
                          else Runner.from_cfg(cfg))
     run_or_fail(runner.train)
+    if runner.rank == 0:  # the last validation, for scripts and humans
+        for key, buffer in runner.message_hub.log_scalars.items():
+            if key.startswith('val/') and 'time' not in key:
+                print(f'{key[4:]}: {buffer.current():.2f}')
 
 
 if __name__ == '__main__':

@@ -180,7 +180,8 @@ class BiRealNet(BaseModule):
         for name, value in (('in_channels', in_channels),
                             ('stem_channels', stem_channels),
                             ('base_channels', base_channels)):
-            if not isinstance(value, int) or value <= 0:
+            if isinstance(value, bool) or not isinstance(value, int) \
+                    or value <= 0:
                 raise ValueError(
                     f'{name} must be a positive int, got {value!r}')
         num_stages = len(self.arch_settings[depth])
@@ -188,7 +189,10 @@ class BiRealNet(BaseModule):
         for index in out_indices:
             if not -num_stages <= index < num_stages:
                 raise ValueError(f'invalid out_indices {out_indices}; each '
-                                 f'must be in [0, {num_stages})')
+                                 f'must be in [-{num_stages}, {num_stages})')
+        if not -1 <= frozen_stages <= num_stages:
+            raise ValueError(f'invalid frozen_stages {frozen_stages!r}; '
+                             f'accepted: -1 (none) to {num_stages}')
 
         self.depth = depth
         self.in_channels = in_channels
