@@ -338,7 +338,9 @@ def test_norm_eval():
     (dict(depth=18, in_channels=0), 'in_channels', ['positive']),
     (dict(depth=18, in_channels=-1), '-1', ['positive']),
     (dict(depth=18, base_channels=0), 'base_channels', ['positive']),
-    (dict(depth=18, out_indices=(4, )), '(4,)', ['[0, 4)']),
+    (dict(depth=18, out_indices=(4, )), '(4,)', ['[-4, 4)']),
+    (dict(depth=18, frozen_stages=5), '5', ['-1', '4']),
+    (dict(depth=18, in_channels=True), 'True', ['positive int']),
 ])
 def test_invalid_arguments(kwargs, bad, accepted):
     with pytest.raises(ValueError) as info:
