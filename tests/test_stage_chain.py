@@ -67,3 +67,19 @@ def test_stage_chain_loads_cleanly_and_ends_with_pm1_weights(
     changed = [k for k in final if is_bn(k) and k.endswith('.weight')
                and not torch.equal(final[k], before[k])]
     assert changed, 'BatchNorm did not train during BN retrain'
+
+    # resuming the BN-retrain step re-applies its state: still +-1 weights,
+    # still lr 0 on everything but BatchNorm
+    work = str(tmp_path / STEPS[-1])
+    run_tool([
+        'tools/train.py', f'configs/birealnet/bireal18_{STEPS[-1]}_fmnist.py',
+        '--work-dir', work, '--resume', '--cfg-options', *TINY_FMNIST,
+        'train_cfg.max_epochs=2'
+    ])
+    resumed = load_checkpoint_file(osp.join(work, 'epoch_2.pth'))
+    for key, value in resumed['state_dict'].items():
+        if not is_bn(key) and not key.endswith('num_batches_tracked'):
+            assert torch.equal(value, final[key]), key
+    frozen = [g for g in resumed['optimizer']['param_groups']
+              if g.get('mmbireal_group') == 'bn_retrain_frozen']
+    assert len(frozen) == 1 and frozen[0]['lr'] == 0

@@ -66,20 +66,38 @@ def test_train_resume_test_on_imagenet_folder(tiny_imagenet, tmp_path):
     assert 'accuracy/top5' in proc.stdout
 
 
-def test_dist_train_two_processes_on_cpu(fmnist_available, tmp_path):
-    work = str(tmp_path / 'dist')
-    proc = run_tool([
-        'bash', 'tools/dist_train.sh',
-        'configs/birealnet/bireal18_1xb64-quick_fmnist.py', '2',
+def dist_train(config: str, work: str, *options: str):
+    return run_tool([
+        'bash', 'tools/dist_train.sh', f'configs/birealnet/{config}', '2',
         '--work-dir', work, '--cfg-options', *TINY_FMNIST,
-        'train_cfg.max_epochs=1'
+        'train_cfg.max_epochs=1', *options
     ], timeout=300)
+
+
+def test_dist_train_two_processes_on_cpu_then_bn_retrain(
+        fmnist_available, tmp_path):
+    work = str(tmp_path / 'binary')
+    proc = dist_train('bireal18_1xb64_fmnist.py', work, 'load_from=None')
     log = proc.stdout + proc.stderr
-    assert 'world_size: 2' in log or 'Distributed launcher: pytorch' in log
-    ckpt = load_checkpoint_file(osp.join(work, 'epoch_1.pth'))
+    assert 'Distributed launcher: pytorch' in log
+    assert 'Distributed training: True' in log
+    binary = load_checkpoint_file(osp.join(work, 'epoch_1.pth'))
     # 64 images, 16 per process and step, 2 processes: 2 iterations
-    assert ckpt['meta']['iter'] == 2
-    assert 'module.' not in next(iter(ckpt['state_dict']))
+    assert binary['meta']['iter'] == 2
+    assert not any(k.startswith('module.') for k in binary['state_dict'])
+
+    retrain = str(tmp_path / 'retrain')
+    dist_train('bireal18_bn-retrain_1xb64_fmnist.py', retrain,
+               f'load_from={work}/epoch_1.pth')
+    final = load_checkpoint_file(osp.join(retrain, 'epoch_1.pth'))
+    convs = [k for k in final['state_dict']
+             if 'layer' in k and k.endswith('.conv.weight')]
+    assert len(convs) == 16
+    for key in convs:
+        values = final['state_dict'][key].unique().tolist()
+        assert set(values) <= {-1.0, 1.0}, key
+        expected = torch.where(binary['state_dict'][key] >= 0, 1.0, -1.0)
+        assert torch.equal(final['state_dict'][key], expected), key
 
 
 def test_missing_load_from_is_a_clear_error(tmp_path):

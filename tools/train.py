@@ -3,6 +3,7 @@ import argparse
 import os
 import os.path as osp
 
+import torch
 from mmengine.config import DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
@@ -87,7 +88,9 @@ def merge_args(cfg, args):
         if loader is None:
             continue
         workers = loader.get('num_workers', 0) > 0
-        loader.setdefault('pin_memory', not args.no_pin_memory)
+        # pinned memory only helps host-to-GPU copies
+        loader.setdefault('pin_memory', torch.cuda.is_available()
+                          and not args.no_pin_memory)
         # persistent workers need workers; torch refuses them otherwise
         loader.setdefault('persistent_workers',
                           workers and not args.no_persistent_workers)
