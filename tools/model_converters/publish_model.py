@@ -1,0 +1,64 @@
+"""Prepare a trained checkpoint for the model zoo.
+
+Keeps the weights and a short ``meta`` (epoch, iteration, dataset meta),
+drops the optimizer, parameter-scheduler and message-hub state, and names
+the file ``<name>_<YYYYMMDD>-<sha256[:8]>.pth`` from OUT's stem, as
+MMPretrain's model zoo does:
+
+    python tools/model_converters/publish_model.py \\
+        work_dirs/bireal18_1xb64_fmnist/epoch_4.pth bireal18_1xb64_fmnist.pth
+    # -> bireal18_1xb64_fmnist_20261123-1a2b3c4d.pth
+
+Then add the file's URL as ``Weights:`` of the model in
+``configs/birealnet/metafile.yml`` and run
+``python tools/model_zoo/update_readme.py``.
+"""
+import argparse
+import datetime
+import hashlib
+import os
+import os.path as osp
+import sys
+
+import torch
+
+from mmbireal.utils import CheckpointError, load_checkpoint_file
+
+KEEP_META = ('epoch', 'iter', 'dataset_meta', 'mmengine_version', 'seed')
+
+
+def publish(src: str, dst: str) -> str:
+    """Write the slimmed checkpoint and return its final path."""
+    ckpt = load_checkpoint_file(src, map_location='cpu')
+    if not isinstance(ckpt, dict) or 'state_dict' not in ckpt:
+        raise CheckpointError(f'{src} has no state_dict: not a training '
+                              'checkpoint')
+    meta = {k: v for k, v in ckpt.get('meta', {}).items() if k in KEEP_META}
+    tmp = dst + '.tmp'
+    torch.save({'meta': meta, 'state_dict': ckpt['state_dict']}, tmp)
+    with open(tmp, 'rb') as f:
+        digest = hashlib.sha256(f.read()).hexdigest()[:8]
+    stem = osp.splitext(dst)[0]
+    date = datetime.date.today().strftime('%Y%m%d')
+    final = f'{stem}_{date}-{digest}.pth'
+    os.replace(tmp, final)
+    return final
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('in_file', help='checkpoint saved by training')
+    parser.add_argument('out_file', help='output name, e.g. model.pth')
+    args = parser.parse_args()
+    out_dir = osp.dirname(osp.abspath(args.out_file))
+    if not osp.isdir(out_dir) or not os.access(out_dir, os.W_OK):
+        sys.exit(f'error: output directory {out_dir} does not exist or is '
+                 'not writable')
+    try:
+        print(publish(args.in_file, args.out_file))
+    except (CheckpointError, FileNotFoundError) as e:
+        sys.exit(f'error: {e}')
+
+
+if __name__ == '__main__':
+    main()
