@@ -1,0 +1,217 @@
+"""Parameters, FLOPs, BOPs, OPs and memory of (binary) networks.
+
+The paper's efficiency measures (Bi-Real Net, Sec. 4.4):
+
+* FLOPs -- real-valued multiply-accumulates (one MAC is one FLOP, mmengine's
+  convention) of every real layer: stem conv, 1x1 downsample convs, fc, and
+  the global average pool mmengine also counts;
+* BOPs -- the multiply-accumulates of the binary convolutions, i.e. of every
+  :class:`BinaryConv2d` that binarizes both its input and its weights;
+* OPs = FLOPs + BOPs / 64;
+* memory = binarized conv weights at 1 bit + every other parameter at
+  32 bits.
+
+Counting is mmengine's :class:`~mmengine.analysis.FlopAnalyzer` (a jit trace
+with per-operator handles). BatchNorm is left out: it is folded into the
+preceding conv at inference, and the paper's figures do not contain it.
+Element-wise additions and max/avg pooling have no handle in mmengine and
+are not counted either; :attr:`Complexity.uncounted_ops` lists them.
+The trace attributes every operator to the modules that called it, so the
+conv MACs inside a binary :class:`BinaryConv2d` are moved from FLOPs to BOPs.
+"""
+import importlib.util
+import os.path as osp
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+from mmengine.analysis import FlopAnalyzer, parameter_count
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from torch import Tensor
+
+from mmbireal.models.binary_conv import BinaryConv2d
+
+#: One 64-bit word of XNOR + popcount does 64 binary MACs (the paper).
+BOPS_PER_OP = 64
+#: Bits per stored parameter: binarized conv weights and everything else.
+BINARY_BITS = 1
+REAL_BITS = 32
+
+
+@dataclass(frozen=True)
+class Complexity:
+    """The paper's efficiency figures of one network at one input size.
+
+    Attributes:
+        params (int): Number of parameters.
+        flops (int): Real-valued multiply-accumulates.
+        bops (int): Binary (1-bit x 1-bit) multiply-accumulates.
+        memory_bits (int): Storage of the parameters in bits.
+        uncounted_ops (dict): Traced operators without a FLOP handle
+            (e.g. ``aten::add``), with how often each occurred.
+    """
+
+    params: int
+    flops: int
+    bops: int
+    memory_bits: int
+    uncounted_ops: Dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ops(self) -> float:
+        """``FLOPs + BOPs / 64``."""
+        return self.flops + self.bops / BOPS_PER_OP
+
+    @property
+    def memory_mbit(self) -> float:
+        """Parameter storage in Mbit (1e6 bits)."""
+        return self.memory_bits / 1e6
+
+    def to_dict(self) -> Dict[str, Union[int, float]]:
+        """The five figures, keyed ``params``, ``flops``, ``bops``, ``ops``
+        and ``memory_mbit``."""
+        return dict(
+            params=self.params,
+            flops=self.flops,
+            bops=self.bops,
+            ops=self.ops,
+            memory_mbit=self.memory_mbit)
+
+
+def is_binary_conv(module: nn.Module) -> bool:
+    """Whether ``module`` is a binary x binary :class:`BinaryConv2d`.
+
+    A :class:`BinaryConv2d` with either binarizer None multiplies real
+    values, so its MACs are FLOPs.
+    """
+    return (isinstance(module, BinaryConv2d)
+            and module.act_binarizer is not None
+            and module.weight_binarizer is not None)
+
+
+def _has_binary_weight(module: nn.Module) -> bool:
+    # A binarized weight is stored in 1 bit whatever the activations are.
+    return (isinstance(module, BinaryConv2d)
+            and module.weight_binarizer is not None)
+
+
+def _no_flops(inputs: List[Any], outputs: List[Any]) -> Counter:
+    """Handle that counts an operator as free (folded at inference)."""
+    return Counter()
+
+
+def memory_bits(model: nn.Module) -> int:
+    """Bits to store the parameters: binarized conv weights at 1 bit,
+    every other parameter at 32 bits (shared parameters once)."""
+    binary = {
+        id(m.weight)
+        for m in model.modules() if _has_binary_weight(m)
+    }
+    return sum(p.numel() * (BINARY_BITS if id(p) in binary else REAL_BITS)
+               for p in model.parameters())
+
+
+def analyze_complexity(
+        model: nn.Module, inputs: Union[Tensor, Tuple[Tensor, ...]]
+) -> Complexity:
+    """Count parameters, FLOPs, BOPs and memory of ``model(*inputs)``.
+
+    The model is traced in eval mode (every module's mode is restored
+    afterwards).
+    For an MMPretrain ``ImageClassifier`` the trace runs
+    ``forward(inputs, mode='tensor')``: backbone, neck and head.
+
+    Args:
+        model (nn.Module): The network.
+        inputs (Tensor | tuple[Tensor]): Its input(s), batch size 1 for
+            per-image figures.
+
+    Returns:
+        Complexity: The figures.
+    """
+    if isinstance(inputs, Tensor):
+        inputs = (inputs, )
+    analyzer = FlopAnalyzer(model, inputs)
+    analyzer.set_op_handle('aten::batch_norm', _no_flops)
+    analyzer.unsupported_ops_warnings(False)
+    analyzer.uncalled_modules_warnings(False)
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        total = int(analyzer.total())
+    finally:
+        for module, training in modes:  # exactly as before, module by module
+            module.training = training
+    per_module = analyzer.by_module_and_operator()
+    # 'conv' is the name mmengine's handle gives aten::_convolution; a
+    # module's counter holds what was traced inside its __call__.
+    bops = sum(
+        int(per_module[analyzer.canonical_module_name(name)]['conv'])
+        for name, module in model.named_modules() if is_binary_conv(module))
+    return Complexity(
+        params=int(parameter_count(model)['']),
+        flops=total - bops,
+        bops=bops,
+        memory_bits=memory_bits(model),
+        uncounted_ops=dict(analyzer.unsupported_ops()))
+
+
+def resolve_config_path(path: str) -> str:
+    """Turn ``'pkg::rel/path.py'`` into the installed package's
+    ``.mim/configs/rel/path.py``; other paths are returned unchanged."""
+    if '::' not in path:
+        return path
+    package, _, rel = path.partition('::')
+    spec = importlib.util.find_spec(package) if package.isidentifier() \
+        else None
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            f'config {path}: package {package!r} is not installed')
+    root = next(iter(spec.submodule_search_locations))
+    return osp.join(root, '.mim', 'configs', rel)
+
+
+def load_config(path: str) -> Config:
+    """Read a config file; ``pkg::`` paths are looked up in the package."""
+    resolved = resolve_config_path(path)
+    if not osp.isfile(resolved):
+        raise FileNotFoundError(f'config file {path} does not exist')
+    return Config.fromfile(resolved)
+
+
+def build_model(cfg: Config) -> nn.Module:
+    """Build ``cfg.model`` with MMPretrain's registry, in eval mode."""
+    # importing mmbireal (done by this module) registered its modules
+    from mmpretrain.registry import MODELS
+    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
+    return MODELS.build(cfg.model).eval()
+
+
+def input_channels(cfg: Config) -> int:
+    """Input channels of ``cfg.model`` (``backbone.in_channels``, else 3)."""
+    backbone = cfg.model.get('backbone') or {}
+    return int(backbone.get('in_channels', 3))
+
+
+def config_complexity(config: Union[str, Config],
+                      shape: Sequence[int] = (224, 224)) -> Complexity:
+    """Build the model of a config and count it on one ``C x H x W`` image.
+
+    Args:
+        config (str | Config): Config or its path (``pkg::`` paths such as
+            ``'mmpretrain::resnet/resnet18_8xb32_in1k.py'`` are accepted).
+        shape (Sequence[int]): Input height and width. Defaults to
+            ``(224, 224)``.
+
+    Returns:
+        Complexity: The figures.
+    """
+    cfg = load_config(config) if isinstance(config, str) else config
+    if len(shape) != 2 or any(int(s) <= 0 for s in shape):
+        raise ValueError(f'shape must be (H, W) > 0, got {tuple(shape)}')
+    model = build_model(cfg)
+    image = torch.randn(1, input_channels(cfg), *(int(s) for s in shape))
+    return analyze_complexity(model, image)

@@ -1,0 +1,74 @@
+"""The model zoo: MMPretrain finds our models, and its figures are ours."""
+import os.path as osp
+import re
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from helpers import REPO, run_tool
+
+import mmbireal  # noqa: F401 (registers the model index)
+from mmbireal.analysis import config_complexity
+from mmbireal.utils import load_checkpoint_file
+
+with open(osp.join(REPO, 'configs', 'birealnet', 'metafile.yml')) as f:
+    MODELS = yaml.safe_load(f)['Models']
+
+
+def test_mmpretrain_finds_our_models():
+    import mmpretrain
+    names = mmpretrain.list_models('*bireal*')
+    assert {'bireal18_8xb16_in1k', 'bireal34_8xb128_in1k'} <= set(names)
+    model = mmpretrain.get_model('bireal18_8xb16_in1k')
+    assert type(model.backbone).__name__ == 'BiRealNet'
+    assert model.backbone.depth == 18
+
+
+def test_inferencer_runs_a_zoo_model():
+    from mmpretrain import ImageClassificationInferencer
+    inferencer = ImageClassificationInferencer(
+        'bireal18_1xb64-quick_fmnist', device='cpu')
+    image = np.random.default_rng(0).integers(0, 256, (28, 28), np.uint8)
+    result = inferencer(image)[0]
+    assert 0 <= result['pred_label'] < 10
+    assert len(result['pred_scores']) == 10
+
+
+@pytest.mark.parametrize('model', MODELS, ids=lambda m: m['Name'])
+def test_metafile_figures_come_from_get_flops(model):
+    side = 28 if 'fmnist' in model['Name'] else 224
+    measured = config_complexity(osp.join(REPO, model['Config']),
+                                 (side, side))
+    assert model['Metadata']['Parameters'] == measured.params
+    assert model['Metadata']['FLOPs'] == round(measured.ops)
+    assert osp.isfile(osp.join(REPO, model['Config']))
+
+
+def test_readme_table_is_generated_from_metafile():
+    proc = run_tool(['tools/model_zoo/update_readme.py', '--check'],
+                    check=False)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_publish_model_drops_training_state(tmp_path):
+    from mmbireal.models import BiRealNet
+    src = str(tmp_path / 'epoch_4.pth')
+    state = BiRealNet(18).state_dict()
+    torch.save({'meta': {'epoch': 4, 'iter': 10, 'cfg': 'x' * 1000},
+                'state_dict': state,
+                'optimizer': {'state': {}, 'param_groups': []},
+                'message_hub': {'log_scalars': {}}}, src)
+    proc = run_tool(['tools/model_converters/publish_model.py', src,
+                     str(tmp_path / 'bireal18.pth')])
+    out = proc.stdout.strip()
+    assert re.fullmatch(
+        re.escape(str(tmp_path)) + r'/bireal18_\d{8}-[0-9a-f]{8}\.pth', out)
+    published = load_checkpoint_file(out)
+    assert set(published) == {'meta', 'state_dict'}
+    assert published['meta'] == {'epoch': 4, 'iter': 10}
+    for key, value in state.items():
+        assert torch.equal(published['state_dict'][key], value)
+    import hashlib
+    with open(out, 'rb') as f:
+        assert hashlib.sha256(f.read()).hexdigest()[:8] == out[-12:-4]

@@ -1,0 +1,129 @@
+"""Params, FLOPs, BOPs, OPs and memory of a config's model (Bi-Real Net's
+efficiency measures; see :mod:`mmbireal.analysis.complexity`).
+
+    python tools/analysis_tools/get_flops.py CONFIG [--shape H W] [--json]
+
+CONFIG may be a path or ``pkg::rel/path.py`` (e.g.
+``mmpretrain::resnet/resnet18_8xb32_in1k.py``). With ``--json`` stdout is
+one JSON object with the keys ``params``, ``flops``, ``bops``, ``ops`` and
+``memory_mbit``; all logging goes to stderr.
+"""
+import argparse
+import contextlib
+import json
+import os
+import sys
+from typing import Iterator, List, Optional
+
+from mmengine.config import DictAction
+
+from mmbireal.analysis import (
+    Complexity,
+    config_complexity,
+    input_channels,
+    load_config,
+)
+from mmbireal.utils.launch import fail
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Params, FLOPs, BOPs, OPs and memory of a model')
+    parser.add_argument('config', help='config file path or pkg::path')
+    parser.add_argument(
+        '--shape',
+        type=int,
+        nargs='+',
+        default=[224, 224],
+        help='input height and width (one value: square); default 224 224')
+    parser.add_argument(
+        '--json',
+        action='store_true',
+        help='print one JSON object (params, flops, bops, ops, memory_mbit)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config entries, key=value')
+    args = parser.parse_args(argv)
+    if len(args.shape) == 1:
+        args.shape = args.shape * 2
+    if len(args.shape) != 2 or min(args.shape) <= 0:
+        parser.error('--shape takes one or two positive ints (H [W])')
+    return args
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Send everything written to file descriptor 1 (Python or C) to 2."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def format_table(config: str, shape: List[int], channels: int,
+                 result: Complexity) -> str:
+    """A readable table of the figures."""
+    rows = [
+        ('params', f'{result.params:,}', f'{result.params / 1e6:.2f} M', ''),
+        ('FLOPs', f'{result.flops:,}', f'{result.flops:.3g}',
+         'real-valued MACs'),
+        ('BOPs', f'{result.bops:,}', f'{result.bops:.3g}',
+         'binary MACs (1-bit x 1-bit)'),
+        ('OPs', f'{result.ops:,.0f}', f'{result.ops:.3g}',
+         'FLOPs + BOPs / 64'),
+        ('memory', f'{result.memory_mbit:.2f} Mbit', '',
+         'binarized weights 1 bit, other params 32 bits'),
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    lines = [
+        f'config: {config}',
+        f'input:  1 x {channels} x {shape[0]} x {shape[1]}',
+    ]
+    for row in rows:
+        cells = [row[0].ljust(widths[0]), row[1].rjust(widths[1]),
+                 row[2].rjust(widths[2]), row[3]]
+        lines.append('  '.join(cells).rstrip())
+    uncounted = ', '.join(
+        f'{op} x{n}' for op, n in sorted(result.uncounted_ops.items()))
+    lines.append('not counted: BatchNorm (folded at inference)' +
+                 (f'; no FLOP handle: {uncounted}' if uncounted else ''))
+    return '\n'.join(lines)
+
+
+def main() -> None:
+    args = parse_args()
+    with stdout_to_stderr():
+        try:
+            cfg = load_config(args.config)
+        except FileNotFoundError as e:
+            fail(str(e))
+        # syntax errors, a missing _base_, failed custom imports...
+        except Exception as e:  # noqa: BLE001
+            fail(f'cannot read config {args.config}: {type(e).__name__}: '
+                 f'{e}')
+        if args.cfg_options is not None:
+            cfg.merge_from_dict(args.cfg_options)
+        if 'model' not in cfg:
+            fail(f'config {args.config} defines no model')
+        try:
+            result = config_complexity(cfg, args.shape)
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            # unknown types or arguments in cfg.model, a too small input
+            fail(f'cannot analyse the model of {args.config}: '
+                 f'{type(e).__name__}: {e}')
+        channels = input_channels(cfg)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    else:
+        print(format_table(args.config, args.shape, channels, result))
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,90 @@
+"""Write the results table of configs/birealnet/README.md from metafile.yml.
+
+The metafile is the one source of the model zoo's figures; the README table
+is generated from it so the two cannot drift apart (tests run ``--check``).
+
+    python tools/model_zoo/update_readme.py          # rewrite the table
+    python tools/model_zoo/update_readme.py --check  # exit 1 if outdated
+"""
+import argparse
+import os.path as osp
+import re
+import sys
+from typing import List
+
+import yaml
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+METAFILE = osp.join(REPO, 'configs', 'birealnet', 'metafile.yml')
+README = osp.join(REPO, 'configs', 'birealnet', 'README.md')
+START = '<!-- model-zoo-table:start (generated from metafile.yml) -->'
+END = '<!-- model-zoo-table:end -->'
+STAR = '\\*'  # a literal * in markdown
+
+
+def _number(value, scale: float, digits: int) -> str:
+    return '-' if value is None else f'{value / scale:.{digits}f}'
+
+
+def render_table(models: List[dict]) -> str:
+    """One row per model; the Comment of a model becomes a footnote."""
+    lines = [
+        '| Model | Params(M) | Flops(G) | Top-1 (%) | Top-5 (%) | Config '
+        '| Download |',
+        '| :---: | :-------: | :------: | :-------: | :-------: | :----: '
+        '| :------: |',
+    ]
+    notes: List[str] = []
+    for model in models:
+        meta = model.get('Metadata', {})
+        result = (model.get('Results') or [{}])[0]
+        metrics = result.get('Metrics', {})
+        mark = ''
+        if model.get('Comment'):
+            if model['Comment'] not in notes:
+                notes.append(model['Comment'])
+            mark = STAR * (notes.index(model['Comment']) + 1)
+        top1 = metrics.get('Top 1 Accuracy')
+        top5 = metrics.get('Top 5 Accuracy')
+        config = model['Config']
+        weights = model.get('Weights')
+        lines.append(
+            f"| `{model['Name']}` ({result.get('Dataset', '-')}) "
+            f"| {_number(meta.get('Parameters'), 1e6, 2)} "
+            f"| {_number(meta.get('FLOPs'), 1e9, 3)} "
+            f"| {'-' if top1 is None else f'{top1}{mark}'} "
+            f"| {'-' if top5 is None else f'{top5}{mark}'} "
+            f"| [config]({osp.relpath(config, 'configs/birealnet')}) "
+            f"| {f'[model]({weights})' if weights else '-'} |")
+    lines.append('')
+    for i, note in enumerate(notes):
+        lines.append(f'{STAR * (i + 1)} {note}  ')
+    return '\n'.join(lines).rstrip()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--check', action='store_true',
+                        help='only check that README.md is up to date')
+    args = parser.parse_args()
+    with open(METAFILE) as f:
+        models = yaml.safe_load(f)['Models']
+    with open(README) as f:
+        readme = f.read()
+    if START not in readme or END not in readme:
+        sys.exit(f'error: {README} lacks the table markers {START!r}')
+    updated = re.sub(
+        f'{re.escape(START)}.*{re.escape(END)}',
+        lambda _: f'{START}\n\n{render_table(models)}\n\n{END}',
+        readme, flags=re.S)
+    if args.check:
+        if updated != readme:
+            sys.exit(f'error: {README} is out of date with {METAFILE}; run '
+                     'python tools/model_zoo/update_readme.py')
+        return
+    with open(README, 'w') as f:
+        f.write(updated)
+
+
+if __name__ == '__main__':
+    main()
