@@ -512,3 +512,21 @@ def test_clip_is_hardtanh(dtype):
     outside = x.abs() > 1
     assert (grad[outside] == 0).all()
     assert (grad[x.abs() < 1] == 1).all()
+
+
+def test_binary_weight_is_cached_without_autograd_only():
+    conv = BinaryConv2d(4, 8, 3, padding=1, bias=False)
+    with torch.no_grad():
+        first = conv.binary_weight()
+        assert conv.binary_weight() is first  # reused, not recomputed
+        conv.weight.mul_(-1)  # an optimizer step or load_state_dict
+        flipped = conv.binary_weight()
+    assert flipped is not first
+    assert torch.equal(flipped, -first)
+    conv.weight_binarizer = 'sign'
+    with torch.no_grad():
+        assert set(conv.binary_weight().unique().tolist()) <= {-1.0, 1.0}
+    # with autograd the weight is binarized afresh and gets a gradient
+    out = conv(torch.randn(1, 4, 5, 5)).sum()
+    out.backward()
+    assert conv.weight.grad is not None

@@ -1,6 +1,7 @@
 """The binary convolution of Bi-Real Net."""
 from typing import Optional
 
+import torch
 import torch.nn as nn
 from mmengine.registry import MODELS
 from torch import Tensor
@@ -72,10 +73,26 @@ class BinaryConv2d(nn.Conv2d):
         self._weight_binarizer = name
 
     def binary_weight(self) -> Tensor:
-        """The weight the convolution really uses."""
+        """The weight the convolution really uses.
+
+        Without autograd (evaluation, inference) the binarized weight is
+        computed once and reused until the weight changes, so the emulated
+        model does not re-binarize its weights at every forward.
+        """
         if self._binarize_weight is None:
             return self.weight
-        return self._binarize_weight(self.weight)
+        if torch.is_grad_enabled() and self.weight.requires_grad:
+            return self._binarize_weight(self.weight)
+        w = self.weight
+        # _version moves on every in-place change (optimizer step,
+        # load_state_dict); data_ptr/device on .to() and re-assignment.
+        key = (w._version, w.data_ptr(), w.device, w.dtype,
+               self._weight_binarizer)
+        if getattr(self, '_cache_key', None) != key:
+            with torch.no_grad():
+                self._cached_weight = self._binarize_weight(w)
+            self._cache_key = key
+        return self._cached_weight
 
     def forward(self, x: Tensor) -> Tensor:
         if self._binarize_act is not None:
