@@ -56,8 +56,10 @@ def main() -> None:
     cfg.load_from = args.checkpoint
     cfg.resume = False
     setup_distributed(cfg, args.launcher)
-    runner = run_or_fail(lambda: RUNNERS.build(cfg) if 'runner_type' in cfg
-                         else Runner.from_cfg(cfg))
+    runner = run_or_fail(
+        lambda: RUNNERS.build(cfg)
+        if 'runner_type' in cfg else Runner.from_cfg(cfg),
+        also=(KeyError, ))  # an unknown `type` in the config
     if args.out:
         runner.test_evaluator.metrics.append(
             DumpResults(out_file_path=args.out))

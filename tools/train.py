@@ -112,8 +112,10 @@ def main() -> None:
              'load_from=None to start from scratch)')
     check_writable_dir(cfg.work_dir)
     setup_distributed(cfg, args.launcher)
-    runner = run_or_fail(lambda: RUNNERS.build(cfg) if 'runner_type' in cfg
-                         else Runner.from_cfg(cfg))
+    runner = run_or_fail(
+        lambda: RUNNERS.build(cfg)
+        if 'runner_type' in cfg else Runner.from_cfg(cfg),
+        also=(KeyError, ))  # an unknown `type` in the config
     run_or_fail(runner.train)
     if runner.rank == 0:  # the last validation, for scripts and humans
         for key, buffer in runner.message_hub.log_scalars.items():

@@ -7,4 +7,6 @@ custom_imports = dict(imports=['mmbireal'], allow_failed_imports=False)
 
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3))
+    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3),
+    # stop at the first NaN/inf loss, before a broken checkpoint is written
+    invalid_loss=dict(type='StopOnInvalidLossHook'))

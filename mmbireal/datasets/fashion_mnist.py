@@ -8,6 +8,8 @@ from mmpretrain.datasets.categories import FASHIONMNIST_CATEGORITES
 from mmpretrain.datasets.mnist import read_sn3_pascalvincent_tensor
 from mmpretrain.registry import DATASETS
 
+from mmbireal.utils.errors import InputError
+
 # Where Debian's ``dataset-fashion-mnist`` package puts the files.
 DEFAULT_ROOT = '/usr/share/datasets/fashion-mnist'
 INSTALL_HINT = ('install it with `apt-get install dataset-fashion-mnist` or '
@@ -42,7 +44,7 @@ class LocalFashionMNIST(BaseDataset):
                  metainfo: Optional[dict] = None,
                  **kwargs) -> None:
         if split not in self.SPLITS:
-            raise ValueError(f'invalid Fashion-MNIST split {split!r}; '
+            raise InputError(f'invalid Fashion-MNIST split {split!r}; '
                              f'accepted: {sorted(self.SPLITS)}')
         self.split = split
         super().__init__(
@@ -73,12 +75,12 @@ class LocalFashionMNIST(BaseDataset):
                 for p in paths)
         except (AssertionError, EOFError, OSError, ValueError,
                 zlib.error) as e:
-            raise ValueError(
+            raise InputError(
                 f'Fashion-MNIST {self.split} files in {self.data_root!r} are '
                 f'damaged or half-written ({type(e).__name__}: {e}); '
                 f'{INSTALL_HINT}') from None
         if not (len(images) == len(labels) == expected):
-            raise ValueError(
+            raise InputError(
                 f'Fashion-MNIST {self.split} split in {self.data_root!r} has '
                 f'{len(images)} images and {len(labels)} labels, expected '
                 f'{expected} of each; {INSTALL_HINT}')

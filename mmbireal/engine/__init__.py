@@ -1,7 +1,7 @@
-from .hooks import BNRetrainHook, WeightDecayZeroHook
+from .hooks import BNRetrainHook, StopOnInvalidLossHook, WeightDecayZeroHook
 from .param_groups import move_to_own_group, optimizer_built, tagged_groups
 
 __all__ = [
-    'BNRetrainHook', 'WeightDecayZeroHook', 'move_to_own_group',
-    'optimizer_built', 'tagged_groups'
+    'BNRetrainHook', 'StopOnInvalidLossHook', 'WeightDecayZeroHook',
+    'move_to_own_group', 'optimizer_built', 'tagged_groups'
 ]

@@ -8,6 +8,8 @@ import torch.nn as nn
 from mmengine.registry import MODELS
 from torch import Tensor
 
+from mmbireal.utils.errors import InputError
+
 
 @MODELS.register_module()
 class LeakyClip(nn.Module):
@@ -29,7 +31,7 @@ class LeakyClip(nn.Module):
                  slope: float = 0.1) -> None:
         super().__init__()
         if not min < max:
-            raise ValueError(f'LeakyClip needs min < max, got {min}, {max}')
+            raise InputError(f'LeakyClip needs min < max, got {min}, {max}')
         self.min, self.max, self.slope = min, max, slope
 
     def forward(self, x: Tensor) -> Tensor:

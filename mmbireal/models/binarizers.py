@@ -24,6 +24,8 @@ from typing import Callable, Dict, Optional
 import torch
 from torch import Tensor
 
+from mmbireal.utils.errors import InputError
+
 Binarizer = Callable[[Tensor], Tensor]
 
 
@@ -136,7 +138,7 @@ def _lookup(table: Dict[str, Binarizer], kind: str,
         return None
     if name not in table:
         accepted = ', '.join([repr(k) for k in table] + ['None'])
-        raise ValueError(
+        raise InputError(
             f'unknown {kind} binarizer {name!r}; accepted: {accepted}')
     return table[name]
 

@@ -6,6 +6,8 @@ import torch.nn as nn
 from mmengine.registry import MODELS
 from torch import Tensor
 
+from mmbireal.utils.errors import InputError
+
 from .binarizers import get_act_binarizer, get_weight_binarizer
 
 
@@ -48,7 +50,7 @@ class BinaryConv2d(nn.Conv2d):
                  **kwargs) -> None:
         super().__init__(*args, **kwargs)
         if self.padding_mode != 'zeros':
-            raise ValueError(
+            raise InputError(
                 f'BinaryConv2d supports padding_mode="zeros" only, got '
                 f'{self.padding_mode!r}')
         self.act_binarizer = act_binarizer

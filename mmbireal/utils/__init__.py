@@ -1,11 +1,12 @@
 from .checkpoint import (
-                         CheckpointError,
                          checkpoint_safe_globals,
                          install_safe_checkpoint_loader,
                          load_checkpoint_file,
 )
+from .errors import CheckpointError, InputError, InvalidLossError
 
 __all__ = [
-    'CheckpointError', 'checkpoint_safe_globals',
-    'install_safe_checkpoint_loader', 'load_checkpoint_file'
+    'CheckpointError', 'InputError', 'InvalidLossError',
+    'checkpoint_safe_globals', 'install_safe_checkpoint_loader',
+    'load_checkpoint_file'
 ]

@@ -21,9 +21,7 @@ import torch
 from mmengine.logging import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader
 
-
-class CheckpointError(RuntimeError):
-    """A checkpoint file that cannot be loaded safely."""
+from .errors import CheckpointError
 
 
 def _numpy_globals() -> List[Any]:

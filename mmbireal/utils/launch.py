@@ -2,13 +2,13 @@
 import os
 import os.path as osp
 import sys
-from typing import Callable, NoReturn, TypeVar
+from typing import Callable, NoReturn, Tuple, TypeVar
 
 import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config
 
-from .checkpoint import CheckpointError
+from .errors import CheckpointError, InputError, InvalidLossError
 
 T = TypeVar('T')
 
@@ -65,14 +65,20 @@ def check_writable_dir(path: str) -> None:
         fail(f'work dir {path} is not writable')
 
 
-def run_or_fail(step: Callable[[], T]) -> T:
+USER_ERRORS = (InputError, CheckpointError, InvalidLossError,
+               FileNotFoundError)
+
+
+def run_or_fail(step: Callable[[], T], also: Tuple[type, ...] = ()) -> T:
     """Run ``step``; turn the errors a user can fix into one-line exits.
 
-    A refused or unreadable checkpoint and a missing file (checkpoint,
-    dataset) are answered with their message alone; anything else keeps
-    its traceback, since it is a bug worth reporting.
+    Bad configuration or data, a refused or unreadable checkpoint, a missing
+    file and a NaN loss are answered with their message alone (``also``
+    adds more types, e.g. the registry's KeyError while building from a
+    config); anything else keeps its traceback: it is a bug to report.
     """
     try:
         return step()
-    except (CheckpointError, FileNotFoundError) as e:
-        fail(str(e))
+    except USER_ERRORS + also as e:
+        # KeyError's str() is the repr of its argument
+        fail(e.args[0] if isinstance(e, KeyError) and e.args else str(e))

@@ -1,4 +1,5 @@
 from .bn_retrain_hook import BNRetrainHook
+from .invalid_loss_hook import StopOnInvalidLossHook
 from .weight_decay_zero_hook import WeightDecayZeroHook
 
-__all__ = ['BNRetrainHook', 'WeightDecayZeroHook']
+__all__ = ['BNRetrainHook', 'StopOnInvalidLossHook', 'WeightDecayZeroHook']

@@ -8,6 +8,8 @@ from mmpretrain.registry import MODELS
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from mmbireal.utils.errors import InputError
+
 STEM_TYPES = ('imagenet', 'small')
 
 
@@ -169,29 +171,29 @@ class BiRealNet(BaseModule):
                  ]) -> None:
         super().__init__(init_cfg)
         if depth not in self.arch_settings:
-            raise ValueError(f'invalid depth {depth!r} for BiRealNet; '
+            raise InputError(f'invalid depth {depth!r} for BiRealNet; '
                              f'accepted: {sorted(self.arch_settings)}')
         if stem_type not in STEM_TYPES:
-            raise ValueError(f'invalid stem_type {stem_type!r}; accepted: '
+            raise InputError(f'invalid stem_type {stem_type!r}; accepted: '
                              f'{STEM_TYPES}')
         if convs_per_shortcut not in (1, 2):
-            raise ValueError('invalid convs_per_shortcut '
+            raise InputError('invalid convs_per_shortcut '
                              f'{convs_per_shortcut!r}; accepted: 1, 2')
         for name, value in (('in_channels', in_channels),
                             ('stem_channels', stem_channels),
                             ('base_channels', base_channels)):
             if isinstance(value, bool) or not isinstance(value, int) \
                     or value <= 0:
-                raise ValueError(
+                raise InputError(
                     f'{name} must be a positive int, got {value!r}')
         num_stages = len(self.arch_settings[depth])
         out_indices = tuple(out_indices)
         for index in out_indices:
             if not -num_stages <= index < num_stages:
-                raise ValueError(f'invalid out_indices {out_indices}; each '
+                raise InputError(f'invalid out_indices {out_indices}; each '
                                  f'must be in [-{num_stages}, {num_stages})')
         if not -1 <= frozen_stages <= num_stages:
-            raise ValueError(f'invalid frozen_stages {frozen_stages!r}; '
+            raise InputError(f'invalid frozen_stages {frozen_stages!r}; '
                              f'accepted: -1 (none) to {num_stages}')
 
         self.depth = depth
@@ -279,7 +281,7 @@ class BiRealNet(BaseModule):
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
         if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(
+            raise InputError(
                 f'BiRealNet expects input of shape (N, {self.in_channels}, '
                 f'H, W) (in_channels={self.in_channels}), got '
                 f'{tuple(x.shape)}')

@@ -1,0 +1,59 @@
+"""Bad input gets one clear line from the tools, never a traceback wall."""
+import pytest
+from helpers import TINY_FMNIST, run_tool
+
+FMNIST = 'configs/birealnet/bireal18_1xb64-quick_fmnist.py'
+
+
+def last_error(args, tmp_path) -> str:
+    proc = run_tool(['tools/train.py', *args[:1], '--work-dir',
+                     str(tmp_path / 'work'), *args[1:]], check=False)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert 'Traceback' not in proc.stderr, proc.stderr[-3000:]
+    return proc.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize('options, expected', [
+    (['model.backbone.depth=50'],
+     'invalid depth 50 for BiRealNet; accepted: [18, 34]'),
+    (['model.backbone.conv_cfg.act_binarizer=sgn'],
+     "unknown activation binarizer 'sgn'; accepted: 'approx_sign', 'ste', "
+     'None'),
+    (['model.backbone.conv_cfg.weight_binarizer=xnor'],
+     "unknown weight binarizer 'xnor'; accepted: 'magnitude_aware', "
+     "'scaled_sign', 'sign', None"),
+    (['model.backbone.base_channels=-8'],
+     'base_channels must be a positive int, got -8'),
+    (['model.backbone.act_cfg.type=Swish2'],
+     'Swish2 is not in the'),
+    (['train_dataloader.dataset.data_root=/nonexistent/fmnist'],
+     "Fashion-MNIST folder '/nonexistent/fmnist' does not exist: install it "
+     'with `apt-get install dataset-fashion-mnist`'),
+    (['model.backbone.in_channels=3'],
+     'BiRealNet expects input of shape (N, 3, H, W) (in_channels=3), got '
+     '(16, 1, 28, 28)'),
+    # std 0 makes every input infinite, so the first loss is NaN
+    (['data_preprocessor.std=[0.0]'],
+     'loss is nan at iteration 1 (epoch 1, batch 1): training stopped'),
+])
+def test_bad_config_or_data(fmnist_available, tmp_path, options, expected):
+    line = last_error([FMNIST, '--cfg-options', *TINY_FMNIST, *options],
+                      tmp_path)
+    assert line.startswith('error: ')
+    assert expected in line
+
+
+def test_missing_config(tmp_path):
+    line = last_error(['configs/birealnet/bireal50.py'], tmp_path)
+    assert line == 'error: config file configs/birealnet/bireal50.py does ' \
+        'not exist'
+
+
+def test_unwritable_work_dir(fmnist_available, tmp_path):
+    blocker = tmp_path / 'file'
+    blocker.write_text('')
+    proc = run_tool(['tools/train.py', FMNIST, '--work-dir',
+                     str(blocker / 'work')], check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f'error: cannot create work dir {blocker}/work: Not a directory')
