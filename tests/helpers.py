@@ -3,7 +3,7 @@ import os
 import os.path as osp
 import subprocess
 import sys
-from typing import List
+from typing import List, Sequence
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 FMNIST_ROOT = '/usr/share/datasets/fashion-mnist'
@@ -19,11 +19,12 @@ TINY_FMNIST = [
 ]
 
 
-def run_tool(args: List[str], check: bool = True,
-             timeout: int = 600) -> subprocess.CompletedProcess:
+def run_tool(args: List[str], check: bool = True, timeout: int = 600,
+             pythonpath: Sequence[str] = ()) -> subprocess.CompletedProcess:
     """Run ``python tools/...`` (or bash) from the repo root."""
     env = dict(os.environ)
-    env['PYTHONPATH'] = REPO + os.pathsep + env.get('PYTHONPATH', '')
+    env['PYTHONPATH'] = os.pathsep.join(
+        [REPO, *pythonpath, env.get('PYTHONPATH', '')])
     env.setdefault('OMP_NUM_THREADS', '2')
     env['PYTHON'] = sys.executable  # for the shell launchers
     cmd = args if args[0] == 'bash' else [sys.executable, *args]

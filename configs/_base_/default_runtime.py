@@ -8,5 +8,13 @@ custom_imports = dict(imports=['mmbireal'], allow_failed_imports=False)
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50),
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3),
+    # an iteration checkpoint too, so an interrupted epoch loses at most
+    # `interval` iterations (the newest one is kept)
+    iter_checkpoint=dict(
+        type='CheckpointHook',
+        by_epoch=False,
+        interval=500,
+        max_keep_ckpts=1,
+        save_last=False),
     # stop at the first NaN/inf loss, before a broken checkpoint is written
     invalid_loss=dict(type='StopOnInvalidLossHook'))

@@ -13,7 +13,10 @@ optim_wrapper = dict(optimizer=dict(type='Adam', lr=2e-3, weight_decay=0))
 param_scheduler = dict(
     type='CosineAnnealingLR', by_epoch=True, T_max=2,
     convert_to_iter_based=True)
-train_cfg = dict(by_epoch=True, max_epochs=2, val_interval=1)
+# resumes mid-epoch from iteration checkpoints (mmbireal.engine.loops)
+train_cfg = dict(
+    type='ResumableEpochBasedTrainLoop',
+    max_epochs=2, val_interval=1)
 val_cfg = dict()
 test_cfg = dict()
 auto_scale_lr = dict(base_batch_size=64)

@@ -12,7 +12,10 @@ optim_wrapper = dict(
     optimizer=dict(type='SGD', lr=0.005, momentum=0.9, weight_decay=0))
 param_scheduler = dict(
     type='MultiStepLR', by_epoch=True, milestones=[2, 3], gamma=0.1)
-train_cfg = dict(by_epoch=True, max_epochs=4, val_interval=1)
+# resumes mid-epoch from iteration checkpoints (mmbireal.engine.loops)
+train_cfg = dict(
+    type='ResumableEpochBasedTrainLoop',
+    max_epochs=4, val_interval=1)
 val_cfg = dict()
 test_cfg = dict()
 auto_scale_lr = dict(base_batch_size=64)

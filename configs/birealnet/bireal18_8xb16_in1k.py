@@ -10,7 +10,10 @@ optim_wrapper = dict(
     optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=0))
 param_scheduler = dict(
     type='MultiStepLR', by_epoch=True, milestones=[10, 15], gamma=0.1)
-train_cfg = dict(by_epoch=True, max_epochs=20, val_interval=1)
+# resumes mid-epoch from iteration checkpoints (mmbireal.engine.loops)
+train_cfg = dict(
+    type='ResumableEpochBasedTrainLoop',
+    max_epochs=20, val_interval=1)
 val_cfg = dict()
 test_cfg = dict()
 # lr 0.01 belongs to the paper's batch of 128 (8 GPUs x 16).

@@ -35,7 +35,10 @@ param_scheduler = dict(
     by_epoch=True,
     begin=0,
     end=256)
-train_cfg = dict(by_epoch=True, max_epochs=256, val_interval=1)
+# resumes mid-epoch from iteration checkpoints (mmbireal.engine.loops)
+train_cfg = dict(
+    type='ResumableEpochBasedTrainLoop',
+    max_epochs=256, val_interval=1)
 val_cfg = dict()
 test_cfg = dict()
 auto_scale_lr = dict(base_batch_size=512)

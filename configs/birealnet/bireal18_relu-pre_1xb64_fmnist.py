@@ -14,7 +14,10 @@ optim_wrapper = dict(
     optimizer=dict(type='SGD', lr=0.025, momentum=0.9, weight_decay=1e-4))
 train_dataloader = dict(dataset=dict(indices=12000))
 param_scheduler = dict(type='CosineAnnealingLR', by_epoch=True, T_max=4)
-train_cfg = dict(by_epoch=True, max_epochs=4, val_interval=1)
+# resumes mid-epoch from iteration checkpoints (mmbireal.engine.loops)
+train_cfg = dict(
+    type='ResumableEpochBasedTrainLoop',
+    max_epochs=4, val_interval=1)
 val_cfg = dict()
 test_cfg = dict()
 auto_scale_lr = dict(base_batch_size=64)

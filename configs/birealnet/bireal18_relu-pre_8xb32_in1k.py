@@ -9,3 +9,9 @@ _base_ = [
 ]
 model = dict(backbone=dict(conv_cfg=None, act_cfg=dict(type='ReLU')))
 train_dataloader = dict(batch_size=32)
+# resumes mid-epoch from iteration checkpoints (mmbireal.engine.loops)
+train_cfg = dict(
+    _delete_=True,
+    type='ResumableEpochBasedTrainLoop',
+    max_epochs=100,
+    val_interval=1)

@@ -1,7 +1,9 @@
 from .hooks import BNRetrainHook, StopOnInvalidLossHook, WeightDecayZeroHook
+from .loops import ResumableEpochBasedTrainLoop
 from .param_groups import move_to_own_group, optimizer_built, tagged_groups
 
 __all__ = [
-    'BNRetrainHook', 'StopOnInvalidLossHook', 'WeightDecayZeroHook',
+    'BNRetrainHook', 'ResumableEpochBasedTrainLoop', 'StopOnInvalidLossHook',
+    'WeightDecayZeroHook',
     'move_to_own_group', 'optimizer_built', 'tagged_groups'
 ]
