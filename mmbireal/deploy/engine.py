@@ -1,0 +1,314 @@
+"""The compiled 1-bit convolution engine: built on first use, then cached.
+
+``csrc/binconv.cpp`` is compiled with the system C++ compiler
+(``g++ -O3 -march=native -fopenmp -ffp-contract=off``) into a shared
+library under ``~/.cache/mmbireal/deploy/`` and called through ctypes on
+contiguous tensors' data pointers. Going through ctypes rather than a torch
+extension keeps the build to about a second and needs neither ninja nor
+the torch headers. The library is keyed by a hash of the source, the
+compiler, the flags and the CPU's feature flags, so a cache shared between
+machines never hands one CPU code built for another.
+
+A default install needs no compiler: if the build fails (or
+``MMBIREAL_DEPLOY_ENGINE=torch`` is set) :func:`get_engine` returns None
+after a one-line warning, and callers use the PyTorch reference path, which
+computes the same integers and the same floats.
+
+The library links ``libgomp.so.1``; torch's wheel ships and loads that same
+soname first, so the engine shares torch's OpenMP runtime and thread pool
+instead of starting a second one.
+"""
+import ctypes
+import hashlib
+import os
+import os.path as osp
+import shutil
+import subprocess
+import threading
+import warnings
+from typing import FrozenSet, List, NamedTuple, Optional
+
+import torch
+from torch import Tensor
+
+from .reference import num_words
+
+ABI_VERSION = 1
+SOURCE = osp.join(osp.dirname(osp.abspath(__file__)), 'csrc', 'binconv.cpp')
+SIMD_CODES = {'auto': 0, 'scalar': 1, 'avx2': 2, 'avx512': 3}
+SIMD_NAMES = {1: 'scalar', 2: 'avx2', 3: 'avx512'}
+LANES = 8  # output channels per weight group (csrc: kLanes)
+_BASE_FLAGS = [
+    '-O3', '-fopenmp', '-ffp-contract=off', '-fPIC', '-shared', '-std=c++17'
+]
+
+_c_ptr = ctypes.c_void_p
+_c_i64 = ctypes.c_int64
+
+
+class EngineBuildError(RuntimeError):
+    """The engine could not be compiled or loaded."""
+
+
+class ConvOutput(NamedTuple):
+    """What :meth:`NativeEngine.conv3x3` produced (None: not requested)."""
+    out: Optional[Tensor]  # (N, Ho, Wo, Cout) float32
+    dot: Optional[Tensor]  # (N, Ho, Wo, Cout) int32
+    bits: Optional[Tensor]  # (N, Ho, Wo, ceil(Cout / 64)) int64
+
+
+def cpu_flags() -> FrozenSet[str]:
+    """The ``flags`` of /proc/cpuinfo (empty where it does not exist)."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('flags'):
+                    return frozenset(line.split(':', 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def cache_dir() -> str:
+    """Where compiled engines are kept (``$MMBIREAL_CACHE_DIR/deploy``,
+    default ``~/.cache/mmbireal/deploy``)."""
+    root = os.environ.get('MMBIREAL_CACHE_DIR') or osp.join(
+        osp.expanduser('~'), '.cache', 'mmbireal')
+    return osp.join(root, 'deploy')
+
+
+def _first_line(text: str) -> str:
+    for line in text.splitlines():
+        if 'error' in line.lower():
+            return line.strip()
+    lines = text.strip().splitlines()
+    return lines[0].strip() if lines else 'no output'
+
+
+def _compile(cxx: str, flags: List[str], out: str) -> None:
+    tmp = f'{out}.tmp{os.getpid()}'
+    cmd = [cxx, *flags, SOURCE, '-o', tmp]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True,
+                              timeout=300)
+    except (OSError, subprocess.SubprocessError) as e:
+        raise EngineBuildError(f'{cxx}: {e}') from None
+    if proc.returncode != 0:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise EngineBuildError(f'{cxx} failed: {_first_line(proc.stderr)}')
+    os.replace(tmp, out)  # atomic: concurrent builders never see half a file
+
+
+def build_engine(cxx: Optional[str] = None,
+                 directory: Optional[str] = None) -> 'NativeEngine':
+    """Compile (or reuse) the engine library and load it.
+
+    Args:
+        cxx: The C++ compiler; default ``$CXX`` or ``g++``.
+        directory: Cache directory; default :func:`cache_dir`.
+
+    Raises:
+        EngineBuildError: no compiler, a failed build or a library that
+            does not load.
+    """
+    cxx = cxx or os.environ.get('CXX') or 'g++'
+    if shutil.which(cxx) is None:
+        raise EngineBuildError(f'no C++ compiler {cxx!r} found')
+    if not osp.isfile(SOURCE):
+        raise EngineBuildError(f'engine source {SOURCE} is missing')
+    directory = directory or cache_dir()
+    try:
+        version = subprocess.run([cxx, '--version'], capture_output=True,
+                                 text=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError) as e:
+        raise EngineBuildError(f'{cxx}: {e}') from None
+    with open(SOURCE, 'rb') as f:
+        source = f.read()
+    # -march=native first (the point of a local build); a compiler that
+    # refuses it still gets the runtime-dispatched AVX2/AVX-512 paths.
+    errors = []
+    for flags in (['-march=native', *_BASE_FLAGS], _BASE_FLAGS):
+        key = hashlib.sha256(b'\0'.join([
+            source, ' '.join([cxx, *flags]).encode(), version.encode(),
+            ' '.join(sorted(cpu_flags())).encode(),
+            str(ABI_VERSION).encode()
+        ])).hexdigest()[:16]
+        path = osp.join(directory, f'binconv-{key}.so')
+        try:
+            if not osp.isfile(path):
+                os.makedirs(directory, exist_ok=True)
+                _compile(cxx, flags, path)
+            return NativeEngine(path, flags)
+        except (EngineBuildError, OSError) as e:
+            errors.append(str(e).splitlines()[0] if str(e) else repr(e))
+    raise EngineBuildError(errors[0])
+
+
+class NativeEngine:
+    """ctypes binding of one compiled engine library."""
+
+    def __init__(self, path: str, flags: List[str]) -> None:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError as e:
+            raise EngineBuildError(f'cannot load {path}: {e}') from None
+        lib.mmb_abi_version.restype = ctypes.c_int
+        if lib.mmb_abi_version() != ABI_VERSION:
+            raise EngineBuildError(f'{path}: ABI version mismatch')
+        lib.mmb_best_simd.restype = ctypes.c_int
+        lib.mmb_pack_signs.restype = None
+        lib.mmb_pack_signs.argtypes = [
+            _c_ptr, _c_i64, _c_i64, _c_ptr, ctypes.c_int
+        ]
+        lib.mmb_conv3x3.restype = ctypes.c_int
+        lib.mmb_conv3x3.argtypes = [
+            _c_ptr, _c_i64, _c_i64, _c_i64, _c_i64, _c_ptr, _c_i64, _c_i64,
+            _c_ptr, _c_ptr, _c_ptr, _c_ptr, _c_ptr, _c_ptr, ctypes.c_int,
+            ctypes.c_int
+        ]
+        self.lib = lib
+        self.path = path
+        self.flags = flags
+        self.best_simd = SIMD_NAMES[lib.mmb_best_simd()]
+
+    def supported_simd(self) -> List[str]:
+        """The SIMD paths this CPU can run, slowest first."""
+        best = SIMD_CODES[self.best_simd]
+        return [SIMD_NAMES[c] for c in range(1, best + 1)]
+
+    def pack_signs(self, x: Tensor) -> Tensor:
+        """Pack ``x >= 0`` along the last dim (float32) into int64 words."""
+        if x.dtype != torch.float32 or x.device.type != 'cpu':
+            raise TypeError('pack_signs expects a float32 CPU tensor')
+        x = x.contiguous()
+        channels = x.shape[-1]
+        out = torch.empty(*x.shape[:-1], num_words(channels),
+                          dtype=torch.int64)
+        rows = x.numel() // channels if channels else 0
+        if rows:
+            self.lib.mmb_pack_signs(x.data_ptr(), rows, channels,
+                                    out.data_ptr(), torch.get_num_threads())
+        return out
+
+    def conv3x3(self,
+                act_bits: Tensor,
+                channels: int,
+                weight: Tensor,
+                out_channels: int,
+                stride: int,
+                scale: Optional[Tensor] = None,
+                shift: Optional[Tensor] = None,
+                residual: Optional[Tensor] = None,
+                want_out: bool = True,
+                want_dot: bool = False,
+                want_bits: bool = False,
+                simd: str = 'auto') -> ConvOutput:
+        """Binary 3x3 convolution, padding 1, on packed NHWC activations.
+
+        Args:
+            act_bits: ``(N, H, W, ceil(C / 64))`` int64 from
+                :meth:`pack_signs`.
+            channels: ``C``, the number of real input channels.
+            weight: engine layout from :func:`engine_weight_layout`.
+            out_channels: ``C_out``.
+            stride: 1 or 2.
+            scale, shift: per-channel float32 ``(C_out,)`` affine applied
+                to the integer dot products (the folded BN).
+            residual: ``(N, H_out, W_out, C_out)`` float32 added last.
+            want_out, want_dot, want_bits: which outputs to produce: the
+                float result, the raw int32 dot products, the packed signs
+                of the float result (the next binary conv's input).
+            simd: ``'auto'``, ``'scalar'``, ``'avx2'`` or ``'avx512'``.
+        """
+        n, h, w, cw = act_bits.shape
+        groups = -(-out_channels // LANES)
+        if act_bits.dtype != torch.int64 or cw != num_words(channels):
+            raise ValueError(f'act_bits must be int64 (N, H, W, '
+                             f'{num_words(channels)}), got '
+                             f'{act_bits.dtype} {tuple(act_bits.shape)}')
+        if weight.dtype != torch.int64 or tuple(weight.shape) != (
+                groups, 9, cw, LANES):
+            raise ValueError(f'weight must be int64 ({groups}, 9, {cw}, '
+                             f'{LANES}), got {tuple(weight.shape)}')
+        if stride not in (1, 2):
+            raise ValueError(f'stride must be 1 or 2, got {stride}')
+        if simd not in SIMD_CODES:
+            raise ValueError(f'unknown simd {simd!r}; accepted: '
+                             f'{", ".join(SIMD_CODES)}')
+        ho, wo = (h - 1) // stride + 1, (w - 1) // stride + 1
+        shape = (n, ho, wo, out_channels)
+        act_bits, weight = act_bits.contiguous(), weight.contiguous()
+        keep = [act_bits, weight]  # alive until the call returns
+        ptrs = []
+        for t, size in ((scale, (out_channels, )), (shift, (out_channels, )),
+                        (residual, shape)):
+            if t is None:
+                ptrs.append(None)
+                continue
+            if t.dtype != torch.float32 or tuple(t.shape) != size:
+                raise ValueError(f'expected float32 {size}, got {t.dtype} '
+                                 f'{tuple(t.shape)}')
+            t = t.contiguous()
+            keep.append(t)
+            ptrs.append(t.data_ptr())
+        out = torch.empty(shape, dtype=torch.float32) if want_out else None
+        dot = torch.empty(shape, dtype=torch.int32) if want_dot else None
+        bits = torch.empty(n, ho, wo, num_words(out_channels),
+                           dtype=torch.int64) if want_bits else None
+        if n * h * w == 0:
+            return ConvOutput(out, dot, bits)
+        ret = self.lib.mmb_conv3x3(
+            act_bits.data_ptr(), n, h, w, channels, weight.data_ptr(),
+            out_channels, stride, *ptrs,
+            None if out is None else out.data_ptr(),
+            None if dot is None else dot.data_ptr(),
+            None if bits is None else bits.data_ptr(), SIMD_CODES[simd],
+            torch.get_num_threads())
+        if ret != 0:
+            raise RuntimeError(f'binary conv engine refused simd={simd!r} '
+                               f'(this CPU runs up to {self.best_simd})')
+        return ConvOutput(out, dot, bits)
+
+
+def engine_weight_layout(bits: Tensor) -> Tensor:
+    """``(C_out, 3, 3, Cw)`` packed weights -> the engine's
+    ``(ceil(C_out / 8), 9, Cw, 8)``.
+
+    Eight consecutive output channels sit side by side for each input word,
+    so one broadcast activation word meets eight weight words in a single
+    vector XOR + popcount. Padded output channels are zero and discarded.
+    """
+    cout, kh, kw, cw = bits.shape
+    if (kh, kw) != (3, 3) or bits.dtype != torch.int64:
+        raise ValueError(f'expected int64 (C_out, 3, 3, Cw) bits, got '
+                         f'{bits.dtype} {tuple(bits.shape)}')
+    groups = -(-cout // LANES)
+    padded = bits.new_zeros(groups * LANES, 9, cw)
+    padded[:cout] = bits.reshape(cout, 9, cw)
+    return padded.reshape(groups, LANES, 9, cw).permute(0, 2, 3,
+                                                        1).contiguous()
+
+
+_lock = threading.Lock()
+_engine: Optional[NativeEngine] = None
+_tried = False
+
+
+def get_engine() -> Optional[NativeEngine]:
+    """The engine, compiled on first use; None (after one warning) if it
+    cannot be built or ``MMBIREAL_DEPLOY_ENGINE=torch`` is set."""
+    global _engine, _tried
+    with _lock:
+        if not _tried:
+            _tried = True
+            if os.environ.get('MMBIREAL_DEPLOY_ENGINE', '') == 'torch':
+                return None
+            try:
+                _engine = build_engine()
+            except EngineBuildError as e:
+                warnings.warn(
+                    f'mmbireal.deploy: binary conv engine unavailable ({e});'
+                    ' using the slower PyTorch reference path',
+                    RuntimeWarning, stacklevel=2)
+        return _engine

@@ -1,0 +1,281 @@
+"""The inference-only Bi-Real Net rebuilt from a packed file.
+
+Between the stem and the head, activations stay in NHWC: the real-valued
+ones as float32 ``(N, H, W, C)``, their signs as int64 words
+``(N, H, W, ceil(C / 64))``. Each binary conv then takes the packed signs,
+returns ``BN(conv) + shortcut`` in float and, in the same pass, the packed
+signs of that sum, which is exactly the next conv's input. The stem
+(conv + BN), the 1x1 downsample convs (BN folded in) and the fc run in
+PyTorch.
+
+Two backends compute identical floats: ``'native'`` (the compiled engine)
+and ``'torch'`` (the reference path, +-1 floats through ``F.conv2d``).
+"""
+from typing import Dict, List, Optional, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from mmbireal.utils import CheckpointError, load_checkpoint_file
+
+from .engine import NativeEngine, engine_weight_layout, get_engine
+from .export import FORMAT, VERSION
+from .reference import (
+                        affine_epilogue,
+                        binary_conv3x3_torch,
+                        num_words,
+                        unpack_signs,
+)
+
+BACKENDS = ('auto', 'native', 'torch')
+
+
+class PackedBinaryConv(nn.Module):
+    """One binary 3x3 conv (padding 1) with its folded BN."""
+
+    def __init__(self, bits: Tensor, scale: Tensor, shift: Tensor,
+                 in_channels: int, stride: int) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.out_channels = bits.shape[0]
+        self.stride = stride
+        self.register_buffer('bits', bits)
+        self.register_buffer('scale', scale)
+        self.register_buffer('shift', shift)
+        self.register_buffer('engine_weight', engine_weight_layout(bits),
+                             persistent=False)
+        self._weight_pm1: Optional[Tensor] = None
+
+    def weight_pm1(self) -> Tensor:
+        """``(C_out, C_in, 3, 3)`` +-1 floats for the reference path."""
+        if self._weight_pm1 is None:
+            self._weight_pm1 = unpack_signs(
+                self.bits, self.in_channels).permute(0, 3, 1,
+                                                     2).contiguous()
+        return self._weight_pm1
+
+    def forward_native(self, engine: NativeEngine, bits: Tensor,
+                       residual: Optional[Tensor], want_out: bool,
+                       want_bits: bool) -> Tuple[Optional[Tensor],
+                                                 Optional[Tensor]]:
+        out = engine.conv3x3(bits, self.in_channels, self.engine_weight,
+                             self.out_channels, self.stride, self.scale,
+                             self.shift, residual, want_out=want_out,
+                             want_bits=want_bits)
+        return out.out, out.bits
+
+    def forward_torch(self, x: Tensor,
+                      residual: Optional[Tensor]) -> Tensor:
+        dots = binary_conv3x3_torch(x, self.weight_pm1(), self.stride)
+        return affine_epilogue(dots, self.scale, self.shift, residual)
+
+    def extra_repr(self) -> str:
+        return (f'{self.in_channels}, {self.out_channels}, kernel_size=3, '
+                f'stride={self.stride}, padding=1, 1-bit')
+
+
+class PackedBlock(nn.Module):
+    """``convs`` (1 or 2 binary convs) under one real-valued shortcut."""
+
+    def __init__(self, convs: List[PackedBinaryConv],
+                 downsample: Optional[Tuple[Tensor, Tensor]],
+                 stride: int) -> None:
+        super().__init__()
+        self.convs = nn.ModuleList(convs)
+        self.stride = stride
+        self.has_downsample = downsample is not None
+        if downsample is not None:
+            self.register_buffer('down_weight', downsample[0])
+            self.register_buffer('down_bias', downsample[1])
+
+    def shortcut(self, x: Tensor) -> Tensor:
+        """Identity, or avg-pool 2x2 (ceil mode) + 1x1 conv + BN, NHWC."""
+        if not self.has_downsample:
+            return x
+        if self.stride > 1:
+            x = F.avg_pool2d(
+                x.permute(0, 3, 1, 2),
+                self.stride,
+                self.stride,
+                ceil_mode=True,
+                count_include_pad=False).permute(0, 2, 3, 1)
+        return F.linear(x, self.down_weight, self.down_bias).contiguous()
+
+    def forward_native(self, engine: NativeEngine, x: Tensor, bits: Tensor,
+                       need_bits: bool) -> Tuple[Tensor, Optional[Tensor]]:
+        identity = self.shortcut(x)
+        for conv in self.convs[:-1]:
+            # Only the signs of an inner conv's output are ever used.
+            _, bits = conv.forward_native(engine, bits, None, False, True)
+        return self.convs[-1].forward_native(engine, bits, identity, True,
+                                             need_bits)
+
+    def forward_torch(self, x: Tensor) -> Tensor:
+        identity = self.shortcut(x)
+        out = x
+        for conv in self.convs[:-1]:
+            out = conv.forward_torch(out, None)
+        return self.convs[-1].forward_torch(out, identity)
+
+
+def _check(cond: bool, path: str, what: str) -> None:
+    if not cond:
+        raise CheckpointError(f'invalid packed Bi-Real file {path}: {what}')
+
+
+class PackedBiRealNet(nn.Module):
+    """Bi-Real Net classifier on 1-bit weights: NCHW float in, logits out.
+
+    Args:
+        packed: The dict written by :func:`mmbireal.deploy.export_packed`.
+        backend: ``'native'`` (compiled engine; error if unavailable),
+            ``'torch'`` (reference path) or ``'auto'`` (native when it
+            builds, else torch after a one-line warning).
+        source: File name for error messages.
+
+    Raises:
+        CheckpointError: ``packed`` is not a valid packed Bi-Real file.
+    """
+
+    def __init__(self, packed: dict, backend: str = 'auto',
+                 source: str = '<dict>') -> None:
+        super().__init__()
+        if backend not in BACKENDS:
+            raise ValueError(f'unknown backend {backend!r}; accepted: '
+                             f'{", ".join(BACKENDS)}')
+        _check(isinstance(packed, dict) and packed.get('format') == FORMAT,
+               source, f'not a {FORMAT} file')
+        _check(packed.get('version') == VERSION, source,
+               f'version {packed.get("version")!r}, this code reads '
+               f'{VERSION}')
+        arch, weights = packed.get('arch'), packed.get('weights')
+        _check(isinstance(arch, dict) and isinstance(weights, dict), source,
+               'no arch or weights')
+        try:
+            self._build(arch, weights)
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            what = f'missing {e}' if isinstance(e, KeyError) else str(
+                e).splitlines()[0]
+            raise CheckpointError(
+                f'invalid packed Bi-Real file {source}: {what}') from None
+        self.arch = arch
+        meta = packed.get('meta')
+        self.meta = dict(meta) if isinstance(meta, dict) else {}
+        self.engine: Optional[NativeEngine] = None
+        if backend != 'torch':
+            self.engine = get_engine()
+            if self.engine is None and backend == 'native':
+                raise RuntimeError('the binary conv engine is not available')
+        self.eval()
+
+    @property
+    def backend(self) -> str:
+        """``'native'`` or ``'torch'``: the path :meth:`forward` takes."""
+        return 'torch' if self.engine is None else 'native'
+
+    def _build(self, arch: dict, weights: Dict[str, Tensor]) -> None:
+
+        def tensor(name: str, shape: tuple, dtype: torch.dtype) -> Tensor:
+            t = weights[name]
+            if not isinstance(t, Tensor) or t.dtype != dtype or tuple(
+                    t.shape) != tuple(shape):
+                got = (f'{t.dtype} {tuple(t.shape)}' if isinstance(
+                    t, Tensor) else type(t).__name__)
+                raise ValueError(f'{name} should be {dtype} {tuple(shape)}, '
+                                 f'got {got}')
+            return t.contiguous()
+
+        f32 = torch.float32
+        self.stem_type = arch['stem_type']
+        if self.stem_type not in ('imagenet', 'small'):
+            raise ValueError(f'unknown stem_type {self.stem_type!r}')
+        self.in_channels = int(arch['in_channels'])
+        stem = int(arch['stem_channels'])
+        k = 7 if self.stem_type == 'imagenet' else 3
+        w = tensor('stem.weight', (stem, self.in_channels, k, k), f32)
+        scale = tensor('stem.scale', (stem, ), f32)
+        # Stem BN folded into the conv: one op at the widest resolution.
+        self.register_buffer('stem_weight', w * scale.view(-1, 1, 1, 1))
+        self.register_buffer('stem_bias', tensor('stem.shift', (stem, ), f32))
+
+        widths, strides, blocks = (list(arch['widths']),
+                                   list(arch['strides']),
+                                   list(arch['blocks']))
+        cps = int(arch['convs_per_shortcut'])
+        if not (len(widths) == len(strides) == len(blocks)) or cps not in (
+                1, 2) or any(s not in (1, 2) for s in strides):
+            raise ValueError('inconsistent widths/strides/blocks')
+        layers = []
+        channels = stem
+        for i, (width, stride, num) in enumerate(zip(widths, strides,
+                                                     blocks)):
+            for j in range(num):
+                prefix = f'layer{i + 1}.{j}'
+                block_stride = stride if j == 0 else 1
+                convs = []
+                cin = channels
+                for c in range(cps):
+                    name = f'{prefix}.conv{c}'
+                    convs.append(
+                        PackedBinaryConv(
+                            tensor(f'{name}.bits',
+                                   (width, 3, 3, num_words(cin)),
+                                   torch.int64),
+                            tensor(f'{name}.scale', (width, ), f32),
+                            tensor(f'{name}.shift', (width, ), f32), cin,
+                            block_stride if c == 0 else 1))
+                    cin = width
+                downsample = None
+                if j == 0 and (stride != 1 or channels != width):
+                    dw = tensor(f'{prefix}.downsample.weight',
+                                (width, channels), f32)
+                    ds = tensor(f'{prefix}.downsample.scale', (width, ), f32)
+                    downsample = (dw * ds.view(-1, 1),
+                                  tensor(f'{prefix}.downsample.shift',
+                                         (width, ), f32))
+                layers.append(PackedBlock(convs, downsample, block_stride))
+                channels = width
+        self.blocks = nn.ModuleList(layers)
+        num_classes = int(arch['num_classes'])
+        self.register_buffer('fc_weight',
+                             tensor('fc.weight', (num_classes, channels),
+                                    f32))
+        self.register_buffer('fc_bias', tensor('fc.bias', (num_classes, ),
+                                                  f32))
+
+    @torch.no_grad()
+    def forward(self, x: Tensor) -> Tensor:
+        """Logits ``(N, num_classes)`` of an NCHW float batch."""
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f'expected input (N, {self.in_channels}, H, W), '
+                             f'got {tuple(x.shape)}')
+        x = x.float()
+        if self.stem_type == 'imagenet':
+            x = F.conv2d(x, self.stem_weight, self.stem_bias, 2, 3)
+            x = F.max_pool2d(x, 3, 2, 1)
+        else:
+            x = F.conv2d(x, self.stem_weight, self.stem_bias, 1, 1)
+        x = x.permute(0, 2, 3, 1).contiguous()  # NHWC from here on
+        if self.engine is None:
+            for block in self.blocks:
+                x = block.forward_torch(x)
+        else:
+            bits = self.engine.pack_signs(x)
+            last = len(self.blocks) - 1
+            for i, block in enumerate(self.blocks):
+                x, bits = block.forward_native(self.engine, x, bits,
+                                               need_bits=i < last)
+        return F.linear(x.mean(dim=(1, 2)), self.fc_weight, self.fc_bias)
+
+
+def load_packed(path: str, backend: str = 'auto') -> PackedBiRealNet:
+    """Load a packed Bi-Real file (weights-only) as an inference module.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        CheckpointError: a corrupt, truncated or foreign file (one line).
+    """
+    packed = load_checkpoint_file(path, map_location='cpu')
+    return PackedBiRealNet(packed, backend=backend, source=path)

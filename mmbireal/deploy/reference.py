@@ -1,0 +1,90 @@
+"""Pure-PyTorch bit packing and the reference binary 3x3 convolution.
+
+This is the path used when the compiled engine is not available, and the
+yardstick the engine is tested against bit for bit. Everything here is
+exact: the convolution runs on +-1 floats, whose products are exact and
+whose partial sums are integers far below 2**24, so fp32 gives the same
+integers as XOR + popcount in any summation order.
+
+Bit conventions shared with the engine and the packed file: channels are
+packed along the last dim into 64-bit words (stored as ``torch.int64``),
+bit ``j`` of word ``k`` is channel ``64 * k + j``, bit 1 means +1
+(``x >= 0``, so ``sign(0) = +1`` as in training) and the padding bits past
+the last channel are 0.
+"""
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+_BIT_WEIGHTS = 2**torch.arange(8, dtype=torch.int64)
+
+
+def num_words(channels: int) -> int:
+    """Number of 64-bit words holding ``channels`` bits."""
+    return (channels + 63) // 64
+
+
+def sign_pm1(x: Tensor) -> Tensor:
+    """``+1`` where ``x >= 0`` else ``-1`` (float32), as the binarizers do."""
+    return torch.where(x >= 0, 1.0, -1.0).to(torch.float32)
+
+
+def pack_signs_torch(x: Tensor) -> Tensor:
+    """Pack ``x >= 0`` along the last dim into int64 words.
+
+    Goes through bytes (8 bits summed as small ints, exact) and
+    reinterprets each group of 8 bytes as one little-endian int64, so no
+    arithmetic ever touches bit 63.
+    """
+    channels = x.shape[-1]
+    words = num_words(channels)
+    bits = (x >= 0).to(torch.int64)
+    bits = F.pad(bits, (0, words * 64 - channels))
+    bits = bits.reshape(*x.shape[:-1], words * 8, 8)
+    packed = (bits * _BIT_WEIGHTS).sum(-1).to(torch.uint8).contiguous()
+    return packed.view(torch.int64)
+
+
+def unpack_signs(words: Tensor, channels: int) -> Tensor:
+    """Inverse of :func:`pack_signs_torch`: ``+-1`` floats, last dim
+    ``channels``."""
+    as_bytes = words.contiguous().view(torch.uint8).to(torch.int64)
+    bits = (as_bytes.unsqueeze(-1) >> torch.arange(8)) & 1
+    bits = bits.reshape(*words.shape[:-1], -1)[..., :channels]
+    return bits.to(torch.float32) * 2 - 1
+
+
+def binary_conv3x3_torch(x: Tensor, weight_pm1: Tensor,
+                         stride: int) -> Tensor:
+    """Integer dot products of the binary 3x3 conv (padding 1), NHWC.
+
+    Args:
+        x: ``(N, H, W, C)`` real activations; only their signs are used.
+        weight_pm1: ``(C_out, C, 3, 3)`` weights, exactly ``+-1``.
+        stride: 1 or 2.
+
+    Returns:
+        ``(N, H_out, W_out, C_out)`` float32 holding exact integers:
+        ``sum over valid taps of sign(x) * w``. The zero padding is applied
+        to the already binarized input, so padded taps add 0, as in
+        training.
+    """
+    signs = sign_pm1(x).permute(0, 3, 1, 2)
+    dots = F.conv2d(signs, weight_pm1, stride=stride, padding=1)
+    return dots.permute(0, 2, 3, 1).contiguous()
+
+
+def affine_epilogue(dots: Tensor, scale: Tensor, shift: Tensor,
+                    residual: Optional[Tensor] = None) -> Tensor:
+    """``dots * scale + shift (+ residual)`` on NHWC, one rounding per op.
+
+    The engine rounds after each of the same three operations (it is built
+    without FMA contraction), so both give identical floats.
+    """
+    out = dots * scale
+    out = out + shift
+    if residual is not None:
+        out = out + residual
+    return out

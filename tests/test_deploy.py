@@ -1,0 +1,369 @@
+"""Packed 1-bit inference: the engine against the PyTorch reference path
+bit for bit, the reference against the training graph's conv, and the
+exported network against the float-emulated model."""
+import itertools
+import os.path as osp
+
+import pytest
+import torch
+import torch.nn.functional as F
+from helpers import REPO, run_tool
+from torch.nn.modules.batchnorm import _BatchNorm
+
+import mmbireal.deploy.engine as engine_mod
+from mmbireal.deploy import (
+                             ExportError,
+                             PackedBiRealNet,
+                             affine_epilogue,
+                             binary_conv3x3_torch,
+                             build_classifier,
+                             engine_weight_layout,
+                             export_packed,
+                             get_engine,
+                             load_packed,
+                             pack_classifier,
+                             pack_signs_torch,
+                             unpack_signs,
+)
+from mmbireal.models import BinaryConv2d
+from mmbireal.utils import CheckpointError
+
+FMNIST_CFG = osp.join(REPO, 'configs', 'birealnet',
+                      'bireal18_1xb64-quick_fmnist.py')
+IN1K_CFG = osp.join(REPO, 'configs', 'birealnet', 'bireal18_8xb16_in1k.py')
+# Bi-Real-18 at 16-128 channels: seconds to build, export and run at 28 px.
+NARROW = {
+    'model.backbone.stem_channels': 16,
+    'model.backbone.base_channels': 16,
+    'model.head.in_channels': 128,
+}
+SHAPES = [(1, 7, 9), (2, 5, 5), (2, 8, 6)]
+CHANNELS = [3, 64, 65, 100, 130]
+OUT_CHANNELS = [64, 65, 100, 130, 3, 8, 130]
+
+
+@pytest.fixture(scope='module')
+def native():
+    eng = get_engine()
+    if eng is None:
+        pytest.skip('the binary conv engine cannot be built here')
+    return eng
+
+
+def _sign(x):
+    return torch.where(x >= 0, 1.0, -1.0)
+
+
+def _case(n, h, w, c, cout, seed):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, h, w, c, generator=gen)
+    x[..., ::7] = 0.0  # sign(0) = +1 must hold on every path
+    weight = torch.randn(cout, c, 3, 3, generator=gen)
+    weight[::3, ::5, 1] = 0.0
+    return x, weight, gen
+
+
+def _cases():
+    for i, ((n, h, w), c, stride) in enumerate(
+            itertools.product(SHAPES, CHANNELS, (1, 2))):
+        yield n, h, w, c, OUT_CHANNELS[i % len(OUT_CHANNELS)], stride, i
+
+
+def _randomize_bn(model, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, _BatchNorm):
+                n = m.num_features
+                m.running_mean.copy_(torch.randn(n, generator=gen) * 0.3)
+                m.running_var.copy_(torch.rand(n, generator=gen) + 0.5)
+                m.weight.copy_(torch.rand(n, generator=gen) + 0.5)
+                m.bias.copy_(torch.randn(n, generator=gen) * 0.3)
+
+
+def _assert_logits_match(ref, out):
+    span = (ref.max() - ref.min()).item()
+    assert (out - ref).abs().max().item() <= 1e-3 * span
+    assert torch.equal(out.argmax(1), ref.argmax(1))
+
+
+# ---------------------------------------------------------------------------
+# bits and the reference path
+# ---------------------------------------------------------------------------
+def test_pack_unpack_roundtrip_and_bit_order():
+    x = torch.randn(3, 130)
+    x[0, 5] = 0.0
+    words = pack_signs_torch(x)
+    assert words.dtype == torch.int64 and words.shape == (3, 3)
+    assert torch.equal(unpack_signs(words, 130), _sign(x))
+    # bit j of word k is channel 64k + j, +1 -> 1, padding bits are 0
+    one = torch.full((1, 70), -1.0)
+    one[0, 0] = one[0, 63] = one[0, 64] = 1.0
+    assert pack_signs_torch(one).tolist() == [[1 - 2**63, 1]]
+
+
+@pytest.mark.parametrize('n,h,w,c,cout,stride,seed', list(_cases()))
+def test_reference_equals_float_conv_of_signs(n, h, w, c, cout, stride,
+                                              seed):
+    x, weight, _ = _case(n, h, w, c, cout, seed)
+    w_pm1 = unpack_signs(pack_signs_torch(weight.permute(0, 2, 3, 1)),
+                         c).permute(0, 3, 1, 2)
+    dots = binary_conv3x3_torch(x, w_pm1, stride)
+    x_nchw = x.permute(0, 3, 1, 2)
+    direct = F.conv2d(_sign(x_nchw), _sign(weight), stride=stride,
+                      padding=1)
+    assert torch.equal(dots, direct.permute(0, 2, 3, 1))
+    # ... and the training layer itself (sign weights: no alpha)
+    conv = BinaryConv2d(c, cout, 3, stride, 1, bias=False,
+                        weight_binarizer='sign')
+    with torch.no_grad():
+        conv.weight.copy_(weight)
+        assert torch.equal(dots, conv(x_nchw).permute(0, 2, 3, 1))
+
+
+def test_reference_padding_correction_by_counting():
+    """dot = K_valid - 2 * mismatches over the taps inside the image."""
+    x, weight, _ = _case(1, 5, 4, 3, 2, 7)
+    dots = binary_conv3x3_torch(x, _sign(weight), 1)
+    sx, sw = _sign(x), _sign(weight)
+    for oy, ox, co in itertools.product(range(5), range(4), range(2)):
+        valid = mismatches = 0
+        for ky, kx in itertools.product(range(3), range(3)):
+            iy, ix = oy - 1 + ky, ox - 1 + kx
+            if 0 <= iy < 5 and 0 <= ix < 4:
+                valid += 3
+                mismatches += int((sx[0, iy, ix] != sw[co, :, ky,
+                                                         kx]).sum())
+        assert dots[0, oy, ox, co].item() == valid - 2 * mismatches
+
+
+# ---------------------------------------------------------------------------
+# the compiled engine against the reference path
+# ---------------------------------------------------------------------------
+def test_engine_pack_signs_equals_reference(native):
+    x = torch.randn(2, 3, 5, 130)
+    x[..., 1] = 0.0
+    x[..., 2] = -0.0
+    assert torch.equal(native.pack_signs(x), pack_signs_torch(x))
+
+
+@pytest.mark.parametrize('n,h,w,c,cout,stride,seed', list(_cases()))
+def test_engine_bit_exact(native, n, h, w, c, cout, stride, seed):
+    x, weight, gen = _case(n, h, w, c, cout, seed)
+    bits = pack_signs_torch(weight.permute(0, 2, 3, 1))
+    w_pm1 = unpack_signs(bits, c).permute(0, 3, 1, 2).contiguous()
+    ref_dots = binary_conv3x3_torch(x, w_pm1, stride)
+    ho, wo = ref_dots.shape[1:3]
+    assert (ho, wo) == ((h - 1) // stride + 1, (w - 1) // stride + 1)
+    scale = torch.randn(cout, generator=gen)
+    shift = torch.randn(cout, generator=gen)
+    residual = torch.randn(n, ho, wo, cout, generator=gen)
+    ref_out = affine_epilogue(ref_dots, scale, shift, residual)
+    layout = engine_weight_layout(bits)
+    act = native.pack_signs(x)
+    for simd in native.supported_simd():
+        res = native.conv3x3(act, c, layout, cout, stride, scale, shift,
+                             residual, want_dot=True, want_bits=True,
+                             simd=simd)
+        assert torch.equal(res.dot, ref_dots.to(torch.int32)), simd
+        assert torch.equal(res.out, ref_out), simd
+        assert torch.equal(res.bits, pack_signs_torch(ref_out)), simd
+    # no residual, signs only (the inner conv of a 2-conv block)
+    res = native.conv3x3(act, c, layout, cout, stride, scale, shift,
+                         want_out=False, want_bits=True)
+    assert res.out is None
+    assert torch.equal(res.bits,
+                       pack_signs_torch(affine_epilogue(ref_dots, scale,
+                                                        shift)))
+
+
+def test_engine_rejects_bad_arguments(native):
+    act = native.pack_signs(torch.randn(1, 4, 4, 64))
+    layout = engine_weight_layout(
+        pack_signs_torch(torch.randn(8, 3, 3, 64)))
+    with pytest.raises(ValueError, match='stride'):
+        native.conv3x3(act, 64, layout, 8, 3)
+    with pytest.raises(ValueError, match='act_bits'):
+        native.conv3x3(act, 65, layout, 8, 1)
+    with pytest.raises(ValueError, match='weight'):
+        native.conv3x3(act, 64, layout, 16, 1)
+
+
+def test_engine_result_does_not_depend_on_threads(native):
+    x, weight, _ = _case(2, 9, 7, 130, 100, 3)
+    act = native.pack_signs(x)
+    layout = engine_weight_layout(pack_signs_torch(weight.permute(0, 2, 3,
+                                                                  1)))
+    threads = torch.get_num_threads()
+    results = []
+    try:
+        for n in (1, 2, 3):
+            torch.set_num_threads(n)
+            results.append(native.conv3x3(act, 130, layout, 100, 2,
+                                          want_out=False,
+                                          want_dot=True).dot)
+    finally:
+        torch.set_num_threads(threads)
+    assert all(torch.equal(results[0], r) for r in results[1:])
+
+
+def test_no_compiler_falls_back_with_one_warning(monkeypatch, tmp_path):
+    with pytest.raises(engine_mod.EngineBuildError,
+                       match='no C\\+\\+ compiler'):
+        engine_mod.build_engine(cxx='/nonexistent/g++',
+                                directory=str(tmp_path))
+
+    def broken():
+        raise engine_mod.EngineBuildError('g++ failed: boom')
+
+    monkeypatch.delenv('MMBIREAL_DEPLOY_ENGINE', raising=False)
+    monkeypatch.setattr(engine_mod, 'build_engine', broken)
+    monkeypatch.setattr(engine_mod, '_tried', False)
+    monkeypatch.setattr(engine_mod, '_engine', None)
+    with pytest.warns(RuntimeWarning) as record:
+        assert engine_mod.get_engine() is None
+        assert engine_mod.get_engine() is None  # warned once
+    assert len(record) == 1 and '\n' not in str(record[0].message)
+    assert 'PyTorch reference path' in str(record[0].message)
+    packed = PackedBiRealNet(pack_classifier(_small_model()))
+    assert packed.backend == 'torch'
+    with pytest.raises(RuntimeError, match='not available'):
+        PackedBiRealNet(pack_classifier(_small_model()), backend='native')
+
+
+# ---------------------------------------------------------------------------
+# export + load_packed against the float-emulated model
+# ---------------------------------------------------------------------------
+def _small_model(**extra):
+    torch.manual_seed(0)
+    model = build_classifier(FMNIST_CFG, cfg_options={**NARROW, **extra})
+    _randomize_bn(model)
+    return model
+
+
+@pytest.mark.parametrize('extra', [
+    {},
+    {'model.backbone.conv_cfg.weight_binarizer': 'sign'},
+    {'model.backbone.convs_per_shortcut': 2},
+],
+                         ids=['magnitude_aware', 'bn_retrain_sign',
+                              'binary_resnet'])
+def test_export_matches_float_model(tmp_path, extra):
+    model = _small_model(**extra)
+    path = str(tmp_path / 'small.pth')
+    export_packed(model, path)
+    x = torch.randn(3, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ref = model(x, mode='tensor')
+    outs = {}
+    for backend in ('native', 'torch'):
+        if backend == 'native' and get_engine() is None:
+            continue
+        packed = load_packed(path, backend=backend)
+        assert packed.backend == backend
+        outs[backend] = packed(x)
+        _assert_logits_match(ref, outs[backend])
+    if len(outs) == 2:  # both backends compute identical floats
+        assert torch.equal(outs['native'], outs['torch'])
+
+
+def test_packed_file_is_weights_only_plain_data(tmp_path):
+    model = _small_model()
+    packed = pack_classifier(model)
+    assert packed['arch'] == {
+        'depth': 18, 'stem_type': 'small', 'in_channels': 1,
+        'stem_channels': 16, 'widths': [16, 32, 64, 128],
+        'strides': [1, 2, 2, 2], 'blocks': [4, 4, 4, 4],
+        'convs_per_shortcut': 1, 'num_classes': 10
+    }
+    bits = packed['weights']['layer2.0.conv0.bits']
+    assert bits.dtype == torch.int64 and bits.shape == (32, 3, 3, 1)
+    path = str(tmp_path / 'p.pth')
+    export_packed(model, path)
+    # plain torch.load in weights-only mode needs no allow-list at all
+    loaded = torch.load(path, weights_only=True)
+    assert loaded['format'] == packed['format']
+
+
+def test_full_bireal18_export_size_and_logits(tmp_path):
+    """The ImageNet-head Bi-Real-18 through the CLI tool: <= 4.3 MB."""
+    torch.manual_seed(0)
+    model = build_classifier(IN1K_CFG)
+    _randomize_bn(model)
+    ckpt, out = tmp_path / 'float.pth', tmp_path / 'bireal18.bin.pth'
+    torch.save({'state_dict': model.state_dict()}, ckpt)
+    proc = run_tool(['tools/deployment/export_binary.py', IN1K_CFG,
+                     str(ckpt), str(out)])
+    size = osp.getsize(out)
+    assert size <= 4.3e6, size
+    assert f'{size:,} bytes' in proc.stdout
+    assert 'x larger' in proc.stdout
+    # a 64 px input keeps this fast; the graph is the same as at 224
+    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        ref = model(x, mode='tensor')
+    _assert_logits_match(ref, load_packed(str(out))(x))
+
+
+def test_checkpoint_of_another_model_is_refused_in_one_line(tmp_path):
+    ckpt = tmp_path / 'narrow.pth'
+    torch.save({'state_dict': _small_model().state_dict()}, ckpt)
+    with pytest.raises(CheckpointError, match='size mismatch') as info:
+        build_classifier(FMNIST_CFG, str(ckpt))
+    assert '\n' not in str(info.value)
+
+
+def test_export_refuses_real_valued_network():
+    torch.manual_seed(0)
+    model = build_classifier(FMNIST_CFG, cfg_options={
+        **NARROW, 'model.backbone.conv_cfg': None})
+    with pytest.raises(ExportError, match='not a BinaryConv2d'):
+        pack_classifier(model)
+
+
+# ---------------------------------------------------------------------------
+# corrupt and foreign files
+# ---------------------------------------------------------------------------
+def _one_line_error(path):
+    with pytest.raises(CheckpointError) as info:
+        load_packed(path)
+    assert '\n' not in str(info.value)
+    return str(info.value)
+
+
+def test_corrupt_packed_files_give_one_line_errors(tmp_path):
+    model = _small_model()
+    good = tmp_path / 'good.pth'
+    export_packed(model, str(good))
+    data = good.read_bytes()
+    truncated = tmp_path / 'truncated.pth'
+    truncated.write_bytes(data[:len(data) // 2])
+    assert 'truncated' in _one_line_error(str(truncated))
+    garbage = tmp_path / 'garbage.pth'
+    garbage.write_bytes(b'\x00not a checkpoint' * 10)
+    _one_line_error(str(garbage))
+
+    float_ckpt = tmp_path / 'float.pth'
+    torch.save({'state_dict': model.state_dict()}, float_ckpt)
+    assert 'not a mmbireal-packed-bireal file' in _one_line_error(
+        str(float_ckpt))
+
+    packed = pack_classifier(model)
+    packed['weights']['layer3.1.conv0.bits'] = torch.zeros(
+        64, 3, 3, 2, dtype=torch.int64)
+    bad_shape = tmp_path / 'bad_shape.pth'
+    torch.save(packed, bad_shape)
+    assert 'layer3.1.conv0.bits' in _one_line_error(str(bad_shape))
+    packed = pack_classifier(model)
+    del packed['weights']['fc.bias']
+    with pytest.raises(CheckpointError, match=r"missing 'fc\.bias'"):
+        PackedBiRealNet(packed)
+
+
+def test_benchmark_tool_smoke():
+    """Tiny settings only: checks it runs and prints both tables."""
+    proc = run_tool(['tools/deployment/benchmark_binary.py', '--iters', '1',
+                     '--warmup', '0', '--size', '32', '--batch', '1',
+                     '--threads', '1'])
+    assert 'Bi-Real-18 packed' in proc.stdout
+    assert '7x7x512' not in proc.stdout and '1x1x512' in proc.stdout
