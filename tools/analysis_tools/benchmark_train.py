@@ -1,0 +1,148 @@
+"""Training-step speed of Bi-Real Net against the float ResNet it replaces.
+
+Builds Bi-Real-18 (or -34) and MMPretrain's ResNet-18 (-34) with the same
+1000-class head in one process, feeds both the same input, and times a full
+training step (forward, backward, SGD step) alternating between the two
+after a warm-up, so both see the same machine state. Prints images/s, the
+memory kept for backward (every tensor autograd saves, summed; plus the
+CUDA peak on GPU) and the time ratio Bi-Real / ResNet.
+
+    python tools/analysis_tools/benchmark_train.py --depth 18 --batch 16
+"""
+import argparse
+import statistics
+import time
+from typing import Callable, Dict, List
+
+import torch
+import torch.nn as nn
+
+import mmbireal  # noqa: F401 (registers BiRealNet)
+from mmbireal.models import BiRealNet
+
+
+def build(arch: str, depth: int) -> nn.Module:
+    from mmpretrain.models import ResNet
+    backbone = BiRealNet(depth) if arch == 'bireal' else ResNet(depth)
+    return nn.Sequential(backbone, _Head(512))
+
+
+class _Head(nn.Module):
+    """Global average pool + fc on the last stage, as the classifiers."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(channels, 1000)
+
+    def forward(self, feats):
+        return self.fc(feats[-1].mean((2, 3)))
+
+
+def saved_for_backward_bytes(model: nn.Module, x: torch.Tensor) -> int:
+    """Bytes of all tensors autograd keeps for one backward pass."""
+    seen: Dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        seen[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = model(x).float().logsumexp(1).mean()
+    del loss
+    return sum(seen.values())
+
+
+def make_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+              amp: bool) -> Callable[[], None]:
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    criterion = nn.CrossEntropyLoss()
+
+    def step() -> None:
+        with torch.autocast(x.device.type, enabled=amp,
+                            dtype=torch.bfloat16 if x.device.type == 'cpu'
+                            else torch.float16):
+            loss = criterion(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def sync(device: torch.device) -> None:
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--depth', type=int, default=18, choices=[18, 34])
+    parser.add_argument('--batch', type=int, default=16)
+    parser.add_argument('--size', type=int, default=224)
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--iters', type=int, default=10,
+                        help='timed steps per model')
+    parser.add_argument('--warmup', type=int, default=3)
+    parser.add_argument('--channels-last', action='store_true')
+    parser.add_argument('--amp', action='store_true')
+    parser.add_argument('--compile', action='store_true',
+                        help='torch.compile both models')
+    args = parser.parse_args()
+
+    torch.manual_seed(0)
+    device = torch.device(args.device)
+    memory_format = (torch.channels_last
+                     if args.channels_last else torch.contiguous_format)
+    x = torch.randn(args.batch, 3, args.size, args.size,
+                    device=device).to(memory_format=memory_format)
+    y = torch.randint(0, 1000, (args.batch, ), device=device)
+    names = (f'ResNet-{args.depth}', f'Bi-Real-{args.depth}')
+    models = {
+        name: build(arch, args.depth).to(device, memory_format=memory_format)
+        for name, arch in zip(names, ('resnet', 'bireal'))
+    }
+    saved = {n: saved_for_backward_bytes(m, x) for n, m in models.items()}
+    if args.compile:
+        models = {n: torch.compile(m) for n, m in models.items()}
+    steps = {n: make_step(m, x, y, args.amp) for n, m in models.items()}
+    peak: Dict[str, int] = {}
+    for name, step in steps.items():
+        if device.type == 'cuda':
+            torch.cuda.reset_peak_memory_stats(device)
+        for _ in range(args.warmup):
+            step()
+        sync(device)
+        if device.type == 'cuda':
+            peak[name] = torch.cuda.max_memory_allocated(device)
+
+    times: Dict[str, List[float]] = {n: [] for n in steps}
+    for _ in range(args.iters):  # alternate: both see the same conditions
+        for name, step in steps.items():
+            sync(device)
+            start = time.perf_counter()
+            step()
+            sync(device)
+            times[name].append(time.perf_counter() - start)
+
+    print(f'training step (forward + backward + SGD), batch {args.batch}, '
+          f'{args.size} px, {device}, threads {torch.get_num_threads()}, '
+          f'channels_last {args.channels_last}, amp {args.amp}, '
+          f'compile {args.compile}; median of {args.iters} alternating '
+          'steps after warm-up')
+    header = f"{'model':<12} {'ms/step':>9} {'img/s':>8} {'saved MB':>9}"
+    print(header + (f" {'peak MB':>8}" if peak else ''))
+    median = {n: statistics.median(t) for n, t in times.items()}
+    for name in steps:
+        line = (f'{name:<12} {median[name] * 1e3:9.1f} '
+                f'{args.batch / median[name]:8.1f} {saved[name] / 2**20:9.1f}')
+        if peak:
+            line += f' {peak[name] / 2**20:8.1f}'
+        print(line)
+    print(f'time ratio {names[1]} / {names[0]}: '
+          f'{median[names[1]] / median[names[0]]:.3f}')
+    print(f'saved-for-backward ratio: {saved[names[1]] / saved[names[0]]:.3f}')
+
+
+if __name__ == '__main__':
+    main()
