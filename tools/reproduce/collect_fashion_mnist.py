@@ -1,7 +1,7 @@
 """Collect the Fashion-MNIST reproduction runs into logs, a table and a plot.
 
 Reads mmengine's ``vis_data/scalars.json`` of every run in
-``work_dirs/<run>`` (all timestamps, so resumed runs are merged), writes a
+``<work root>/<run>`` (all timestamps, so resumed runs are merged), writes a
 small JSON log per run to ``docs/results/fashion_mnist/``, plots top-1 vs
 epoch for every run to ``curves.png`` and rewrites the results table between
 the markers in README.md. Runs that have not finished are listed as such.
@@ -45,10 +45,10 @@ DESCRIPTIONS = {
 }
 
 
-def read_run(run: str) -> Optional[dict]:
+def read_run(work_root: str, run: str) -> Optional[dict]:
     """Merge the scalar logs of every (resumed) session of ``run``."""
     files = sorted(
-        glob.glob(osp.join(REPO, 'work_dirs', run, '*', 'vis_data',
+        glob.glob(osp.join(work_root, run, '*', 'vis_data',
                            'scalars.json')))
     if not files:
         return None
@@ -118,11 +118,13 @@ def plot(results: List[dict], path: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('runs', nargs='+', help='config names, in order')
+    parser.add_argument('--work-root', default=osp.join(REPO, 'work_dirs'),
+                        help='folder holding one work dir per run')
     args = parser.parse_args()
     os.makedirs(OUT, exist_ok=True)
     results = []
     for run in args.runs:
-        result = read_run(run) or dict(
+        result = read_run(args.work_root, run) or dict(
             run=run, config=f'configs/birealnet/{run}.py',
             description=DESCRIPTIONS.get(run, run), max_epochs='-',
             finished=False, seeds=1, val_top1_by_epoch={})

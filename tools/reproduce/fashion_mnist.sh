@@ -7,10 +7,15 @@
 #
 #   bash tools/reproduce/fashion_mnist.sh            # run what is missing
 #   bash tools/reproduce/fashion_mnist.sh --collect  # only rebuild the results
+#
+# Runs go to $MMBIREAL_WORK_DIRS (default: work_dirs in the checkout); point
+# it outside the checkout to keep them across fresh clones. The configs'
+# `load_from` paths under work_dirs/ are redirected there.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)"
 cd "$REPO"
 PYTHON=${PYTHON:-python}
+ROOT=${MMBIREAL_WORK_DIRS:-work_dirs}
 
 # In dependency order: each pre-training step loads the previous one.
 RUNS=(
@@ -26,26 +31,34 @@ RUNS=(
     binary-resnet18_scratch_1xb64_fmnist
 )
 
-final_epoch() {  # max_epochs of a config
+config_value() {  # config_value RUN KEY: train_cfg.max_epochs or load_from
     "$PYTHON" -c "from mmengine.config import Config; \
-print(Config.fromfile('configs/birealnet/$1.py').train_cfg.max_epochs)"
+c = Config.fromfile('configs/birealnet/$1.py'); \
+print(c.train_cfg.max_epochs if '$2' == 'epochs' else c.get('load_from') or '')"
 }
 
 if [[ "${1:-}" != "--collect" ]]; then
     for run in "${RUNS[@]}"; do
-        work="work_dirs/$run"
-        done_ckpt="$work/epoch_$(final_epoch "$run").pth"
+        work="$ROOT/$run"
+        done_ckpt="$work/epoch_$(config_value "$run" epochs).pth"
         if [[ -f "$done_ckpt" ]]; then
             echo "[reproduce] $run: done ($done_ckpt)"
             continue
         fi
-        resume=()
+        args=()
+        load_from="$(config_value "$run" load_from)"
         if [[ -f "$work/last_checkpoint" ]]; then
-            resume=(--resume)  # continue the interrupted run
+            args=(--resume)  # continue the interrupted run
+        elif [[ "$load_from" == work_dirs/* ]]; then
+            args=(--cfg-options "load_from=$ROOT/${load_from#work_dirs/}")
         fi
-        echo "[reproduce] $run: training ${resume[*]}"
+        echo "[reproduce] $run: training ${args[*]}"
         "$PYTHON" tools/train.py "configs/birealnet/$run.py" \
-            --work-dir "$work" "${resume[@]}"
+            --work-dir "$work" "${args[@]}"
+        # keep the small logs in the checkout after every run
+        "$PYTHON" tools/reproduce/collect_fashion_mnist.py \
+            --work-root "$ROOT" "${RUNS[@]}" >/dev/null
     done
 fi
-"$PYTHON" tools/reproduce/collect_fashion_mnist.py "${RUNS[@]}"
+"$PYTHON" tools/reproduce/collect_fashion_mnist.py --work-root "$ROOT" \
+    "${RUNS[@]}"
