@@ -3,12 +3,51 @@ from typing import Optional
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmengine.registry import MODELS
 from torch import Tensor
 
 from mmbireal.utils.errors import InputError
 
-from .binarizers import get_act_binarizer, get_weight_binarizer
+from .binarizers import (
+    ACT_SURROGATE_GRADS,
+    get_act_binarizer,
+    get_weight_binarizer,
+    sign_nonzero,
+)
+
+
+class _SignConv2d(torch.autograd.Function):
+    """``conv2d(sign(x), w)`` that keeps only ``x`` for backward.
+
+    Applying sign and conv separately keeps both ``x`` (for the sign's
+    surrogate gradient) and ``sign(x)`` (for the weight gradient) alive until
+    backward; here ``sign(x)`` is recomputed from ``x`` in backward, so a
+    binary conv holds no more activation memory than a float conv.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Optional[Tensor],
+                conv: nn.Conv2d, surrogate_grad) -> Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.conv, ctx.surrogate_grad = conv, surrogate_grad
+        ctx.has_bias = bias is not None
+        return F.conv2d(sign_nonzero(x), weight, bias, conv.stride,
+                        conv.padding, conv.dilation, conv.groups)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, weight = ctx.saved_tensors
+        conv = ctx.conv
+        grad_x, grad_w, grad_b = torch.ops.aten.convolution_backward(
+            grad, sign_nonzero(x), weight,
+            [weight.shape[0]] if ctx.has_bias else None, conv.stride,
+            conv.padding, conv.dilation, False, [0, 0], conv.groups,
+            [ctx.needs_input_grad[0], ctx.needs_input_grad[1],
+             ctx.has_bias and ctx.needs_input_grad[2]])
+        if grad_x is not None:
+            grad_x = grad_x.mul_(ctx.surrogate_grad(x))
+        return grad_x, grad_w, grad_b, None, None
 
 
 # Registered in mmengine's root registry (like mmcv's own layers) so that
@@ -97,9 +136,14 @@ class BinaryConv2d(nn.Conv2d):
         return self._cached_weight
 
     def forward(self, x: Tensor) -> Tensor:
-        if self._binarize_act is not None:
-            x = self._binarize_act(x)
-        return self._conv_forward(x, self.binary_weight(), self.bias)
+        weight = self.binary_weight()
+        if self._binarize_act is None:
+            return self._conv_forward(x, weight, self.bias)
+        if isinstance(self.padding, str):  # 'same'/'valid': unfused path
+            return self._conv_forward(self._binarize_act(x), weight,
+                                      self.bias)
+        return _SignConv2d.apply(x, weight, self.bias, self,
+                                 ACT_SURROGATE_GRADS[self.act_binarizer])
 
     def extra_repr(self) -> str:
         return (super().extra_repr() +
