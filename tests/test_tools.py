@@ -87,8 +87,10 @@ def test_dist_train_two_processes_on_cpu_then_bn_retrain(
     assert not any(k.startswith('module.') for k in binary['state_dict'])
 
     retrain = str(tmp_path / 'retrain')
-    dist_train('bireal18_bn-retrain_1xb64_fmnist.py', retrain,
-               f'load_from={work}/epoch_1.pth')
+    proc = dist_train('bireal18_bn-retrain_1xb64_fmnist.py', retrain,
+                      f'load_from={work}/epoch_1.pth')
+    log = proc.stdout + proc.stderr
+    assert 'are -1 or +1 and identical on all 2 rank(s)' in log
     final = load_checkpoint_file(osp.join(retrain, 'epoch_1.pth'))
     convs = [k for k in final['state_dict']
              if 'layer' in k and k.endswith('.conv.weight')]

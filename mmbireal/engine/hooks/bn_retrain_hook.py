@@ -1,5 +1,8 @@
 """The BN-only retrain stage that ends Bi-Real Net's training."""
+import hashlib
+
 import torch
+from mmengine import dist
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
@@ -63,6 +66,26 @@ class BNRetrainHook(Hook):
                 conv.weight.copy_(sign_nonzero(conv.weight))
         runner.logger.info(f'BNRetrainHook: {len(convs)} binary convs now '
                            'use exactly +-1 weights (alpha dropped)')
+
+    def after_train(self, runner) -> None:
+        """Check the result: +-1 weights, the same on every rank."""
+        weights = torch.cat([
+            m.weight.detach().flatten().cpu()
+            for m in self._model(runner).modules()
+            if isinstance(m, BinaryConv2d)
+        ])
+        if not bool(((weights == 1) | (weights == -1)).all()):
+            raise RuntimeError('BNRetrainHook: binary weights moved away '
+                               'from +-1 during the BN retrain')
+        digest = hashlib.sha256(weights.numpy().tobytes()).hexdigest()[:16]
+        digests = dist.all_gather_object(digest)
+        if len(set(digests)) != 1:
+            raise RuntimeError('BNRetrainHook: ranks ended with different '
+                               f'binary weights (sha256 {digests})')
+        runner.logger.info(
+            f'BNRetrainHook: all {weights.numel():,} binary weights are -1 '
+            f'or +1 and identical on all {len(digests)} rank(s) '
+            f'(sha256 {digest})')
 
     def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
         # Schedulers may have moved these groups' lr; hold them at 0.
