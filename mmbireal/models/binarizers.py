@@ -19,7 +19,7 @@ Weight binarizers (``w`` is the real-valued latent weight, shape
   backward ``1[|w| <= 1] * g`` (the authors' PyTorch release).
 * ``sign`` -- forward exactly ``+-1``; backward ``1[|w| <= 1] * g``.
 """
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -71,32 +71,43 @@ class _SignWithSurrogate(torch.autograd.Function):
         return grad * ctx.surrogate_grad(x), None
 
 
-class _MagnitudeAwareSign(torch.autograd.Function):
+def scaled_sign_forward(w: Tensor) -> Tensor:
+    """``alpha * sign(w)``, alpha = mean|w| per output channel."""
+    return channel_scale(w) * sign_nonzero(w)
+
+
+def magnitude_aware_grad(w: Tensor, grad: Tensor) -> Tensor:
+    """The paper's weight gradient: ``alpha * 1[|w| < 1] * grad`` (the
+    derivative of alpha itself is ignored)."""
+    return grad * channel_scale(w) * (w.abs() < 1).to(grad.dtype)
+
+
+def clipped_ste_grad(w: Tensor, grad: Tensor) -> Tensor:
+    """Straight-through weight gradient clipped to ``|w| <= 1``."""
+    return grad * (w.abs() <= 1).to(grad.dtype)
+
+
+# name -> (forward, gradient); also used by BinaryConv2d's fused function
+WEIGHT_BINARIZER_PARTS: Dict[str, Tuple[Callable, Callable]] = {
+    'magnitude_aware': (scaled_sign_forward, magnitude_aware_grad),
+    'scaled_sign': (scaled_sign_forward, clipped_ste_grad),
+    'sign': (sign_nonzero, clipped_ste_grad),
+}
+
+
+class _WeightBinarizer(torch.autograd.Function):
+    """``forward(w)`` forward; ``gradient(w, grad)`` backward."""
 
     @staticmethod
-    def forward(ctx, w: Tensor) -> Tensor:
-        alpha = channel_scale(w)
-        ctx.save_for_backward(w, alpha)
-        return alpha * sign_nonzero(w)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> Tensor:
-        w, alpha = ctx.saved_tensors
-        # The paper ignores the derivative of alpha itself.
-        return grad * alpha * (w.abs() < 1).to(grad.dtype)
-
-
-class _ScaledSign(torch.autograd.Function):
-
-    @staticmethod
-    def forward(ctx, w: Tensor) -> Tensor:
+    def forward(ctx, w: Tensor, parts: Tuple[Callable, Callable]) -> Tensor:
         ctx.save_for_backward(w)
-        return channel_scale(w) * sign_nonzero(w)
+        ctx.gradient = parts[1]
+        return parts[0](w)
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> Tensor:
+    def backward(ctx, grad: Tensor):
         w, = ctx.saved_tensors
-        return grad * (w.abs() <= 1).to(grad.dtype)
+        return ctx.gradient(w, grad), None
 
 
 def approx_sign(x: Tensor) -> Tensor:
@@ -111,18 +122,17 @@ def ste(x: Tensor) -> Tensor:
 
 def magnitude_aware(w: Tensor) -> Tensor:
     """``alpha * sign(w)`` with the paper's magnitude-aware gradient."""
-    return _MagnitudeAwareSign.apply(w)
+    return _WeightBinarizer.apply(w, WEIGHT_BINARIZER_PARTS['magnitude_aware'])
 
 
 def scaled_sign(w: Tensor) -> Tensor:
     """``alpha * sign(w)``, alpha detached, clipped straight-through grad."""
-    return _ScaledSign.apply(w)
+    return _WeightBinarizer.apply(w, WEIGHT_BINARIZER_PARTS['scaled_sign'])
 
 
 def sign(w: Tensor) -> Tensor:
     """Exactly ``+-1`` weights with a clipped straight-through gradient."""
-    # Same surrogate as ``ste``: 1 on |w| <= 1.
-    return _SignWithSurrogate.apply(w, ste_grad)
+    return _WeightBinarizer.apply(w, WEIGHT_BINARIZER_PARTS['sign'])
 
 
 ACT_BINARIZERS: Dict[str, Binarizer] = {

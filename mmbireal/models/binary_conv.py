@@ -11,43 +11,53 @@ from mmbireal.utils.errors import InputError
 
 from .binarizers import (
     ACT_SURROGATE_GRADS,
+    WEIGHT_BINARIZER_PARTS,
     get_act_binarizer,
     get_weight_binarizer,
     sign_nonzero,
 )
 
 
-class _SignConv2d(torch.autograd.Function):
-    """``conv2d(sign(x), w)`` that keeps only ``x`` for backward.
+class _BinaryConv2dFunction(torch.autograd.Function):
+    """``conv2d(binarize(x), binarize(w))`` keeping only ``x`` for backward.
 
-    Applying sign and conv separately keeps both ``x`` (for the sign's
-    surrogate gradient) and ``sign(x)`` (for the weight gradient) alive until
-    backward; here ``sign(x)`` is recomputed from ``x`` in backward, so a
-    binary conv holds no more activation memory than a float conv.
+    Binarizing and convolving separately keeps ``x`` (for the sign's
+    surrogate gradient), ``sign(x)`` and the binarized weight (for the conv
+    gradients) alive until backward. Here both binarized tensors are
+    recomputed in backward, so a binary conv holds no more memory for
+    backward than a float conv (its input and its latent weight).
     """
 
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Optional[Tensor],
-                conv: nn.Conv2d, surrogate_grad) -> Tensor:
+                conv: nn.Conv2d, act_grad, weight_parts) -> Tensor:
         ctx.save_for_backward(x, weight)
-        ctx.conv, ctx.surrogate_grad = conv, surrogate_grad
+        ctx.conv, ctx.act_grad, ctx.weight_parts = conv, act_grad, weight_parts
         ctx.has_bias = bias is not None
-        return F.conv2d(sign_nonzero(x), weight, bias, conv.stride,
-                        conv.padding, conv.dilation, conv.groups)
+        return F.conv2d(*_binarized(x, weight, act_grad, weight_parts), bias,
+                        conv.stride, conv.padding, conv.dilation, conv.groups)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         x, weight = ctx.saved_tensors
         conv = ctx.conv
+        x_b, w_b = _binarized(x, weight, ctx.act_grad, ctx.weight_parts)
+        needs = ctx.needs_input_grad
         grad_x, grad_w, grad_b = torch.ops.aten.convolution_backward(
-            grad, sign_nonzero(x), weight,
-            [weight.shape[0]] if ctx.has_bias else None, conv.stride,
-            conv.padding, conv.dilation, False, [0, 0], conv.groups,
-            [ctx.needs_input_grad[0], ctx.needs_input_grad[1],
-             ctx.has_bias and ctx.needs_input_grad[2]])
-        if grad_x is not None:
-            grad_x = grad_x.mul_(ctx.surrogate_grad(x))
-        return grad_x, grad_w, grad_b, None, None
+            grad, x_b, w_b, [weight.shape[0]] if ctx.has_bias else None,
+            conv.stride, conv.padding, conv.dilation, False, [0, 0],
+            conv.groups, [needs[0], needs[1], ctx.has_bias and needs[2]])
+        if grad_x is not None and ctx.act_grad is not None:
+            grad_x = grad_x.mul_(ctx.act_grad(x))
+        if grad_w is not None and ctx.weight_parts is not None:
+            grad_w = ctx.weight_parts[1](weight, grad_w)
+        return grad_x, grad_w, grad_b, None, None, None
+
+
+def _binarized(x: Tensor, weight: Tensor, act_grad, weight_parts):
+    x_b = x if act_grad is None else sign_nonzero(x)
+    w_b = weight if weight_parts is None else weight_parts[0](weight)
+    return x_b, w_b
 
 
 # Registered in mmengine's root registry (like mmcv's own layers) so that
@@ -101,7 +111,8 @@ class BinaryConv2d(nn.Conv2d):
 
     @act_binarizer.setter
     def act_binarizer(self, name: Optional[str]) -> None:
-        self._binarize_act = get_act_binarizer(name)
+        self._binarize_act = get_act_binarizer(name)  # validates the name
+        self._act_grad = ACT_SURROGATE_GRADS.get(name)
         self._act_binarizer = name
 
     @property
@@ -110,7 +121,8 @@ class BinaryConv2d(nn.Conv2d):
 
     @weight_binarizer.setter
     def weight_binarizer(self, name: Optional[str]) -> None:
-        self._binarize_weight = get_weight_binarizer(name)
+        self._binarize_weight = get_weight_binarizer(name)  # validates
+        self._weight_parts = WEIGHT_BINARIZER_PARTS.get(name)
         self._weight_binarizer = name
 
     def binary_weight(self) -> Tensor:
@@ -136,14 +148,15 @@ class BinaryConv2d(nn.Conv2d):
         return self._cached_weight
 
     def forward(self, x: Tensor) -> Tensor:
-        weight = self.binary_weight()
-        if self._binarize_act is None:
-            return self._conv_forward(x, weight, self.bias)
-        if isinstance(self.padding, str):  # 'same'/'valid': unfused path
-            return self._conv_forward(self._binarize_act(x), weight,
-                                      self.bias)
-        return _SignConv2d.apply(x, weight, self.bias, self,
-                                 ACT_SURROGATE_GRADS[self.act_binarizer])
+        if self._act_grad is None and self._weight_parts is None:
+            return self._conv_forward(x, self.weight, self.bias)
+        if not torch.is_grad_enabled() or isinstance(self.padding, str):
+            # inference (cached weights), or 'same'/'valid' padding
+            if self._binarize_act is not None:
+                x = self._binarize_act(x)
+            return self._conv_forward(x, self.binary_weight(), self.bias)
+        return _BinaryConv2dFunction.apply(x, self.weight, self.bias, self,
+                                           self._act_grad, self._weight_parts)
 
     def extra_repr(self) -> str:
         return (super().extra_repr() +
