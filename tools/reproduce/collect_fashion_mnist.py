@@ -17,6 +17,7 @@ import re
 from typing import Dict, List, Optional
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 from mmengine.config import Config
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -106,6 +107,7 @@ def plot(results: List[dict], path: str) -> None:
         ax.plot(epochs, [r['val_top1_by_epoch'][str(e)] for e in epochs],
                 marker='o', label=r['description'])
     ax.set_xlabel('epoch')
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel('top-1 (%) on the 10,000 test images')
     ax.set_title('Fashion-MNIST, first 12,000 training images, 2-core CPU')
     ax.grid(alpha=0.3)
