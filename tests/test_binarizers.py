@@ -530,3 +530,16 @@ def test_binary_weight_is_cached_without_autograd_only():
     out = conv(torch.randn(1, 4, 5, 5)).sum()
     out.backward()
     assert conv.weight.grad is not None
+
+
+def test_binary_conv_trains_under_autocast():
+    conv = BinaryConv2d(8, 8, 3, padding=1, bias=True)
+    x = torch.randn(2, 8, 6, 6, requires_grad=True)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = conv(x)
+    assert out.dtype == torch.bfloat16
+    out.float().sum().backward()
+    assert x.grad.dtype == torch.float32
+    assert conv.weight.grad.dtype == torch.float32
+    assert conv.bias.grad.dtype == torch.float32
+    assert torch.isfinite(conv.weight.grad).all()

@@ -43,14 +43,20 @@ class _BinaryConv2dFunction(torch.autograd.Function):
         conv = ctx.conv
         x_b, w_b = _binarized(x, weight, ctx.act_grad, ctx.weight_parts)
         needs = ctx.needs_input_grad
+        # under autocast the conv ran (and grad arrives) in low precision
         grad_x, grad_w, grad_b = torch.ops.aten.convolution_backward(
-            grad, x_b, w_b, [weight.shape[0]] if ctx.has_bias else None,
-            conv.stride, conv.padding, conv.dilation, False, [0, 0],
-            conv.groups, [needs[0], needs[1], ctx.has_bias and needs[2]])
-        if grad_x is not None and ctx.act_grad is not None:
-            grad_x = grad_x.mul_(ctx.act_grad(x))
-        if grad_w is not None and ctx.weight_parts is not None:
-            grad_w = ctx.weight_parts[1](weight, grad_w)
+            grad, x_b.to(grad.dtype), w_b.to(grad.dtype),
+            [weight.shape[0]] if ctx.has_bias else None, conv.stride,
+            conv.padding, conv.dilation, False, [0, 0], conv.groups,
+            [needs[0], needs[1], ctx.has_bias and needs[2]])
+        if grad_x is not None:
+            grad_x = grad_x.to(x.dtype)
+            if ctx.act_grad is not None:
+                grad_x = grad_x.mul_(ctx.act_grad(x))
+        if grad_w is not None:
+            grad_w = grad_w.to(weight.dtype)
+            if ctx.weight_parts is not None:
+                grad_w = ctx.weight_parts[1](weight, grad_w)
         return grad_x, grad_w, grad_b, None, None, None
 
 
