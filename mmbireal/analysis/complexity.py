@@ -141,7 +141,11 @@ def analyze_complexity(
     modes = [(m, m.training) for m in model.modules()]
     model.eval()
     try:
-        total = int(analyzer.total())
+        # Inference mode: BinaryConv2d then runs a plain aten convolution on
+        # binarized tensors, which the trace sees (its training path is one
+        # custom autograd function, opaque to the tracer).
+        with torch.no_grad():
+            total = int(analyzer.total())
     finally:
         for module, training in modes:  # exactly as before, module by module
             module.training = training
