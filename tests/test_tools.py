@@ -3,7 +3,7 @@ import os.path as osp
 import re
 
 import torch
-from helpers import TINY_FMNIST, run_tool
+from helpers import REPO, TINY_FMNIST, run_tool
 
 from mmbireal.models import BinaryConv2d
 from mmbireal.utils import load_checkpoint_file
@@ -116,3 +116,30 @@ def test_binary_conv_count_matches_checkpoint(tiny_imagenet):
     from mmbireal.models import BiRealNet
     convs = [m for m in BiRealNet(18).modules() if isinstance(m, BinaryConv2d)]
     assert len(convs) == 16
+
+
+def test_ddp_step_equals_single_process_step(fmnist_available, tmp_path):
+    """2 processes x 8 images give the same update as 1 process x 16."""
+    config = tmp_path / 'deterministic.py'
+    config.write_text(
+        f"_base_ = '{REPO}/configs/birealnet/bireal18_1xb64_fmnist.py'\n"
+        # no random augmentation; BN on running statistics, so each rank's
+        # forward equals the single process's on the same images
+        'train_dataloader = dict(dataset=dict(pipeline='
+        '{{_base_.test_pipeline}}))\n'
+        'model = dict(backbone=dict(norm_eval=True))\n')
+    options = [*TINY_FMNIST, 'load_from=None', 'train_cfg.max_epochs=1',
+               'train_dataloader.dataset.indices=16', 'randomness.seed=0']
+    single = str(tmp_path / 'single')
+    run_tool(['tools/train.py', str(config), '--work-dir', single,
+              '--cfg-options', *options])
+    ddp = str(tmp_path / 'ddp')
+    run_tool(['bash', 'tools/dist_train.sh', str(config), '2', '--work-dir',
+              ddp, '--cfg-options', *options,
+              'train_dataloader.batch_size=8'], timeout=300)
+    a = load_checkpoint_file(osp.join(single, 'epoch_1.pth'))
+    b = load_checkpoint_file(osp.join(ddp, 'epoch_1.pth'))
+    # one step each; the same weights after it (a different lr would fail)
+    assert a['meta']['iter'] == b['meta']['iter'] == 1
+    for key, value in a['state_dict'].items():
+        assert torch.allclose(value, b['state_dict'][key], atol=1e-6), key
