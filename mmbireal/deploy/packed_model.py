@@ -251,7 +251,10 @@ class PackedBiRealNet(nn.Module):
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f'expected input (N, {self.in_channels}, H, W), '
                              f'got {tuple(x.shape)}')
-        x = x.float()
+        # channels_last: PyTorch's CPU conv and max-pool kernels are several
+        # times faster on it than on NCHW (stem 0.9 vs 6.4 ms at batch 1
+        # here), and its memory is already the NHWC the blocks use
+        x = x.float().contiguous(memory_format=torch.channels_last)
         if self.stem_type == 'imagenet':
             x = F.conv2d(x, self.stem_weight, self.stem_bias, 2, 3)
             x = F.max_pool2d(x, 3, 2, 1)
