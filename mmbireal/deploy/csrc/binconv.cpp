@@ -180,12 +180,232 @@ __attribute__((target("avx512f,avx512vpopcntdq"))) void count_avx512(
   }
 }
 
+// ---------------------------------------------------------------------------
+// AVX-512 row kernel. Work item = (64 output channels, one output row): the
+// kernel rows valid for that output row are fixed, the interior pixels take
+// all of them with no per-tap border checks, 2-4 pixels share every weight
+// load, the (at most 24) accumulators stay in registers and the epilogue (dot, folded BN, residual, sign packing) is vectorised
+// eight channels at a time. Only the first / last pixel of a row go
+// through the bordered tap list.
+#define MMB_AVX512_TARGET \
+  __attribute__((target("avx512f,avx512vl,avx512vpopcntdq")))
+
+struct ConvArgs {
+  const uint64_t *act;
+  int64_t h, w, c, cw, cout, stride, ho, wo, nchunk, groups;
+  const uint64_t *wgt;
+  const float *scale, *shift, *res;
+  float *out;
+  int32_t *dot;
+  uint64_t *bits;
+};
+
+// acc[p][g] = sum over the taps of popcount(a XOR w), for P pixels pstep
+// words apart (act[base + aoff[t]] is the tap-t word of pixel 0; base alone
+// may point outside the image, base + aoff[t] never does) and NG groups.
+template <int NG, int P, int CW>
+MMB_AVX512_TARGET __attribute__((always_inline)) inline void accum_avx512(
+    const uint64_t *act, int64_t base, int64_t pstep, const int64_t *aoff,
+    const int64_t *woff, int nt, const uint64_t *w0, int64_t gstride,
+    int64_t cw_rt, __m512i (&acc)[P][NG]) {
+#pragma GCC unroll 4
+  for (int p = 0; p < P; ++p)
+#pragma GCC unroll 8
+    for (int g = 0; g < NG; ++g) acc[p][g] = _mm512_setzero_si512();
+  const int64_t cw = CW ? CW : cw_rt;
+  for (int t = 0; t < nt; ++t) {
+    const uint64_t *a = act + (base + aoff[t]);
+    const uint64_t *wt = w0 + woff[t];
+#pragma GCC unroll 1
+    for (int64_t k = 0; k < cw; ++k) {
+      __m512i av[P];
+#pragma GCC unroll 4
+      for (int p = 0; p < P; ++p)
+        av[p] = _mm512_set1_epi64((long long)a[p * pstep + k]);
+#pragma GCC unroll 8
+      for (int g = 0; g < NG; ++g) {
+        const __m512i wv = _mm512_loadu_si512(wt + g * gstride + k * kLanes);
+#pragma GCC unroll 4
+        for (int p = 0; p < P; ++p)
+          acc[p][g] = _mm512_add_epi64(
+              acc[p][g], _mm512_popcnt_epi64(_mm512_xor_si512(av[p], wv)));
+      }
+    }
+  }
+}
+
+// The epilogue of one output pixel (global index pix) for one chunk.
+template <int NG>
+MMB_AVX512_TARGET __attribute__((always_inline)) inline void epilogue_avx512(
+    const ConvArgs &A, const __m512i (&acc)[NG], int64_t k_valid,
+    int64_t pix, int64_t chunk) {
+  const int64_t co0 = chunk * 64;
+  const __m512i kv = _mm512_set1_epi64(k_valid);
+  uint64_t word = 0;
+#pragma GCC unroll 8
+  for (int g = 0; g < NG; ++g) {
+    const int64_t co = co0 + g * kLanes;
+    const int64_t n = std::min<int64_t>(kLanes, A.cout - co);
+    const __mmask8 m = (__mmask8)(n >= kLanes ? 0xff : (1u << n) - 1);
+    const __m256i d = _mm512_cvtepi64_epi32(
+        _mm512_sub_epi64(kv, _mm512_slli_epi64(acc[g], 1)));
+    // Unmasked stores for full groups (masked stores are slower on AMD).
+    if (A.dot) {
+      if (n == kLanes)
+        _mm256_storeu_si256((__m256i *)(A.dot + pix * A.cout + co), d);
+      else
+        _mm256_mask_storeu_epi32(A.dot + pix * A.cout + co, m, d);
+    }
+    if (A.out || A.bits) {
+      __m256 v = _mm256_cvtepi32_ps(d);
+      if (A.scale) v = _mm256_mul_ps(v, _mm256_maskz_loadu_ps(m, A.scale + co));
+      if (A.shift) v = _mm256_add_ps(v, _mm256_maskz_loadu_ps(m, A.shift + co));
+      if (A.res)
+        v = _mm256_add_ps(
+            v, _mm256_maskz_loadu_ps(m, A.res + pix * A.cout + co));
+      if (A.out) {
+        if (n == kLanes)
+          _mm256_storeu_ps(A.out + pix * A.cout + co, v);
+        else
+          _mm256_mask_storeu_ps(A.out + pix * A.cout + co, m, v);
+      }
+      const __mmask8 ge =
+          _mm256_mask_cmp_ps_mask(m, v, _mm256_setzero_ps(), _CMP_GE_OQ);
+      word |= (uint64_t)ge << (g * kLanes);
+    }
+  }
+  if (A.bits) A.bits[pix * A.nchunk + chunk] = word;
+}
+
+template <int NG, int CW>
+MMB_AVX512_TARGET void row_avx512(const ConvArgs &A, int64_t img, int64_t oy,
+                                  int64_t chunk) {
+  const int64_t h = A.h, w = A.w, s = A.stride, cw = CW ? CW : A.cw;
+  const int64_t gstride = 9 * cw * kLanes;
+  const uint64_t *w0 = A.wgt + chunk * kChunkGroups * gstride;
+  const int64_t iy0 = oy * s - 1;
+  const int ky0 = iy0 < 0 ? 1 : 0;
+  const int ky1 = (int)std::min<int64_t>(3, h - iy0);
+  // Interior tap list (all kx) for this row.
+  int64_t aoff[9], woff[9];
+  int nt = 0;
+  for (int ky = ky0; ky < ky1; ++ky)
+    for (int kx = 0; kx < 3; ++kx) {
+      aoff[nt] = (ky * w + kx) * cw;
+      woff[nt] = (3 * ky + kx) * cw * kLanes;
+      ++nt;
+    }
+  const int nky = ky1 - ky0;
+  const int64_t row_pix = (img * A.ho + oy) * A.wo;
+  // Word index of the top-left tap of output pixel ox (may be negative or
+  // outside the image; only valid taps are dereferenced).
+  auto base = [&](int64_t ox) {
+    return ((img * h + iy0) * w + ox * s - 1) * cw;
+  };
+  // Interior columns: ox * s - 1 >= 0 and ox * s + 1 <= w - 1.
+  const int64_t xi0 = std::min<int64_t>(1, A.wo);
+  const int64_t xi1 = w >= 2 ? std::max<int64_t>(xi0, (w - 2) / s + 1) : xi0;
+  auto border = [&](int64_t ox) {
+    int64_t ba[9], bw[9];
+    int bt = 0;
+    for (int ky = ky0; ky < ky1; ++ky)
+      for (int kx = 0; kx < 3; ++kx) {
+        const int64_t ix = ox * s - 1 + kx;
+        if (ix < 0 || ix >= w) continue;
+        ba[bt] = (ky * w + kx) * cw;
+        bw[bt] = (3 * ky + kx) * cw * kLanes;
+        ++bt;
+      }
+    __m512i acc[1][NG];
+    accum_avx512<NG, 1, CW>(A.act, base(ox), 0, ba, bw, bt, w0, gstride, cw,
+                            acc);
+    epilogue_avx512<NG>(A, acc[0], A.c * bt, row_pix + ox, chunk);
+  };
+  for (int64_t ox = 0; ox < xi0; ++ox) border(ox);
+  const int64_t k_valid = A.c * nky * 3;
+  const int64_t pstep = s * cw;
+  int64_t ox = xi0;
+  // Up to 24 accumulators (+ broadcasts and a weight) fit the 32 zmm;
+  // with cw = 2 GCC peels the word loop and 3 pixels spill (measured).
+  constexpr int PW = NG <= 4 ? 4 : CW == 2 ? 2 : 3;
+  for (; ox + PW <= xi1; ox += PW) {
+    __m512i acc[PW][NG];
+    accum_avx512<NG, PW, CW>(A.act, base(ox), pstep, aoff, woff, nt, w0,
+                             gstride, cw, acc);
+#pragma GCC unroll 4
+    for (int p = 0; p < PW; ++p)
+      epilogue_avx512<NG>(A, acc[p], k_valid, row_pix + ox + p, chunk);
+  }
+  for (; ox + 2 <= xi1; ox += 2) {
+    __m512i acc[2][NG];
+    accum_avx512<NG, 2, CW>(A.act, base(ox), pstep, aoff, woff, nt, w0,
+                            gstride, cw, acc);
+    epilogue_avx512<NG>(A, acc[0], k_valid, row_pix + ox, chunk);
+    epilogue_avx512<NG>(A, acc[1], k_valid, row_pix + ox + 1, chunk);
+  }
+  for (; ox < xi1; ++ox) {
+    __m512i acc[1][NG];
+    accum_avx512<NG, 1, CW>(A.act, base(ox), 0, aoff, woff, nt, w0, gstride,
+                            cw, acc);
+    epilogue_avx512<NG>(A, acc[0], k_valid, row_pix + ox, chunk);
+  }
+  for (ox = std::max(xi1, xi0); ox < A.wo; ++ox) border(ox);
+}
+
+using RowFn = void (*)(const ConvArgs &, int64_t, int64_t, int64_t);
+
+template <int NG>
+RowFn pick_row_cw(int64_t cw) {
+  switch (cw) {
+    case 1: return row_avx512<NG, 1>;
+    case 2: return row_avx512<NG, 2>;
+    case 4: return row_avx512<NG, 4>;
+    case 8: return row_avx512<NG, 8>;
+    default: return row_avx512<NG, 0>;
+  }
+}
+
+RowFn pick_row(int ng, int64_t cw) {
+  switch (ng) {
+    case 1: return pick_row_cw<1>(cw);
+    case 2: return pick_row_cw<2>(cw);
+    case 3: return pick_row_cw<3>(cw);
+    case 4: return pick_row_cw<4>(cw);
+    case 5: return pick_row_cw<5>(cw);
+    case 6: return pick_row_cw<6>(cw);
+    case 7: return pick_row_cw<7>(cw);
+    default: return pick_row_cw<8>(cw);
+  }
+}
+
+// One row of mmb_pack_signs: bit j of word k = (row[64k + j] >= 0), NaN -> 0
+// (an ordered compare, as the scalar >=).
+MMB_AVX512_TARGET void pack_row_avx512(const float *row, int64_t c,
+                                       uint64_t *out) {
+  const __m512 zero = _mm512_setzero_ps();
+  const int64_t cw = (c + 63) / 64;
+  for (int64_t k = 0; k < cw; ++k) {
+    uint64_t word = 0;
+    for (int q = 0; q < 4; ++q) {
+      const int64_t j0 = 64 * k + 16 * q;
+      const int64_t n = std::min<int64_t>(16, c - j0);
+      if (n <= 0) break;
+      const __mmask16 m = (__mmask16)(n >= 16 ? 0xffff : (1u << n) - 1);
+      const __m512 v = _mm512_maskz_loadu_ps(m, row + j0);
+      word |= (uint64_t)_mm512_mask_cmp_ps_mask(m, v, zero, _CMP_GE_OQ)
+              << (16 * q);
+    }
+    out[k] = word;
+  }
+}
+
 #endif  // MMB_X86
 
 int best_simd() {
 #ifdef MMB_X86
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx512f") &&
+      __builtin_cpu_supports("avx512vl") &&
       __builtin_cpu_supports("avx512vpopcntdq"))
     return kAvx512;
   if (__builtin_cpu_supports("avx2")) return kAvx2;
@@ -207,6 +427,16 @@ int mmb_best_simd() { return best_simd(); }
 void mmb_pack_signs(const float *x, int64_t rows, int64_t c, uint64_t *out,
                     int nthreads) {
   const int64_t cw = (c + 63) / 64;
+  if (nthreads < 1) nthreads = 1;
+#ifdef MMB_X86
+  if (best_simd() == kAvx512) {
+    // Small inputs on one thread: the fork costs more than the work.
+    const int nt = rows * c < (1 << 16) ? 1 : nthreads;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (int64_t r = 0; r < rows; ++r) pack_row_avx512(x + r * c, c, out + r * cw);
+    return;
+  }
+#endif
 #pragma omp parallel for num_threads(nthreads) schedule(static)
   for (int64_t r = 0; r < rows; ++r) {
     const float *row = x + r * c;
@@ -248,6 +478,41 @@ int mmb_conv3x3(const uint64_t *act, int64_t n_img, int64_t h, int64_t w,
   const int64_t items = npix * nchunk;
   if (nthreads < 1) nthreads = 1;
 
+#ifdef MMB_X86
+  if (simd == kAvx512) {
+    ConvArgs A;
+    A.act = act; A.h = h; A.w = w; A.c = c; A.cw = cw; A.cout = cout;
+    A.stride = stride; A.ho = ho; A.wo = wo; A.nchunk = nchunk;
+    A.groups = groups; A.wgt = wgt; A.scale = scale; A.shift = shift;
+    A.res = res; A.out = out; A.dot = dot; A.bits = bits;
+    const int last_ng = (int)(groups - (nchunk - 1) * kChunkGroups);
+    const RowFn full = pick_row(kChunkGroups, cw);
+    const RowFn tail = pick_row(last_ng, cw);
+    const int64_t rows = n_img * ho;
+    const int64_t row_items = nchunk * rows;
+    // Chunk-major rows, one contiguous block per thread: the chunk's
+    // weights stay hot in L1 while the thread sweeps its rows.
+    const int nt = (int)std::min<int64_t>(nthreads, row_items);
+    auto run = [&](int64_t i0, int64_t i1) {
+      for (int64_t it = i0; it < i1; ++it) {
+        const int64_t chunk = it / rows, r = it % rows;
+        (chunk == nchunk - 1 ? tail : full)(A, r / ho, r % ho, chunk);
+      }
+    };
+    if (nt <= 1) {
+      run(0, row_items);
+    } else {
+#pragma omp parallel num_threads(nt)
+      {
+        const int64_t t = omp_get_thread_num(), T = omp_get_num_threads();
+        run(row_items * t / T, row_items * (t + 1) / T);
+      }
+    }
+    return 0;
+  }
+#endif
+
+  // Scalar / AVX2 paths.
   // Work item = (64 output channels, output pixel): enough items for every
   // thread even on the 7x7 maps of the last stage at batch 1, and a chunk
   // is exactly one word of the packed output. Chunk-major order: a thread
