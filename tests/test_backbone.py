@@ -3,6 +3,7 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from helpers import randomize_bn
 from mmpretrain.models import ResNet
 from mmpretrain.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
@@ -31,18 +32,6 @@ def _bn_eval(x, bn):
     return ((x - bn.running_mean.reshape(shape)) /
             torch.sqrt(bn.running_var.reshape(shape) + bn.eps) *
             bn.weight.reshape(shape) + bn.bias.reshape(shape))
-
-
-def _randomize_bn(model, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, _BatchNorm):
-                n = m.num_features
-                m.running_mean.copy_(torch.randn(n, generator=gen) * 0.3)
-                m.running_var.copy_(torch.rand(n, generator=gen) + 0.5)
-                m.weight.copy_(torch.rand(n, generator=gen) + 0.5)
-                m.bias.copy_(torch.randn(n, generator=gen) * 0.3)
 
 
 # ---------------------------------------------------------------------------
@@ -110,7 +99,7 @@ def test_no_relu_in_binary_network(cps):
 
 def test_stem_by_hand():
     model = BiRealNet(18, out_indices=(0, )).eval()
-    _randomize_bn(model)
+    randomize_bn(model)
     stem_out = []
     model.layer1.register_forward_pre_hook(
         lambda m, args: stem_out.append(args[0]))
@@ -202,7 +191,7 @@ def test_state_dict_shared_with_real_networks(act_cfg):
     for k, v in binary.state_dict().items():
         assert torch.equal(v, sd_r[k]), k
     # binary -> real
-    _randomize_bn(binary, seed=1)
+    randomize_bn(binary, seed=1)
     sd_b = binary.state_dict()
     real.load_state_dict(sd_b, strict=True)
     for k, v in real.state_dict().items():
@@ -212,7 +201,7 @@ def test_state_dict_shared_with_real_networks(act_cfg):
 def test_real_network_uses_activation_before_conv():
     model = BiRealNet(18, stem_type='small', conv_cfg=None,
                       act_cfg=dict(type='Clip')).eval()
-    _randomize_bn(model)
+    randomize_bn(model)
     block = model.layer1[1]
     x = torch.randn(1, 64, 5, 5) * 3
     with torch.no_grad():
@@ -242,7 +231,7 @@ def _binary_conv_ref(x, w, stride):
 def test_block_forward_by_hand(size):
     torch.manual_seed(0)
     model = BiRealNet(18).eval()
-    _randomize_bn(model)
+    randomize_bn(model)
     x = torch.randn(2, 64, size, size)
 
     # identity shortcut
@@ -269,7 +258,7 @@ def test_basic_block_forward_by_hand():
     """convs_per_shortcut=2: two binary convs under one shortcut."""
     torch.manual_seed(0)
     model = BiRealNet(18, convs_per_shortcut=2).eval()
-    _randomize_bn(model)
+    randomize_bn(model)
     assert len(model.layer1) == 2
     block = model.layer1[0]
     x = torch.randn(1, 64, 6, 6)

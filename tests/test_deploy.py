@@ -7,23 +7,22 @@ import os.path as osp
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import REPO, run_tool
-from torch.nn.modules.batchnorm import _BatchNorm
+from helpers import REPO, randomize_bn, run_tool
 
 import mmbireal.deploy.engine as engine_mod
 from mmbireal.deploy import (
-                             ExportError,
-                             PackedBiRealNet,
-                             affine_epilogue,
-                             binary_conv3x3_torch,
-                             build_classifier,
-                             engine_weight_layout,
-                             export_packed,
-                             get_engine,
-                             load_packed,
-                             pack_classifier,
-                             pack_signs_torch,
-                             unpack_signs,
+    ExportError,
+    PackedBiRealNet,
+    affine_epilogue,
+    binary_conv3x3_torch,
+    build_classifier,
+    engine_weight_layout,
+    export_packed,
+    get_engine,
+    load_packed,
+    pack_classifier,
+    pack_signs_torch,
+    unpack_signs,
 )
 from mmbireal.models import BinaryConv2d
 from mmbireal.utils import CheckpointError
@@ -67,18 +66,6 @@ def _cases():
     for i, ((n, h, w), c, stride) in enumerate(
             itertools.product(SHAPES, CHANNELS, (1, 2))):
         yield n, h, w, c, OUT_CHANNELS[i % len(OUT_CHANNELS)], stride, i
-
-
-def _randomize_bn(model, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, _BatchNorm):
-                n = m.num_features
-                m.running_mean.copy_(torch.randn(n, generator=gen) * 0.3)
-                m.running_var.copy_(torch.rand(n, generator=gen) + 0.5)
-                m.weight.copy_(torch.rand(n, generator=gen) + 0.5)
-                m.bias.copy_(torch.randn(n, generator=gen) * 0.3)
 
 
 def _assert_logits_match(ref, out):
@@ -237,7 +224,7 @@ def test_no_compiler_falls_back_with_one_warning(monkeypatch, tmp_path):
 def _small_model(**extra):
     torch.manual_seed(0)
     model = build_classifier(FMNIST_CFG, cfg_options={**NARROW, **extra})
-    _randomize_bn(model)
+    randomize_bn(model)
     return model
 
 
@@ -289,7 +276,7 @@ def test_full_bireal18_export_size_and_logits(tmp_path):
     """The ImageNet-head Bi-Real-18 through the CLI tool: <= 4.3 MB."""
     torch.manual_seed(0)
     model = build_classifier(IN1K_CFG)
-    _randomize_bn(model)
+    randomize_bn(model)
     ckpt, out = tmp_path / 'float.pth', tmp_path / 'bireal18.bin.pth'
     torch.save({'state_dict': model.state_dict()}, ckpt)
     proc = run_tool(['tools/deployment/export_binary.py', IN1K_CFG,
