@@ -3,7 +3,7 @@
 # configs (configs/birealnet/*_fmnist.py): every step 4 epochs on the first
 # 12,000 training images, evaluated on the 10,000 test images after each
 # epoch. Resumable stage by stage: a finished run is skipped, an interrupted
-# one continues from its last checkpoint. About 2 hours on 2 CPU cores.
+# one continues from its last checkpoint. About 2-2.5 hours on 2 idle cores.
 #
 #   bash tools/reproduce/fashion_mnist.sh            # run what is missing
 #   bash tools/reproduce/fashion_mnist.sh --collect  # only rebuild the results
