@@ -52,7 +52,8 @@ class _BinaryConv2dFunction(torch.autograd.Function):
         if grad_x is not None:
             grad_x = grad_x.to(x.dtype)
             if ctx.act_grad is not None:
-                grad_x = grad_x.mul_(ctx.act_grad(x))
+                # x_b is dead after the conv backward: reuse its memory
+                grad_x = grad_x.mul_(ctx.act_grad(x, out=x_b))
         if grad_w is not None:
             grad_w = grad_w.to(weight.dtype)
             if ctx.weight_parts is not None:

@@ -15,6 +15,8 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)"
 cd "$REPO"
 PYTHON=${PYTHON:-python}
+# always this checkout's code, whatever mmbireal the interpreter has installed
+export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
 ROOT=${MMBIREAL_WORK_DIRS:-work_dirs}
 
 # In dependency order: each pre-training step loads the previous one.

@@ -53,7 +53,9 @@ class BiRealBlock(BaseModule):
 
     def forward(self, x: Tensor) -> Tensor:
         identity = x if self.downsample is None else self.downsample(x)
-        return self.bn(self.conv(self.act(x))) + identity
+        out = self.bn(self.conv(self.act(x)))
+        out += identity  # in place: the norm's backward needs its input only
+        return out
 
 
 class BinaryBasicBlock(BaseModule):
@@ -86,7 +88,9 @@ class BinaryBasicBlock(BaseModule):
     def forward(self, x: Tensor) -> Tensor:
         identity = x if self.downsample is None else self.downsample(x)
         out = self.bn1(self.conv1(self.act1(x)))
-        return self.bn2(self.conv2(self.act2(out))) + identity
+        out = self.bn2(self.conv2(self.act2(out)))
+        out += identity
+        return out
 
 
 @MODELS.register_module()
