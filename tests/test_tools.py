@@ -143,3 +143,30 @@ def test_ddp_step_equals_single_process_step(fmnist_available, tmp_path):
     assert a['meta']['iter'] == b['meta']['iter'] == 1
     for key, value in a['state_dict'].items():
         assert torch.allclose(value, b['state_dict'][key], atol=1e-6), key
+
+
+def test_benchmark_train_splits_the_cost_and_saves_no_extra_tensors():
+    proc = run_tool([
+        'tools/analysis_tools/benchmark_train.py', '--size', '32',
+        '--batch', '2', '--iters', '2', '--warmup', '1',
+        '--with-float-bireal'
+    ])
+    ratios = dict(
+        re.findall(r'^time ratio (\S+ / \S+): ([\d.]+) ', proc.stdout, re.M))
+    assert set(ratios) == {
+        'Bi-Real-18 / ResNet-18', 'float-Bi-Real-18 / ResNet-18',
+        'Bi-Real-18 / float-Bi-Real-18'
+    }
+    assert all(float(r) > 0 for r in ratios.values())
+    # At 32 px the weights dominate what autograd keeps: a binarized copy
+    # of them kept for backward would double Bi-Real's figure.
+    saved = float(re.search(r'saved-for-backward ratio: ([\d.]+)',
+                            proc.stdout).group(1))
+    assert saved < 1.05
+
+
+def test_benchmark_train_rejects_a_single_iteration():
+    proc = run_tool(['tools/analysis_tools/benchmark_train.py', '--iters',
+                     '1'], check=False)
+    assert proc.returncode == 2
+    assert '--iters must be at least 2, got 1' in proc.stderr

@@ -19,7 +19,7 @@ Weight binarizers (``w`` is the real-valued latent weight, shape
   backward ``1[|w| <= 1] * g`` (the authors' PyTorch release).
 * ``sign`` -- forward exactly ``+-1``; backward ``1[|w| <= 1] * g``.
 """
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, NamedTuple, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -39,11 +39,14 @@ def sign_nonzero(x: Tensor) -> Tensor:
     return torch.sign(x).add_(0.5).sign_()
 
 
-def channel_scale(w: Tensor, w_abs: Optional[Tensor] = None) -> Tensor:
-    """Per-output-channel scale ``mean(|w|)`` over all but the first dim
-    (``w_abs``: ``|w|`` if already computed)."""
-    w_abs = w.abs() if w_abs is None else w_abs
-    return w_abs.mean(dim=tuple(range(1, w.dim())), keepdim=True)
+def channel_scale(w: Tensor, out: Optional[Tensor] = None) -> Tensor:
+    """Per-output-channel scale ``mean(|w|)`` over all but the first dim.
+
+    ``out`` (shaped like ``w``) takes ``|w|`` if given, saving an
+    allocation.
+    """
+    return torch.abs(w, out=out).mean(
+        dim=tuple(range(1, w.dim())), keepdim=True)
 
 
 def approx_sign_grad(x: Tensor, out: Optional[Tensor] = None) -> Tensor:
@@ -81,50 +84,71 @@ class _SignWithSurrogate(torch.autograd.Function):
         return grad * ctx.surrogate_grad(x), None
 
 
-def scaled_sign_forward(w: Tensor) -> Tensor:
-    """``alpha * sign(w)``, alpha = mean|w| per output channel."""
-    return sign_nonzero(w).mul_(channel_scale(w))
+class WeightBinarizerSpec(NamedTuple):
+    """What a weight binarizer does, for the shared implementation below.
+
+    Attributes:
+        scaled (bool): Forward ``alpha * sign(w)`` instead of ``sign(w)``.
+        scaled_grad (bool): Multiply the gradient by ``alpha``.
+        strict_clip (bool): Pass the gradient where ``|w| < 1`` instead of
+            ``|w| <= 1``.
+    """
+    scaled: bool
+    scaled_grad: bool
+    strict_clip: bool
 
 
-# The weight gradients below overwrite ``grad`` (callers pass a gradient
-# they own) and use in-place ops: layer-4 weights are as large as layer-4
-# activations, so every extra pass over them shows in the training step.
-def magnitude_aware_grad(w: Tensor, grad: Tensor) -> Tensor:
-    """The paper's weight gradient: ``alpha * 1[|w| < 1] * grad`` (the
-    derivative of alpha itself is ignored). Overwrites ``grad``."""
-    w_abs = w.abs()
-    alpha = channel_scale(w, w_abs)
-    return grad.mul_(w_abs.lt_(1).mul_(alpha))
-
-
-def clipped_ste_grad(w: Tensor, grad: Tensor) -> Tensor:
-    """Straight-through weight gradient clipped to ``|w| <= 1``.
-    Overwrites ``grad``."""
-    return grad.mul_(w.abs().le_(1))
-
-
-# name -> (forward, gradient); also used by BinaryConv2d's fused function
-WEIGHT_BINARIZER_PARTS: Dict[str, Tuple[Callable, Callable]] = {
-    'magnitude_aware': (scaled_sign_forward, magnitude_aware_grad),
-    'scaled_sign': (scaled_sign_forward, clipped_ste_grad),
-    'sign': (sign_nonzero, clipped_ste_grad),
+# The weight binarizers; also used by BinaryConv2d's fused function.
+WEIGHT_BINARIZER_SPECS: Dict[str, WeightBinarizerSpec] = {
+    'magnitude_aware': WeightBinarizerSpec(True, True, True),
+    'scaled_sign': WeightBinarizerSpec(True, False, False),
+    'sign': WeightBinarizerSpec(False, False, False),
 }
 
 
+# Layer-4 weights are as large as layer-4 activations, and a fresh
+# weight-sized tensor costs more in page faults than a pass over it, so the
+# two functions below share alpha and write into caller-owned tensors.
+def binarize_weight(w: Tensor, spec: WeightBinarizerSpec,
+                    out: Optional[Tensor] = None
+                    ) -> Tuple[Tensor, Optional[Tensor]]:
+    """``(w_b, alpha)``: the binarized weight (in ``out`` if given) and the
+    per-channel scale (None if the binarizer needs none)."""
+    alpha = None
+    if spec.scaled or spec.scaled_grad:
+        out = torch.empty_like(w) if out is None else out
+        alpha = channel_scale(w, out=out)  # |w| in out, then sign(w)
+    w_b = torch.sign(w, out=out).add_(0.5).sign_()  # sign_nonzero
+    return (w_b.mul_(alpha) if spec.scaled else w_b), alpha
+
+
+def weight_grad(w: Tensor, grad: Tensor, spec: WeightBinarizerSpec,
+                alpha: Optional[Tensor] = None,
+                out: Optional[Tensor] = None) -> Tensor:
+    """The weight gradient: ``grad`` where ``|w|`` is under the clip (times
+    ``alpha`` if ``spec.scaled_grad``; the derivative of alpha itself is
+    ignored). Overwrites ``grad``; ``out`` is an optional scratch tensor."""
+    mask = torch.abs(w, out=out)
+    mask = mask.lt_(1) if spec.strict_clip else mask.le_(1)
+    if spec.scaled_grad:
+        mask.mul_(channel_scale(w) if alpha is None else alpha)
+    return grad.mul_(mask)
+
+
 class _WeightBinarizer(torch.autograd.Function):
-    """``forward(w)`` forward; ``gradient(w, grad)`` backward."""
+    """:func:`binarize_weight` forward, :func:`weight_grad` backward."""
 
     @staticmethod
-    def forward(ctx, w: Tensor, parts: Tuple[Callable, Callable]) -> Tensor:
+    def forward(ctx, w: Tensor, spec: WeightBinarizerSpec) -> Tensor:
         ctx.save_for_backward(w)
-        ctx.gradient = parts[1]
-        return parts[0](w)
+        ctx.spec = spec
+        return binarize_weight(w, spec)[0]
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         w, = ctx.saved_tensors
-        # the gradient functions overwrite their input; grad is not ours
-        return ctx.gradient(w, grad.clone()), None
+        # weight_grad overwrites its input; grad is not ours
+        return weight_grad(w, grad.clone(), ctx.spec), None
 
 
 def approx_sign(x: Tensor) -> Tensor:
@@ -139,17 +163,17 @@ def ste(x: Tensor) -> Tensor:
 
 def magnitude_aware(w: Tensor) -> Tensor:
     """``alpha * sign(w)`` with the paper's magnitude-aware gradient."""
-    return _WeightBinarizer.apply(w, WEIGHT_BINARIZER_PARTS['magnitude_aware'])
+    return _WeightBinarizer.apply(w, WEIGHT_BINARIZER_SPECS['magnitude_aware'])
 
 
 def scaled_sign(w: Tensor) -> Tensor:
     """``alpha * sign(w)``, alpha detached, clipped straight-through grad."""
-    return _WeightBinarizer.apply(w, WEIGHT_BINARIZER_PARTS['scaled_sign'])
+    return _WeightBinarizer.apply(w, WEIGHT_BINARIZER_SPECS['scaled_sign'])
 
 
 def sign(w: Tensor) -> Tensor:
     """Exactly ``+-1`` weights with a clipped straight-through gradient."""
-    return _WeightBinarizer.apply(w, WEIGHT_BINARIZER_PARTS['sign'])
+    return _WeightBinarizer.apply(w, WEIGHT_BINARIZER_SPECS['sign'])
 
 
 ACT_BINARIZERS: Dict[str, Binarizer] = {

@@ -1,5 +1,5 @@
 """The binary convolution of Bi-Real Net."""
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 import torch.nn as nn
@@ -11,10 +11,13 @@ from mmbireal.utils.errors import InputError
 
 from .binarizers import (
     ACT_SURROGATE_GRADS,
-    WEIGHT_BINARIZER_PARTS,
+    WEIGHT_BINARIZER_SPECS,
+    WeightBinarizerSpec,
+    binarize_weight,
     get_act_binarizer,
     get_weight_binarizer,
     sign_nonzero,
+    weight_grad,
 )
 
 
@@ -25,23 +28,31 @@ class _BinaryConv2dFunction(torch.autograd.Function):
     surrogate gradient), ``sign(x)`` and the binarized weight (for the conv
     gradients) alive until backward. Here both binarized tensors are
     recomputed in backward, so a binary conv holds no more memory for
-    backward than a float conv (its input and its latent weight).
+    backward than a float conv (its input and its latent weight). Once the
+    conv gradients are computed, the surrogate gradients are written into
+    the recomputed tensors' memory: fresh large tensors cost page faults.
     """
 
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Optional[Tensor],
-                conv: nn.Conv2d, act_grad, weight_parts) -> Tensor:
+                conv: nn.Conv2d, act_grad: Optional[Callable],
+                weight_spec: Optional[WeightBinarizerSpec]) -> Tensor:
         ctx.save_for_backward(x, weight)
-        ctx.conv, ctx.act_grad, ctx.weight_parts = conv, act_grad, weight_parts
+        ctx.conv, ctx.act_grad, ctx.weight_spec = conv, act_grad, weight_spec
         ctx.has_bias = bias is not None
-        return F.conv2d(*_binarized(x, weight, act_grad, weight_parts), bias,
-                        conv.stride, conv.padding, conv.dilation, conv.groups)
+        x_b = x if act_grad is None else sign_nonzero(x)
+        w_b = weight if weight_spec is None else binarize_weight(
+            weight, weight_spec)[0]
+        return F.conv2d(x_b, w_b, bias, conv.stride, conv.padding,
+                        conv.dilation, conv.groups)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         x, weight = ctx.saved_tensors
-        conv = ctx.conv
-        x_b, w_b = _binarized(x, weight, ctx.act_grad, ctx.weight_parts)
+        conv, act_grad, spec = ctx.conv, ctx.act_grad, ctx.weight_spec
+        x_b = x if act_grad is None else sign_nonzero(x)
+        w_b, alpha = (weight, None) if spec is None else binarize_weight(
+            weight, spec)
         needs = ctx.needs_input_grad
         # under autocast the conv ran (and grad arrives) in low precision
         grad_x, grad_w, grad_b = torch.ops.aten.convolution_backward(
@@ -49,22 +60,16 @@ class _BinaryConv2dFunction(torch.autograd.Function):
             [weight.shape[0]] if ctx.has_bias else None, conv.stride,
             conv.padding, conv.dilation, False, [0, 0], conv.groups,
             [needs[0], needs[1], ctx.has_bias and needs[2]])
+        # x_b and w_b are dead now: the surrogate gradients reuse them
         if grad_x is not None:
             grad_x = grad_x.to(x.dtype)
-            if ctx.act_grad is not None:
-                # x_b is dead after the conv backward: reuse its memory
-                grad_x = grad_x.mul_(ctx.act_grad(x, out=x_b))
+            if act_grad is not None:
+                grad_x = grad_x.mul_(act_grad(x, out=x_b))
         if grad_w is not None:
             grad_w = grad_w.to(weight.dtype)
-            if ctx.weight_parts is not None:
-                grad_w = ctx.weight_parts[1](weight, grad_w)
+            if spec is not None:
+                grad_w = weight_grad(weight, grad_w, spec, alpha, out=w_b)
         return grad_x, grad_w, grad_b, None, None, None
-
-
-def _binarized(x: Tensor, weight: Tensor, act_grad, weight_parts):
-    x_b = x if act_grad is None else sign_nonzero(x)
-    w_b = weight if weight_parts is None else weight_parts[0](weight)
-    return x_b, w_b
 
 
 # Registered in mmengine's root registry (like mmcv's own layers) so that
@@ -129,7 +134,7 @@ class BinaryConv2d(nn.Conv2d):
     @weight_binarizer.setter
     def weight_binarizer(self, name: Optional[str]) -> None:
         self._binarize_weight = get_weight_binarizer(name)  # validates
-        self._weight_parts = WEIGHT_BINARIZER_PARTS.get(name)
+        self._weight_spec = WEIGHT_BINARIZER_SPECS.get(name)
         self._weight_binarizer = name
 
     def binary_weight(self) -> Tensor:
@@ -155,7 +160,7 @@ class BinaryConv2d(nn.Conv2d):
         return self._cached_weight
 
     def forward(self, x: Tensor) -> Tensor:
-        if self._act_grad is None and self._weight_parts is None:
+        if self._act_grad is None and self._weight_spec is None:
             return self._conv_forward(x, self.weight, self.bias)
         if not torch.is_grad_enabled() or isinstance(self.padding, str):
             # inference (cached weights), or 'same'/'valid' padding
@@ -163,7 +168,7 @@ class BinaryConv2d(nn.Conv2d):
                 x = self._binarize_act(x)
             return self._conv_forward(x, self.binary_weight(), self.bias)
         return _BinaryConv2dFunction.apply(x, self.weight, self.bias, self,
-                                           self._act_grad, self._weight_parts)
+                                           self._act_grad, self._weight_spec)
 
     def extra_repr(self) -> str:
         return (super().extra_repr() +

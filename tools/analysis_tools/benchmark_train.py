@@ -22,8 +22,15 @@ from mmbireal.models import BiRealNet
 
 
 def build(arch: str, depth: int) -> nn.Module:
+    """``'resnet'``, ``'bireal'`` or ``'bireal-float'`` (Bi-Real's
+    architecture with real-valued convs: what the architecture costs
+    without binarization)."""
     from mmpretrain.models import ResNet
-    backbone = BiRealNet(depth) if arch == 'bireal' else ResNet(depth)
+    if arch == 'resnet':
+        backbone = ResNet(depth)
+    else:
+        backbone = BiRealNet(
+            depth, **(dict(conv_cfg=None) if arch == 'bireal-float' else {}))
     return nn.Sequential(backbone, _Head(512))
 
 
@@ -81,14 +88,19 @@ def main() -> None:
     parser.add_argument('--batch', type=int, default=16)
     parser.add_argument('--size', type=int, default=224)
     parser.add_argument('--device', default='cpu')
-    parser.add_argument('--iters', type=int, default=10,
-                        help='timed steps per model')
+    parser.add_argument('--iters', type=int, default=20,
+                        help='timed steps per model (at least 2)')
     parser.add_argument('--warmup', type=int, default=3)
     parser.add_argument('--channels-last', action='store_true')
     parser.add_argument('--amp', action='store_true')
     parser.add_argument('--compile', action='store_true',
-                        help='torch.compile both models')
+                        help='torch.compile the models')
+    parser.add_argument('--with-float-bireal', action='store_true',
+                        help='also time Bi-Real with real-valued convs, to '
+                        'split the cost into architecture and binarization')
     args = parser.parse_args()
+    if args.iters < 2:
+        parser.error(f'--iters must be at least 2, got {args.iters}')
 
     torch.manual_seed(0)
     device = torch.device(args.device)
@@ -97,10 +109,14 @@ def main() -> None:
     x = torch.randn(args.batch, 3, args.size, args.size,
                     device=device).to(memory_format=memory_format)
     y = torch.randint(0, 1000, (args.batch, ), device=device)
-    names = (f'ResNet-{args.depth}', f'Bi-Real-{args.depth}')
+    archs = {f'ResNet-{args.depth}': 'resnet',
+             f'Bi-Real-{args.depth}': 'bireal'}
+    if args.with_float_bireal:
+        archs[f'float-Bi-Real-{args.depth}'] = 'bireal-float'
+    names = list(archs)
     models = {
         name: build(arch, args.depth).to(device, memory_format=memory_format)
-        for name, arch in zip(names, ('resnet', 'bireal'))
+        for name, arch in archs.items()
     }
     saved = {n: saved_for_backward_bytes(m, x) for n, m in models.items()}
     if args.compile:
@@ -117,30 +133,43 @@ def main() -> None:
             peak[name] = torch.cuda.max_memory_allocated(device)
 
     times: Dict[str, List[float]] = {n: [] for n in steps}
-    for _ in range(args.iters):  # alternate: both see the same conditions
-        for name, step in steps.items():
+    order = list(steps)
+    for _ in range(args.iters):
+        # alternate, reversing the order each time, so that the models see
+        # the same machine state and none always runs after another
+        for name in order:
             sync(device)
             start = time.perf_counter()
-            step()
+            steps[name]()
             sync(device)
             times[name].append(time.perf_counter() - start)
+        order.reverse()
 
     print(f'training step (forward + backward + SGD), batch {args.batch}, '
           f'{args.size} px, {device}, threads {torch.get_num_threads()}, '
           f'channels_last {args.channels_last}, amp {args.amp}, '
           f'compile {args.compile}; median of {args.iters} alternating '
           'steps after warm-up')
-    header = f"{'model':<12} {'ms/step':>9} {'img/s':>8} {'saved MB':>9}"
+    header = f"{'model':<17} {'ms/step':>9} {'img/s':>8} {'saved MB':>9}"
     print(header + (f" {'peak MB':>8}" if peak else ''))
     median = {n: statistics.median(t) for n, t in times.items()}
     for name in steps:
-        line = (f'{name:<12} {median[name] * 1e3:9.1f} '
+        line = (f'{name:<17} {median[name] * 1e3:9.1f} '
                 f'{args.batch / median[name]:8.1f} {saved[name] / 2**20:9.1f}')
         if peak:
             line += f' {peak[name] / 2**20:8.1f}'
         print(line)
-    print(f'time ratio {names[1]} / {names[0]}: '
-          f'{median[names[1]] / median[names[0]]:.3f}')
+    # The ratio of back-to-back steps cancels the machine's slow drift
+    # (shared VMs: +-5% between runs); its quartiles show the spread.
+    pairs = [(names[1], names[0])] + [(n, names[0]) for n in names[2:]]
+    if args.with_float_bireal:
+        pairs.append((names[1], names[2]))
+    for a, b in pairs:
+        ratios = [ta / tb for ta, tb in zip(times[a], times[b])]
+        q1, q2, q3 = statistics.quantiles(ratios, n=4)
+        print(f'time ratio {a} / {b}: {q2:.3f} (median of {len(ratios)} '
+              f'back-to-back pairs; quartiles {q1:.3f}-{q3:.3f}; ratio of '
+              f'medians {median[a] / median[b]:.3f})')
     print(f'saved-for-backward ratio: {saved[names[1]] / saved[names[0]]:.3f}')
 
 
