@@ -9,6 +9,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmbireal  # noqa: F401 (registers modules and the checkpoint loader)
+from mmbireal.datasets import check_datasets
 from mmbireal.utils.launch import (
     check_writable_dir,
     fail,
@@ -53,6 +54,7 @@ def main() -> None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
     check_writable_dir(cfg.work_dir)
+    run_or_fail(lambda: check_datasets(cfg, splits=('test', )))
     cfg.load_from = args.checkpoint
     cfg.resume = False
     setup_distributed(cfg, args.launcher)

@@ -9,6 +9,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmbireal  # noqa: F401 (registers modules and the checkpoint loader)
+from mmbireal.datasets import check_datasets
 from mmbireal.utils.launch import (
     check_writable_dir,
     fail,
@@ -112,6 +113,7 @@ def main() -> None:
              'the previous step first, or pass --cfg-options '
              'load_from=None to start from scratch)')
     check_writable_dir(cfg.work_dir)
+    run_or_fail(lambda: check_datasets(cfg))
     setup_distributed(cfg, args.launcher)
     runner = run_or_fail(
         lambda: RUNNERS.build(cfg)

@@ -17,4 +17,6 @@ default_hooks = dict(
         max_keep_ckpts=1,
         save_last=False),
     # stop at the first NaN/inf loss, before a broken checkpoint is written
-    invalid_loss=dict(type='StopOnInvalidLossHook'))
+    invalid_loss=dict(type='StopOnInvalidLossHook'),
+    # under DDP, log the losses of the whole batch, not rank 0's share
+    mean_loss=dict(type='MeanLossOverRanksHook'))

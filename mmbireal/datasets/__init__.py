@@ -1,3 +1,4 @@
+from .checks import check_datasets
 from .fashion_mnist import LocalFashionMNIST
 
-__all__ = ['LocalFashionMNIST']
+__all__ = ['LocalFashionMNIST', 'check_datasets']

@@ -1,9 +1,14 @@
-from .hooks import BNRetrainHook, StopOnInvalidLossHook, WeightDecayZeroHook
+from .hooks import (
+    BNRetrainHook,
+    MeanLossOverRanksHook,
+    StopOnInvalidLossHook,
+    WeightDecayZeroHook,
+)
 from .loops import ResumableEpochBasedTrainLoop
 from .param_groups import move_to_own_group, optimizer_built, tagged_groups
 
 __all__ = [
-    'BNRetrainHook', 'ResumableEpochBasedTrainLoop', 'StopOnInvalidLossHook',
-    'WeightDecayZeroHook',
+    'BNRetrainHook', 'MeanLossOverRanksHook', 'ResumableEpochBasedTrainLoop',
+    'StopOnInvalidLossHook', 'WeightDecayZeroHook',
     'move_to_own_group', 'optimizer_built', 'tagged_groups'
 ]

@@ -1,5 +1,9 @@
 from .bn_retrain_hook import BNRetrainHook
 from .invalid_loss_hook import StopOnInvalidLossHook
+from .mean_loss_hook import MeanLossOverRanksHook
 from .weight_decay_zero_hook import WeightDecayZeroHook
 
-__all__ = ['BNRetrainHook', 'StopOnInvalidLossHook', 'WeightDecayZeroHook']
+__all__ = [
+    'BNRetrainHook', 'MeanLossOverRanksHook', 'StopOnInvalidLossHook',
+    'WeightDecayZeroHook'
+]
