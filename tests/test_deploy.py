@@ -171,6 +171,10 @@ def test_engine_rejects_bad_arguments(native):
     with pytest.raises(ValueError, match='stride'):
         native.conv3x3(act, 64, layout, 8, 3)
     with pytest.raises(ValueError, match='act_bits'):
+        wide = engine_weight_layout(
+            pack_signs_torch(torch.randn(8, 3, 3, 65)))
+        native.conv3x3(act, 65, wide, 8, 1)  # act has 1 word, 65 needs 2
+    with pytest.raises(ValueError, match=r'weight must be int64 \(1, 9, 2'):
         native.conv3x3(act, 65, layout, 8, 1)
     with pytest.raises(ValueError, match='weight'):
         native.conv3x3(act, 64, layout, 16, 1)

@@ -20,7 +20,12 @@ from torch import Tensor
 
 from mmbireal.utils import CheckpointError, load_checkpoint_file
 
-from .engine import NativeEngine, engine_weight_layout, get_engine
+from .engine import (
+    Conv3x3Plan,
+    NativeEngine,
+    engine_weight_layout,
+    get_engine,
+)
 from .export import FORMAT, VERSION
 from .reference import (
                         affine_epilogue,
@@ -47,6 +52,8 @@ class PackedBinaryConv(nn.Module):
         self.register_buffer('engine_weight', engine_weight_layout(bits),
                              persistent=False)
         self._weight_pm1: Optional[Tensor] = None
+        self._plan: Optional[Conv3x3Plan] = None
+        self._plan_key: Optional[tuple] = None
 
     def weight_pm1(self) -> Tensor:
         """``(C_out, C_in, 3, 3)`` +-1 floats for the reference path."""
@@ -60,10 +67,16 @@ class PackedBinaryConv(nn.Module):
                        residual: Optional[Tensor], want_out: bool,
                        want_bits: bool) -> Tuple[Optional[Tensor],
                                                  Optional[Tensor]]:
-        out = engine.conv3x3(bits, self.in_channels, self.engine_weight,
-                             self.out_channels, self.stride, self.scale,
-                             self.shift, residual, want_out=want_out,
-                             want_bits=want_bits)
+        # the plan holds raw pointers: rebuild it if a buffer was replaced
+        key = (engine, self.engine_weight.data_ptr(), self.scale.data_ptr(),
+               self.shift.data_ptr())
+        if self._plan_key != key:
+            self._plan = engine.plan_conv3x3(
+                self.in_channels, self.engine_weight, self.out_channels,
+                self.stride, self.scale, self.shift)
+            self._plan_key = key
+        out = self._plan(bits, residual, want_out=want_out,
+                         want_bits=want_bits)
         return out.out, out.bits
 
     def forward_torch(self, x: Tensor,

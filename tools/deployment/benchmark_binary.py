@@ -172,16 +172,16 @@ def bench_layers(args: argparse.Namespace) -> None:
                 pack_signs_torch(weight.permute(0, 2, 3, 1)))
             bits = engine.pack_signs(x)
 
-            def conv_only(bits=bits, packed_w=packed_w,
-                          channels=channels) -> object:
-                return engine.conv3x3(bits, channels, packed_w, channels, 1,
-                                      want_out=False, want_dot=True)
+            # planned once, as a loaded model does
+            plain = engine.plan_conv3x3(channels, packed_w, channels, 1)
+            fused = engine.plan_conv3x3(channels, packed_w, channels, 1,
+                                        scale, shift)
 
-            def full_step(x=x, packed_w=packed_w, channels=channels,
-                          scale=scale, shift=shift) -> object:
-                return engine.conv3x3(engine.pack_signs(x), channels,
-                                      packed_w, channels, 1, scale, shift,
-                                      x, want_bits=True)
+            def conv_only(bits=bits, plain=plain) -> object:
+                return plain(bits, want_out=False, want_dot=True)
+
+            def full_step(x=x, fused=fused) -> object:
+                return fused(engine.pack_signs(x), x, want_bits=True)
 
             t_conv = median_ms(conv_only, args.iters, args.warmup)
             t_full = median_ms(full_step, args.iters, args.warmup)
