@@ -376,21 +376,26 @@ def test_binary_conv_input_gradient_is_binarizer_derivative_times_conv_t(
     torch.testing.assert_close(x.grad, expected)
 
 
-def test_binary_conv_weight_gradient_is_magnitude_aware():
-    conv = _conv('approx_sign', 'magnitude_aware', padding=1).double()
+@pytest.mark.parametrize('weight', ('magnitude_aware', 'scaled_sign', 'sign'))
+def test_binary_conv_weight_gradient_follows_its_binarizer(weight):
+    conv = _conv('approx_sign', weight, padding=1).double()
     with torch.no_grad():
         conv.weight.copy_(_input(conv.weight.shape, seed=9) * 0.8)
+        conv.weight.view(-1)[:2] = torch.tensor([1.0, -1.0])  # clip edges
     x = _input((2, 3, 5, 5), seed=10)
     out = conv(x)
     upstream = _upstream(out, seed=11)
     out.backward(upstream)
     w = conv.weight.detach()
-    wb = _ref_weight('magnitude_aware', w).requires_grad_(True)
+    wb = _ref_weight(weight, w).requires_grad_(True)
     ref = F.conv2d(_ref_act('approx_sign', x), wb, None, 1, 1)
     grad_wb, = torch.autograd.grad(ref, wb, upstream)
-    mask = (w.abs() < 1).to(w.dtype)
-    assert mask.min() == 0  # some latent weights are clipped
-    torch.testing.assert_close(conv.weight.grad, _alpha(w) * mask * grad_wb)
+    if weight == 'magnitude_aware':  # the paper: alpha * 1[|w| < 1]
+        expected = _alpha(w) * (w.abs() < 1).to(w.dtype) * grad_wb
+    else:  # clipped straight-through: 1[|w| <= 1]
+        expected = (w.abs() <= 1).to(w.dtype) * grad_wb
+    assert (expected == 0).any() and (expected != 0).any()
+    torch.testing.assert_close(conv.weight.grad, expected)
 
 
 @pytest.mark.parametrize('kwargs', [dict(act_binarizer='sgn'),
