@@ -9,7 +9,11 @@ from mmengine.logging import HistoryBuffer, MessageHub
 from mmengine.runner import load_checkpoint
 
 from mmbireal.models import BiRealNet
-from mmbireal.utils import CheckpointError, load_checkpoint_file
+from mmbireal.utils import (
+    CheckpointError,
+    check_checkpoint_fits,
+    load_checkpoint_file,
+)
 
 
 class WritesAFile:
@@ -111,3 +115,75 @@ def test_tools_test_refuses_foreign_pickle(fmnist_available, tmp_path):
         'which weights-only loading does not allow')
     assert 'Traceback' not in proc.stderr
     assert not osp.exists(tmp_path / 'pwned')
+
+
+def _classifier(depth: int = 18, num_classes: int = 10, in_channels=1):
+    from mmpretrain.models import ImageClassifier
+    return ImageClassifier(
+        backbone=dict(type='BiRealNet', depth=depth, base_channels=8,
+                      stem_channels=8, in_channels=in_channels,
+                      stem_type='small'),
+        neck=dict(type='GlobalAveragePooling'),
+        head=dict(type='LinearClsHead', num_classes=num_classes,
+                  in_channels=64))
+
+
+def _save_state(model, path, prefix=''):
+    torch.save({'state_dict': {prefix + k: v
+                               for k, v in model.state_dict().items()}},
+               str(path))
+    return str(path)
+
+
+def test_checkpoint_fit_names_missing_unexpected_and_resized(tmp_path):
+    model = _classifier()
+    check_checkpoint_fits(model, _save_state(model, tmp_path / 'same.pth'))
+    # DataParallel's prefix is removed, as mmengine does
+    check_checkpoint_fits(
+        model, _save_state(model, tmp_path / 'dp.pth', prefix='module.'))
+
+    deeper = _save_state(_classifier(depth=34), tmp_path / 'deeper.pth')
+    with pytest.raises(CheckpointError) as info:
+        check_checkpoint_fits(model, deeper)
+    assert str(info.value) == (
+        f'checkpoint {deeper} does not fit the model of the config (another '
+        'depth or architecture?): 96 unexpected keys (backbone.layer1.4.conv.'
+        'weight, backbone.layer1.4.bn.weight, ...)')
+
+    rgb = _save_state(_classifier(in_channels=3), tmp_path / 'rgb.pth')
+    with pytest.raises(CheckpointError, match=r'1 shape mismatches \('
+                       r'backbone.conv1.weight: checkpoint \(8, 3, 3, 3\), '
+                       r'model \(8, 1, 3, 3\)\)'):
+        check_checkpoint_fits(model, rgb)
+
+    shallower = _save_state(model, tmp_path / 'shallower.pth')
+    with pytest.raises(CheckpointError, match='96 missing keys'):
+        check_checkpoint_fits(_classifier(depth=34), shallower)
+
+
+def test_checkpoint_fit_may_ignore_a_new_head(tmp_path):
+    other_head = _save_state(_classifier(num_classes=5), tmp_path / 'h.pth')
+    model = _classifier()
+    with pytest.raises(CheckpointError, match=r'head\.fc\.weight'):
+        check_checkpoint_fits(model, other_head)
+    check_checkpoint_fits(model, other_head, prefixes=('backbone.', ))
+
+
+@pytest.mark.parametrize('tool', ['test', 'train'])
+def test_tools_refuse_a_checkpoint_of_another_depth(fmnist_available,
+                                                    tmp_path, tool):
+    path = _save_state(_classifier(depth=34), tmp_path / 'deeper.pth')
+    config = 'configs/birealnet/bireal18_1xb64_fmnist.py'
+    small = ['model.backbone.stem_channels=8',
+             'model.backbone.base_channels=8', 'model.head.in_channels=64']
+    args = ([f'tools/{tool}.py', config, path] if tool == 'test' else
+            [f'tools/{tool}.py', config])
+    args += ['--work-dir', str(tmp_path / 'work'), '--cfg-options', *small]
+    if tool == 'train':
+        args.append(f'load_from={path}')
+    proc = run_tool(args, check=False)
+    assert proc.returncode == 2
+    assert 'Traceback' not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith(
+        f'error: checkpoint {path} does not fit the model of the config '
+        '(another depth or architecture?): 96 unexpected keys')

@@ -11,6 +11,7 @@ from mmengine.runner import Runner
 import mmbireal  # noqa: F401 (registers modules and the checkpoint loader)
 from mmbireal.datasets import check_datasets
 from mmbireal.utils.launch import (
+    check_start_checkpoint,
     check_writable_dir,
     fail,
     load_config,
@@ -57,6 +58,8 @@ def main() -> None:
     run_or_fail(lambda: check_datasets(cfg, splits=('test', )))
     cfg.load_from = args.checkpoint
     cfg.resume = False
+    run_or_fail(lambda: check_start_checkpoint(cfg, head_may_differ=False),
+                also=(KeyError, ))  # an unknown `type` in the model
     setup_distributed(cfg, args.launcher)
     runner = run_or_fail(
         lambda: RUNNERS.build(cfg)

@@ -11,6 +11,7 @@ from mmengine.runner import Runner
 import mmbireal  # noqa: F401 (registers modules and the checkpoint loader)
 from mmbireal.datasets import check_datasets
 from mmbireal.utils.launch import (
+    check_start_checkpoint,
     check_writable_dir,
     fail,
     load_config,
@@ -114,6 +115,8 @@ def main() -> None:
              'load_from=None to start from scratch)')
     check_writable_dir(cfg.work_dir)
     run_or_fail(lambda: check_datasets(cfg))
+    run_or_fail(lambda: check_start_checkpoint(cfg, head_may_differ=True),
+                also=(KeyError, ))  # an unknown `type` in the model
     setup_distributed(cfg, args.launcher)
     runner = run_or_fail(
         lambda: RUNNERS.build(cfg)

@@ -1,4 +1,5 @@
 from .checkpoint import (
+                         check_checkpoint_fits,
                          checkpoint_safe_globals,
                          install_safe_checkpoint_loader,
                          load_checkpoint_file,
@@ -7,6 +8,6 @@ from .errors import CheckpointError, InputError, InvalidLossError
 
 __all__ = [
     'CheckpointError', 'InputError', 'InvalidLossError',
-    'checkpoint_safe_globals', 'install_safe_checkpoint_loader',
-    'load_checkpoint_file'
+    'check_checkpoint_fits', 'checkpoint_safe_globals',
+    'install_safe_checkpoint_loader', 'load_checkpoint_file'
 ]

@@ -14,7 +14,7 @@ is refused with a one-line error naming the file.
 import os.path as osp
 import pickle
 import re
-from typing import Any, Callable, List, Optional, Union
+from typing import Any, Callable, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -107,3 +107,52 @@ def install_safe_checkpoint_loader() -> None:
     """Make mmengine read local checkpoints through our loader."""
     CheckpointLoader.register_scheme(prefixes='', force=True)(
         _load_from_local)
+
+
+def check_checkpoint_fits(model: torch.nn.Module, filename: str,
+                          prefixes: Optional[Sequence[str]] = None) -> None:
+    """Raise :class:`CheckpointError` if the checkpoint's weights do not fit
+    ``model``: missing or unexpected keys, or other shapes.
+
+    mmengine loads ``load_from`` and ``tools/test.py`` checkpoints
+    non-strictly, so a checkpoint of another depth would only log a warning
+    and leave layers randomly initialised. Keys are compared as mmengine
+    loads them (a DataParallel ``module.`` prefix removed).
+
+    Args:
+        model (nn.Module): The model the config builds.
+        filename (str): The checkpoint (read in weights-only mode).
+        prefixes (Sequence[str], optional): Compare only keys starting with
+            one of these, e.g. ``('backbone.', )`` to allow a new head when
+            fine-tuning. Defaults to None (every key).
+    """
+    checkpoint = load_checkpoint_file(filename, map_location='cpu')
+    state = checkpoint.get('state_dict', checkpoint) if isinstance(
+        checkpoint, dict) else None
+    if not isinstance(state, dict):
+        raise CheckpointError(f'checkpoint {filename} holds no state dict')
+    state = {re.sub(r'^module\.', '', k): v for k, v in state.items()}
+    own = model.state_dict()
+
+    def wanted(key: str) -> bool:
+        return prefixes is None or key.startswith(tuple(prefixes))
+
+    missing = [k for k in own if wanted(k) and k not in state]
+    unexpected = [k for k in state if wanted(k) and k not in own]
+    resized = [
+        f'{k}: checkpoint {tuple(state[k].shape)}, model '
+        f'{tuple(own[k].shape)}' for k in own
+        if wanted(k) and k in state and hasattr(state[k], 'shape')
+        and tuple(state[k].shape) != tuple(own[k].shape)
+    ]
+    problems = [
+        f'{len(keys)} {what} ({", ".join(keys[:2])}'
+        f'{", ..." if len(keys) > 2 else ""})'
+        for what, keys in (('missing keys', missing), ('unexpected keys',
+                                                       unexpected),
+                           ('shape mismatches', resized)) if keys
+    ]
+    if problems:
+        raise CheckpointError(
+            f'checkpoint {filename} does not fit the model of the config '
+            f'(another depth or architecture?): {"; ".join(problems)}')

@@ -8,6 +8,7 @@ import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config
 
+from .checkpoint import check_checkpoint_fits
 from .errors import CheckpointError, InputError, InvalidLossError
 
 T = TypeVar('T')
@@ -53,6 +54,30 @@ def setup_distributed(cfg: Config, launcher: str) -> None:
         type='MMDistributedDataParallel', broadcast_buffers=False)
     wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
+
+
+def check_start_checkpoint(cfg: Config, head_may_differ: bool) -> None:
+    """Raise :class:`CheckpointError` if the checkpoint the run will start
+    from (``resume``, else ``load_from``) does not fit the config's model.
+
+    ``head_may_differ`` compares only the backbone for ``load_from``, so
+    fine-tuning with a new head keeps working; a resumed run must always
+    match its checkpoint fully.
+    """
+    from mmengine.registry import init_default_scope
+    from mmengine.runner import find_latest_checkpoint
+    from mmpretrain.registry import MODELS
+
+    path = cfg.get('load_from')
+    if cfg.get('resume') and not path:
+        path = find_latest_checkpoint(cfg.work_dir)
+    if not path:
+        return
+    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
+    model = MODELS.build(cfg.model)
+    prefixes = ('backbone.', ) if head_may_differ and not cfg.get(
+        'resume') else None
+    check_checkpoint_fits(model, path, prefixes)
 
 
 def check_writable_dir(path: str) -> None:
