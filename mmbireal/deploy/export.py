@@ -42,7 +42,10 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmbireal.models import BinaryConv2d, BiRealNet
 from mmbireal.models.backbones.bireal_net import BinaryBasicBlock, BiRealBlock
-from mmbireal.utils import CheckpointError, load_checkpoint_file
+from mmbireal.utils import (
+    check_state_dict_fits,
+    load_state_dict_file,
+)
 
 from .reference import pack_signs_torch
 
@@ -231,35 +234,12 @@ def build_classifier(config: Union[str, Config],
     """
     from mmpretrain.registry import MODELS  # mmbireal is registered above
     cfg = Config.fromfile(config) if isinstance(config, str) else config
-    name = cfg.filename or 'the config'
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     init_default_scope('mmpretrain')
     model = MODELS.build(cfg.model)
     if checkpoint is not None:
-        ckpt = load_checkpoint_file(checkpoint, map_location='cpu')
-        state = ckpt.get('state_dict', ckpt) if isinstance(ckpt,
-                                                           dict) else None
-        if not isinstance(state, dict):
-            raise CheckpointError(f'{checkpoint} holds no state_dict')
-        state = {
-            (k[7:] if k.startswith('module.') else k): v
-            for k, v in state.items()
-        }
-        try:
-            result = model.load_state_dict(state, strict=False)
-        except RuntimeError as e:
-            detail = [line.strip() for line in str(e).splitlines()
-                      if 'size mismatch' in line]
-            raise CheckpointError(
-                f'{checkpoint} does not fit the model of {name}: '
-                f'{detail[0] if detail else str(e).splitlines()[0]}'
-            ) from None
-        missing = [k for k in result.missing_keys
-                   if not k.startswith('data_preprocessor')]
-        if missing or result.unexpected_keys:
-            raise CheckpointError(
-                f'{checkpoint} does not fit the model of {name}: '
-                f'missing keys {missing[:3]}, unexpected keys '
-                f'{result.unexpected_keys[:3]}')
+        state = load_state_dict_file(checkpoint)
+        check_state_dict_fits(model, state, checkpoint)
+        model.load_state_dict(state, strict=False)  # data preprocessor
     return model.eval()

@@ -14,7 +14,7 @@ is refused with a one-line error naming the file.
 import os.path as osp
 import pickle
 import re
-from typing import Any, Callable, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -109,33 +109,47 @@ def install_safe_checkpoint_loader() -> None:
         _load_from_local)
 
 
-def check_checkpoint_fits(model: torch.nn.Module, filename: str,
-                          prefixes: Optional[Sequence[str]] = None) -> None:
-    """Raise :class:`CheckpointError` if the checkpoint's weights do not fit
-    ``model``: missing or unexpected keys, or other shapes.
+def load_state_dict_file(filename: str) -> Dict[str, Any]:
+    """The state dict of a checkpoint file, read in weights-only mode, with
+    a DataParallel ``module.`` prefix removed (as mmengine loads it).
 
-    mmengine loads ``load_from`` and ``tools/test.py`` checkpoints
-    non-strictly, so a checkpoint of another depth would only log a warning
-    and leave layers randomly initialised. Keys are compared as mmengine
-    loads them (a DataParallel ``module.`` prefix removed).
-
-    Args:
-        model (nn.Module): The model the config builds.
-        filename (str): The checkpoint (read in weights-only mode).
-        prefixes (Sequence[str], optional): Compare only keys starting with
-            one of these, e.g. ``('backbone.', )`` to allow a new head when
-            fine-tuning. Defaults to None (every key).
+    Raises:
+        FileNotFoundError, CheckpointError: as :func:`load_checkpoint_file`;
+            CheckpointError also if the file holds no state dict.
     """
     checkpoint = load_checkpoint_file(filename, map_location='cpu')
     state = checkpoint.get('state_dict', checkpoint) if isinstance(
         checkpoint, dict) else None
     if not isinstance(state, dict):
         raise CheckpointError(f'checkpoint {filename} holds no state dict')
-    state = {re.sub(r'^module\.', '', k): v for k, v in state.items()}
+    return {re.sub(r'^module\.', '', k): v for k, v in state.items()}
+
+
+def check_state_dict_fits(model: torch.nn.Module, state: Dict[str, Any],
+                          filename: str,
+                          prefixes: Optional[Sequence[str]] = None) -> None:
+    """Raise :class:`CheckpointError` if ``state`` (read from ``filename``)
+    does not fit ``model``: missing or unexpected keys, or other shapes.
+
+    mmengine loads ``load_from`` and ``tools/test.py`` checkpoints
+    non-strictly, so a checkpoint of another depth would only log a warning
+    and leave layers randomly initialised.
+
+    Args:
+        model (nn.Module): The model the config builds.
+        state (dict): The checkpoint's state dict.
+        filename (str): Where it came from, for the message.
+        prefixes (Sequence[str], optional): Compare only keys starting with
+            one of these, e.g. ``('backbone.', )`` to allow a new head when
+            fine-tuning. Defaults to None (every key but the data
+            preprocessor's, which holds no weights).
+    """
     own = model.state_dict()
 
     def wanted(key: str) -> bool:
-        return prefixes is None or key.startswith(tuple(prefixes))
+        if prefixes is None:
+            return not key.startswith('data_preprocessor.')
+        return key.startswith(tuple(prefixes))
 
     missing = [k for k in own if wanted(k) and k not in state]
     unexpected = [k for k in state if wanted(k) and k not in own]
@@ -156,3 +170,10 @@ def check_checkpoint_fits(model: torch.nn.Module, filename: str,
         raise CheckpointError(
             f'checkpoint {filename} does not fit the model of the config '
             f'(another depth or architecture?): {"; ".join(problems)}')
+
+
+def check_checkpoint_fits(model: torch.nn.Module, filename: str,
+                          prefixes: Optional[Sequence[str]] = None) -> None:
+    """:func:`check_state_dict_fits` on the checkpoint file ``filename``."""
+    check_state_dict_fits(model, load_state_dict_file(filename), filename,
+                          prefixes)
