@@ -3,6 +3,7 @@ bit for bit, the reference against the training graph's conv, and the
 exported network against the float-emulated model."""
 import itertools
 import os.path as osp
+import re
 
 import pytest
 import torch
@@ -359,3 +360,39 @@ def test_benchmark_tool_smoke():
                      '--threads', '1'])
     assert 'Bi-Real-18 packed' in proc.stdout
     assert '7x7x512' not in proc.stdout and '1x1x512' in proc.stdout
+
+
+def test_build_classifier_keeps_the_configs_normalisation():
+    # the top-level data_preprocessor is the model's, as in mmengine's
+    # Runner; without it inputs would reach the network as raw 0-255
+    model = build_classifier(FMNIST_CFG)
+    assert model.data_preprocessor.mean.flatten().tolist() == \
+        pytest.approx([72.94])
+    assert model.data_preprocessor.std.flatten().tolist() == \
+        pytest.approx([90.02])
+
+
+def test_export_tool_verifies_on_the_test_set(fmnist_available, tmp_path):
+    model = _small_model()
+    ckpt, out = tmp_path / 'float.pth', tmp_path / 'small.bin.pth'
+    torch.save({'state_dict': model.state_dict()}, ckpt)
+    options = [f'{k}={v}' for k, v in NARROW.items()]
+    proc = run_tool(['tools/deployment/export_binary.py', FMNIST_CFG,
+                     str(ckpt), str(out), '--verify-test-set',
+                     '--cfg-options', *options,
+                     'test_dataloader.dataset.indices=64',
+                     'test_dataloader.num_workers=0'])
+    line = proc.stdout.strip().splitlines()[-1]
+    found = re.match(
+        r'test set \(64 images, (native|torch) backend\): top-1 '
+        r'float-emulated ([\d.]+), packed ([\d.]+) \(float64 float-emulated '
+        r'([\d.]+)\); (\d+) predictions differ between float-emulated and '
+        r'packed; (\d+) images with a logit difference above 1e-3 of their '
+        r'logit range \(largest: [\d.e+-]+\); against float64: '
+        r'float-emulated differs on (\d+), packed on (\d+)$', line)
+    assert found, line
+    top1 = [float(found.group(i)) for i in (2, 3, 4)]
+    differ = int(found.group(5))
+    # each differing prediction moves the packed top-1 by at most 1/64
+    assert abs(top1[0] - top1[1]) <= 100 * differ / 64 + 1e-6
+    assert differ <= int(found.group(7)) + int(found.group(8))

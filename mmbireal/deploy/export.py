@@ -237,7 +237,12 @@ def build_classifier(config: Union[str, Config],
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     init_default_scope('mmpretrain')
-    model = MODELS.build(cfg.model)
+    model_cfg = cfg.model.copy()
+    # as mmengine's Runner does: the top-level preprocessor (mean/std) is
+    # the model's unless the model sets its own
+    if cfg.get('data_preprocessor') is not None:
+        model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
+    model = MODELS.build(model_cfg)
     if checkpoint is not None:
         state = load_state_dict_file(checkpoint)
         check_state_dict_fits(model, state, checkpoint)

@@ -1,7 +1,7 @@
 """Export a trained Bi-Real Net to the packed 1-bit inference format.
 
     python tools/deployment/export_binary.py CONFIG CHECKPOINT OUT \\
-        [--cfg-options k=v ...] [--verify]
+        [--cfg-options k=v ...] [--verify] [--verify-test-set]
 
 Every binary 3x3 weight becomes 1 bit (packed along input channels), its
 scale alpha and the following BN become one per-channel affine, the real
@@ -9,9 +9,12 @@ layers stay fp32, and a small architecture description makes the file
 self-contained: ``mmbireal.deploy.load_packed(OUT)`` rebuilds the network
 without the config. Prints the file size and the ratio to the float
 weights. ``--verify`` also runs one random batch through the float model
-and the packed one and prints their largest logit difference.
+and the packed one and prints their largest logit difference;
+``--verify-test-set`` runs the config's whole test set through both and
+prints their top-1 and how many predictions differ.
 """
 import argparse
+import copy
 import os
 import os.path as osp
 from typing import List, Optional
@@ -45,6 +48,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--verify',
         action='store_true',
         help='compare the packed model with the float one on a random batch')
+    parser.add_argument(
+        '--verify-test-set',
+        action='store_true',
+        help='compare both models on every image of the config\'s test set')
     return parser.parse_args(argv)
 
 
@@ -70,6 +77,57 @@ def verify(model: torch.nn.Module, path: str) -> str:
             f'argmax {"agrees" if same else "DIFFERS"}')
 
 
+def verify_test_set(model: torch.nn.Module, path: str, cfg) -> str:
+    """Both models on the config's test set: top-1 of each, predictions
+    that differ, logits further apart than 1e-3 of their range, and how
+    often each model's prediction differs from the float model run in
+    float64 (the closest to exact arithmetic we have)."""
+    from mmengine.runner import Runner
+    from mmengine.utils import ProgressBar
+
+    packed = load_packed(path)
+    exact = copy.deepcopy(model).double()
+    loader = Runner.build_dataloader(cfg.test_dataloader)
+    count = dict(total=0, float=0, packed=0, exact=0, differ=0, off=0,
+                 float_vs_exact=0, packed_vs_exact=0)
+    worst = 0.0
+    progress = ProgressBar(len(loader.dataset))
+    with torch.no_grad():
+        for batch in loader:
+            data = model.data_preprocessor(batch, False)
+            x = data['inputs']
+            labels = torch.cat([s.gt_label for s in data['data_samples']])
+            ref, out = model(x, mode='tensor'), packed(x)
+            pred_exact = exact(x.double(), mode='tensor').argmax(1)
+            span = (ref.max(1).values - ref.min(1).values).clamp(min=1e-12)
+            error = (out - ref).abs().max(1).values / span
+            worst = max(worst, error.max().item())
+            pred_ref, pred_out = ref.argmax(1), out.argmax(1)
+            for key, value in (
+                    ('total', len(labels)), ('float', pred_ref == labels),
+                    ('packed', pred_out == labels),
+                    ('exact', pred_exact == labels),
+                    ('differ', pred_ref != pred_out),
+                    # a pre-sign value within rounding of 0 flips a bit
+                    ('off', error > 1e-3),
+                    ('float_vs_exact', pred_ref != pred_exact),
+                    ('packed_vs_exact', pred_out != pred_exact)):
+                count[key] += int(value if isinstance(value, int) else
+                                  value.sum())
+            progress.update(len(labels))
+    top1 = {k: 100 * count[k] / count['total']
+            for k in ('float', 'packed', 'exact')}
+    return (f'\ntest set ({count["total"]} images, {packed.backend} '
+            f'backend): top-1 float-emulated {top1["float"]:.2f}, packed '
+            f'{top1["packed"]:.2f} (float64 float-emulated '
+            f'{top1["exact"]:.2f}); {count["differ"]} predictions differ '
+            f'between float-emulated and packed; {count["off"]} images '
+            f'with a logit difference above 1e-3 of their logit range '
+            f'(largest: {worst:.2g}); against float64: float-emulated '
+            f'differs on {count["float_vs_exact"]}, packed on '
+            f'{count["packed_vs_exact"]}')
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
     cfg = load_config(args.config)
@@ -92,6 +150,10 @@ def main(argv: Optional[List[str]] = None) -> None:
           f'{ckpt_size / size:.1f}x larger')
     if args.verify:
         print(verify(model, args.out))
+    if args.verify_test_set:
+        if args.cfg_options:
+            cfg.merge_from_dict(args.cfg_options)
+        print(verify_test_set(model, args.out, cfg))
 
 
 if __name__ == '__main__':
