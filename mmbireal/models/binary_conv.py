@@ -40,9 +40,7 @@ class _BinaryConv2dFunction(torch.autograd.Function):
         ctx.save_for_backward(x, weight)
         ctx.conv, ctx.act_grad, ctx.weight_spec = conv, act_grad, weight_spec
         ctx.has_bias = bias is not None
-        x_b = x if act_grad is None else sign_nonzero(x)
-        w_b = weight if weight_spec is None else binarize_weight(
-            weight, weight_spec)[0]
+        x_b, w_b, _ = _binarized(x, weight, act_grad, weight_spec)
         return F.conv2d(x_b, w_b, bias, conv.stride, conv.padding,
                         conv.dilation, conv.groups)
 
@@ -50,9 +48,7 @@ class _BinaryConv2dFunction(torch.autograd.Function):
     def backward(ctx, grad: Tensor):
         x, weight = ctx.saved_tensors
         conv, act_grad, spec = ctx.conv, ctx.act_grad, ctx.weight_spec
-        x_b = x if act_grad is None else sign_nonzero(x)
-        w_b, alpha = (weight, None) if spec is None else binarize_weight(
-            weight, spec)
+        x_b, w_b, alpha = _binarized(x, weight, act_grad, spec)
         needs = ctx.needs_input_grad
         # under autocast the conv ran (and grad arrives) in low precision
         grad_x, grad_w, grad_b = torch.ops.aten.convolution_backward(
@@ -70,6 +66,16 @@ class _BinaryConv2dFunction(torch.autograd.Function):
             if spec is not None:
                 grad_w = weight_grad(weight, grad_w, spec, alpha, out=w_b)
         return grad_x, grad_w, grad_b, None, None, None
+
+
+def _binarized(x: Tensor, weight: Tensor, act_grad: Optional[Callable],
+               spec: Optional[WeightBinarizerSpec]):
+    """``(x_b, w_b, alpha)``; ``x``/``weight`` themselves where not
+    binarized (alpha None where the weight binarizer has none)."""
+    x_b = x if act_grad is None else sign_nonzero(x)
+    w_b, alpha = (weight, None) if spec is None else binarize_weight(
+        weight, spec)
+    return x_b, w_b, alpha
 
 
 # Registered in mmengine's root registry (like mmcv's own layers) so that
