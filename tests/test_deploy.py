@@ -210,17 +210,20 @@ def test_no_compiler_falls_back_with_one_warning(monkeypatch, tmp_path):
 
     monkeypatch.delenv('MMBIREAL_DEPLOY_ENGINE', raising=False)
     monkeypatch.setattr(engine_mod, 'build_engine', broken)
-    monkeypatch.setattr(engine_mod, '_tried', False)
-    monkeypatch.setattr(engine_mod, '_engine', None)
-    with pytest.warns(RuntimeWarning) as record:
-        assert engine_mod.get_engine() is None
-        assert engine_mod.get_engine() is None  # warned once
-    assert len(record) == 1 and '\n' not in str(record[0].message)
-    assert 'PyTorch reference path' in str(record[0].message)
-    packed = PackedBiRealNet(pack_classifier(_small_model()))
-    assert packed.backend == 'torch'
-    with pytest.raises(RuntimeError, match='not available'):
-        PackedBiRealNet(pack_classifier(_small_model()), backend='native')
+    engine_mod._engine.reset()
+    try:
+        with pytest.warns(RuntimeWarning) as record:
+            assert engine_mod.get_engine() is None
+            assert engine_mod.get_engine() is None  # warned once
+        assert len(record) == 1 and '\n' not in str(record[0].message)
+        assert 'PyTorch reference path' in str(record[0].message)
+        packed = PackedBiRealNet(pack_classifier(_small_model()))
+        assert packed.backend == 'torch'
+        with pytest.raises(RuntimeError, match='not available'):
+            PackedBiRealNet(pack_classifier(_small_model()),
+                            backend='native')
+    finally:
+        engine_mod._engine.reset()  # later tests build the real engine
 
 
 # ---------------------------------------------------------------------------

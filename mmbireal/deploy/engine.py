@@ -3,33 +3,22 @@
 ``csrc/binconv.cpp`` is compiled with the system C++ compiler
 (``g++ -O3 -march=native -fopenmp -ffp-contract=off``) into a shared
 library under ``~/.cache/mmbireal/deploy/`` and called through ctypes on
-contiguous tensors' data pointers. Going through ctypes rather than a torch
-extension keeps the build to about a second and needs neither ninja nor
-the torch headers. The library is keyed by a hash of the source, the
-compiler, the flags and the CPU's feature flags, so a cache shared between
-machines never hands one CPU code built for another.
+contiguous tensors' data pointers. How it is built, cached and
+loaded is :mod:`mmbireal.utils.native`'s business.
 
 A default install needs no compiler: if the build fails (or
 ``MMBIREAL_DEPLOY_ENGINE=torch`` is set) :func:`get_engine` returns None
 after a one-line warning, and callers use the PyTorch reference path, which
 computes the same integers and the same floats.
-
-The library links ``libgomp.so.1``; torch's wheel ships and loads that same
-soname first, so the engine shares torch's OpenMP runtime and thread pool
-instead of starting a second one.
 """
 import ctypes
-import hashlib
-import os
 import os.path as osp
-import shutil
-import subprocess
-import threading
-import warnings
-from typing import FrozenSet, List, NamedTuple, Optional
+from typing import List, NamedTuple, Optional
 
 import torch
 from torch import Tensor
+
+from mmbireal.utils import native
 
 from .reference import num_words
 
@@ -38,16 +27,13 @@ SOURCE = osp.join(osp.dirname(osp.abspath(__file__)), 'csrc', 'binconv.cpp')
 SIMD_CODES = {'auto': 0, 'scalar': 1, 'avx2': 2, 'avx512': 3}
 SIMD_NAMES = {1: 'scalar', 2: 'avx2', 3: 'avx512'}
 LANES = 8  # output channels per weight group (csrc: kLanes)
-_BASE_FLAGS = [
-    '-O3', '-fopenmp', '-ffp-contract=off', '-fPIC', '-shared', '-std=c++17'
-]
 
 _c_ptr = ctypes.c_void_p
 _c_i64 = ctypes.c_int64
 
 
-class EngineBuildError(RuntimeError):
-    """The engine could not be compiled or loaded."""
+# the engine's build errors are those of any native library
+EngineBuildError = native.NativeBuildError
 
 
 class ConvOutput(NamedTuple):
@@ -57,47 +43,10 @@ class ConvOutput(NamedTuple):
     bits: Optional[Tensor]  # (N, Ho, Wo, ceil(Cout / 64)) int64
 
 
-def cpu_flags() -> FrozenSet[str]:
-    """The ``flags`` of /proc/cpuinfo (empty where it does not exist)."""
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('flags'):
-                    return frozenset(line.split(':', 1)[1].split())
-    except OSError:
-        pass
-    return frozenset()
-
-
 def cache_dir() -> str:
     """Where compiled engines are kept (``$MMBIREAL_CACHE_DIR/deploy``,
     default ``~/.cache/mmbireal/deploy``)."""
-    root = os.environ.get('MMBIREAL_CACHE_DIR') or osp.join(
-        osp.expanduser('~'), '.cache', 'mmbireal')
-    return osp.join(root, 'deploy')
-
-
-def _first_line(text: str) -> str:
-    for line in text.splitlines():
-        if 'error' in line.lower():
-            return line.strip()
-    lines = text.strip().splitlines()
-    return lines[0].strip() if lines else 'no output'
-
-
-def _compile(cxx: str, flags: List[str], out: str) -> None:
-    tmp = f'{out}.tmp{os.getpid()}'
-    cmd = [cxx, *flags, SOURCE, '-o', tmp]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True,
-                              timeout=300)
-    except (OSError, subprocess.SubprocessError) as e:
-        raise EngineBuildError(f'{cxx}: {e}') from None
-    if proc.returncode != 0:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise EngineBuildError(f'{cxx} failed: {_first_line(proc.stderr)}')
-    os.replace(tmp, out)  # atomic: concurrent builders never see half a file
+    return native.cache_dir('deploy')
 
 
 def build_engine(cxx: Optional[str] = None,
@@ -112,50 +61,16 @@ def build_engine(cxx: Optional[str] = None,
         EngineBuildError: no compiler, a failed build or a library that
             does not load.
     """
-    cxx = cxx or os.environ.get('CXX') or 'g++'
-    if shutil.which(cxx) is None:
-        raise EngineBuildError(f'no C++ compiler {cxx!r} found')
-    if not osp.isfile(SOURCE):
-        raise EngineBuildError(f'engine source {SOURCE} is missing')
-    directory = directory or cache_dir()
-    try:
-        version = subprocess.run([cxx, '--version'], capture_output=True,
-                                 text=True, timeout=60).stdout
-    except (OSError, subprocess.SubprocessError) as e:
-        raise EngineBuildError(f'{cxx}: {e}') from None
-    with open(SOURCE, 'rb') as f:
-        source = f.read()
-    # -march=native first (the point of a local build); a compiler that
-    # refuses it still gets the runtime-dispatched AVX2/AVX-512 paths.
-    errors = []
-    for flags in (['-march=native', *_BASE_FLAGS], _BASE_FLAGS):
-        key = hashlib.sha256(b'\0'.join([
-            source, ' '.join([cxx, *flags]).encode(), version.encode(),
-            ' '.join(sorted(cpu_flags())).encode(),
-            str(ABI_VERSION).encode()
-        ])).hexdigest()[:16]
-        path = osp.join(directory, f'binconv-{key}.so')
-        try:
-            if not osp.isfile(path):
-                os.makedirs(directory, exist_ok=True)
-                _compile(cxx, flags, path)
-            return NativeEngine(path, flags)
-        except (EngineBuildError, OSError) as e:
-            errors.append(str(e).splitlines()[0] if str(e) else repr(e))
-    raise EngineBuildError(errors[0])
+    lib, path, flags = native.build_library(SOURCE, ABI_VERSION,
+                                            directory or cache_dir(), cxx)
+    return NativeEngine(lib, path, flags)
 
 
 class NativeEngine:
     """ctypes binding of one compiled engine library."""
 
-    def __init__(self, path: str, flags: List[str]) -> None:
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError as e:
-            raise EngineBuildError(f'cannot load {path}: {e}') from None
-        lib.mmb_abi_version.restype = ctypes.c_int
-        if lib.mmb_abi_version() != ABI_VERSION:
-            raise EngineBuildError(f'{path}: ABI version mismatch')
+    def __init__(self, lib: ctypes.CDLL, path: str,
+                 flags: List[str]) -> None:
         lib.mmb_best_simd.restype = ctypes.c_int
         lib.mmb_pack_signs.restype = None
         lib.mmb_pack_signs.argtypes = [
@@ -339,25 +254,13 @@ def engine_weight_layout(bits: Tensor) -> Tensor:
                                                         1).contiguous()
 
 
-_lock = threading.Lock()
-_engine: Optional[NativeEngine] = None
-_tried = False
+_engine = native.LazyLibrary(
+    lambda: build_engine(), 'MMBIREAL_DEPLOY_ENGINE',
+    'mmbireal.deploy: binary conv engine',
+    'using the slower PyTorch reference path')
 
 
 def get_engine() -> Optional[NativeEngine]:
     """The engine, compiled on first use; None (after one warning) if it
     cannot be built or ``MMBIREAL_DEPLOY_ENGINE=torch`` is set."""
-    global _engine, _tried
-    with _lock:
-        if not _tried:
-            _tried = True
-            if os.environ.get('MMBIREAL_DEPLOY_ENGINE', '') == 'torch':
-                return None
-            try:
-                _engine = build_engine()
-            except EngineBuildError as e:
-                warnings.warn(
-                    f'mmbireal.deploy: binary conv engine unavailable ({e});'
-                    ' using the slower PyTorch reference path',
-                    RuntimeWarning, stacklevel=2)
-        return _engine
+    return _engine.get()

@@ -26,17 +26,23 @@ from torch import Tensor
 
 from mmbireal.utils.errors import InputError
 
+from .binarize_kernels import kernels_for
+
 Binarizer = Callable[[Tensor], Tensor]
 
 
-def sign_nonzero(x: Tensor) -> Tensor:
-    """``sign`` with ``sign(0) = +1`` (also for -0.0), in the dtype of ``x``.
+def sign_nonzero(x: Tensor, out: Optional[Tensor] = None) -> Tensor:
+    """``sign`` with ``sign(0) = +1`` (also for -0.0), in the dtype of ``x``,
+    into ``out`` if given.
 
-    sign(x) + 0.5 is in {-0.5, 0.5, 1.5}, so its sign is +-1 with 0 -> +1;
-    three vectorised passes are ~8x faster on CPU than
-    ``torch.where(x >= 0, 1., -1.)``.
+    Without the one-pass kernel: sign(x) + 0.5 is in {-0.5, 0.5, 1.5}, so
+    its sign is +-1 with 0 -> +1; three vectorised passes are ~8x faster on
+    CPU than ``torch.where(x >= 0, 1., -1.)``.
     """
-    return torch.sign(x).add_(0.5).sign_()
+    kernels = _kernels_for(x, out)
+    if kernels is not None:
+        return kernels.sign(x, out)
+    return torch.sign(x, out=out).add_(0.5).sign_()
 
 
 def channel_scale(w: Tensor, out: Optional[Tensor] = None) -> Tensor:
@@ -69,19 +75,35 @@ def ste_grad(x: Tensor, out: Optional[Tensor] = None) -> Tensor:
     return torch.abs(x, out=out).le_(1)
 
 
+def mul_surrogate_grad(name: str, x: Tensor, grad: Tensor,
+                       out: Optional[Tensor] = None,
+                       scratch: Optional[Tensor] = None) -> Tensor:
+    """``grad * d sign(x) / dx`` under the surrogate gradient of activation
+    binarizer ``name`` (see :data:`ACT_SURROGATE_GRADS`).
+
+    ``out`` receives the result if given (it may be ``grad``); ``scratch``
+    (shaped like ``x``, not ``x``) spares the PyTorch path an allocation.
+    """
+    kernels = _kernels_for(x, grad, out)
+    if kernels is not None:
+        return kernels.mul_surrogate_grad(x, grad, name, out)
+    return torch.mul(grad, ACT_SURROGATE_GRADS[name](x, out=scratch),
+                     out=out)
+
+
 class _SignWithSurrogate(torch.autograd.Function):
-    """sign(x) forward; ``surrogate_grad(x) * grad`` backward."""
+    """sign(x) forward; :func:`mul_surrogate_grad` backward."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, surrogate_grad: Callable) -> Tensor:
+    def forward(ctx, x: Tensor, name: str) -> Tensor:
         ctx.save_for_backward(x)
-        ctx.surrogate_grad = surrogate_grad
+        ctx.name = name
         return sign_nonzero(x)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         x, = ctx.saved_tensors
-        return grad * ctx.surrogate_grad(x), None
+        return mul_surrogate_grad(ctx.name, x, grad), None
 
 
 class WeightBinarizerSpec(NamedTuple):
@@ -110,15 +132,24 @@ WEIGHT_BINARIZER_SPECS: Dict[str, WeightBinarizerSpec] = {
 # weight-sized tensor costs more in page faults than a pass over it, so the
 # two functions below share alpha and write into caller-owned tensors.
 def binarize_weight(w: Tensor, spec: WeightBinarizerSpec,
-                    out: Optional[Tensor] = None
+                    out: Optional[Tensor] = None,
+                    alpha: Optional[Tensor] = None
                     ) -> Tuple[Tensor, Optional[Tensor]]:
     """``(w_b, alpha)``: the binarized weight (in ``out`` if given) and the
-    per-channel scale (None if the binarizer needs none)."""
-    alpha = None
-    if spec.scaled or spec.scaled_grad:
+    per-channel scale (None if the binarizer needs none; computed unless
+    given)."""
+    need_alpha = spec.scaled or spec.scaled_grad
+    kernels = _kernels_for(w, out)
+    if kernels is not None and (alpha is None or _is_scale_of(alpha, w)):
+        compute = need_alpha and alpha is None
+        if compute:
+            alpha = w.new_empty((w.shape[0], ) + (1, ) * (w.dim() - 1))
+        w_b = kernels.binarize_weight(w, spec.scaled, alpha, compute, out)
+        return w_b, (alpha if need_alpha else None)
+    if need_alpha and alpha is None:
         out = torch.empty_like(w) if out is None else out
         alpha = channel_scale(w, out=out)  # |w| in out, then sign(w)
-    w_b = torch.sign(w, out=out).add_(0.5).sign_()  # sign_nonzero
+    w_b = sign_nonzero(w, out=out)
     return (w_b.mul_(alpha) if spec.scaled else w_b), alpha
 
 
@@ -128,11 +159,29 @@ def weight_grad(w: Tensor, grad: Tensor, spec: WeightBinarizerSpec,
     """The weight gradient: ``grad`` where ``|w|`` is under the clip (times
     ``alpha`` if ``spec.scaled_grad``; the derivative of alpha itself is
     ignored). Overwrites ``grad``; ``out`` is an optional scratch tensor."""
+    if spec.scaled_grad and alpha is None:
+        alpha = channel_scale(w)
+    alpha = alpha if spec.scaled_grad else None
+    kernels = _kernels_for(w, grad)
+    if kernels is not None and (alpha is None or _is_scale_of(alpha, w)):
+        return kernels.weight_grad_(w, grad, alpha, spec.strict_clip)
     mask = torch.abs(w, out=out)
     mask = mask.lt_(1) if spec.strict_clip else mask.le_(1)
-    if spec.scaled_grad:
-        mask.mul_(channel_scale(w) if alpha is None else alpha)
+    if alpha is not None:
+        mask.mul_(alpha)
     return grad.mul_(mask)
+
+
+def _kernels_for(*tensors: Optional[Tensor]):
+    """The one-pass CPU kernels if they accept these tensors, else None."""
+    return kernels_for(*(t for t in tensors if t is not None))
+
+
+def _is_scale_of(alpha: Tensor, w: Tensor) -> bool:
+    """Whether the kernels can read ``alpha`` as ``w``'s per-channel
+    scale."""
+    return alpha.dtype == torch.float32 and alpha.is_contiguous() and \
+        alpha.numel() == w.shape[0] and alpha.device == w.device
 
 
 class _WeightBinarizer(torch.autograd.Function):
@@ -140,25 +189,26 @@ class _WeightBinarizer(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, w: Tensor, spec: WeightBinarizerSpec) -> Tensor:
-        ctx.save_for_backward(w)
+        w_b, alpha = binarize_weight(w, spec)
+        ctx.save_for_backward(w, alpha)
         ctx.spec = spec
-        return binarize_weight(w, spec)[0]
+        return w_b
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        w, = ctx.saved_tensors
+        w, alpha = ctx.saved_tensors
         # weight_grad overwrites its input; grad is not ours
-        return weight_grad(w, grad.clone(), ctx.spec), None
+        return weight_grad(w, grad.clone(), ctx.spec, alpha), None
 
 
 def approx_sign(x: Tensor) -> Tensor:
     """Sign with Bi-Real Net's ApproxSign gradient."""
-    return _SignWithSurrogate.apply(x, approx_sign_grad)
+    return _SignWithSurrogate.apply(x, 'approx_sign')
 
 
 def ste(x: Tensor) -> Tensor:
     """Sign with the straight-through estimator (1 on ``|x| <= 1``)."""
-    return _SignWithSurrogate.apply(x, ste_grad)
+    return _SignWithSurrogate.apply(x, 'ste')
 
 
 def magnitude_aware(w: Tensor) -> Tensor:
@@ -180,8 +230,8 @@ ACT_BINARIZERS: Dict[str, Binarizer] = {
     'approx_sign': approx_sign,
     'ste': ste,
 }
-# their derivatives ``(x, out=None) -> Tensor``, for BinaryConv2d's fused
-# sign + conv
+# their surrogate derivatives ``(x, out=None) -> Tensor`` as PyTorch ops (see
+# mul_surrogate_grad)
 ACT_SURROGATE_GRADS: Dict[str, Callable[..., Tensor]] = {
     'approx_sign': approx_sign_grad,
     'ste': ste_grad,

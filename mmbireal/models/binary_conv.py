@@ -1,5 +1,5 @@
 """The binary convolution of Bi-Real Net."""
-from typing import Callable, Optional
+from typing import Optional
 
 import torch
 import torch.nn as nn
@@ -10,12 +10,12 @@ from torch import Tensor
 from mmbireal.utils.errors import InputError
 
 from .binarizers import (
-    ACT_SURROGATE_GRADS,
     WEIGHT_BINARIZER_SPECS,
     WeightBinarizerSpec,
     binarize_weight,
     get_act_binarizer,
     get_weight_binarizer,
+    mul_surrogate_grad,
     sign_nonzero,
     weight_grad,
 )
@@ -27,28 +27,29 @@ class _BinaryConv2dFunction(torch.autograd.Function):
     Binarizing and convolving separately keeps ``x`` (for the sign's
     surrogate gradient), ``sign(x)`` and the binarized weight (for the conv
     gradients) alive until backward. Here both binarized tensors are
-    recomputed in backward, so a binary conv holds no more memory for
-    backward than a float conv (its input and its latent weight). Once the
-    conv gradients are computed, the surrogate gradients are written into
-    the recomputed tensors' memory: fresh large tensors cost page faults.
+    recomputed in backward (with the per-channel scale kept from forward),
+    so a binary conv holds no more memory for backward than a float conv
+    (its input and its latent weight). Once the conv gradients are
+    computed, the surrogate gradients are written into the recomputed
+    tensors' memory: fresh large tensors cost page faults.
     """
 
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Optional[Tensor],
-                conv: nn.Conv2d, act_grad: Optional[Callable],
+                conv: nn.Conv2d, act: Optional[str],
                 weight_spec: Optional[WeightBinarizerSpec]) -> Tensor:
-        ctx.save_for_backward(x, weight)
-        ctx.conv, ctx.act_grad, ctx.weight_spec = conv, act_grad, weight_spec
+        x_b, w_b, alpha = _binarized(x, weight, act, weight_spec)
+        ctx.save_for_backward(x, weight, alpha)
+        ctx.conv, ctx.act, ctx.weight_spec = conv, act, weight_spec
         ctx.has_bias = bias is not None
-        x_b, w_b, _ = _binarized(x, weight, act_grad, weight_spec)
         return F.conv2d(x_b, w_b, bias, conv.stride, conv.padding,
                         conv.dilation, conv.groups)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        x, weight = ctx.saved_tensors
-        conv, act_grad, spec = ctx.conv, ctx.act_grad, ctx.weight_spec
-        x_b, w_b, alpha = _binarized(x, weight, act_grad, spec)
+        x, weight, alpha = ctx.saved_tensors
+        conv, act, spec = ctx.conv, ctx.act, ctx.weight_spec
+        x_b, w_b, alpha = _binarized(x, weight, act, spec, alpha)
         needs = ctx.needs_input_grad
         # under autocast the conv ran (and grad arrives) in low precision
         grad_x, grad_w, grad_b = torch.ops.aten.convolution_backward(
@@ -59,8 +60,9 @@ class _BinaryConv2dFunction(torch.autograd.Function):
         # x_b and w_b are dead now: the surrogate gradients reuse them
         if grad_x is not None:
             grad_x = grad_x.to(x.dtype)
-            if act_grad is not None:
-                grad_x = grad_x.mul_(act_grad(x, out=x_b))
+            if act is not None:
+                grad_x = mul_surrogate_grad(act, x, grad_x, out=grad_x,
+                                            scratch=x_b)
         if grad_w is not None:
             grad_w = grad_w.to(weight.dtype)
             if spec is not None:
@@ -68,13 +70,14 @@ class _BinaryConv2dFunction(torch.autograd.Function):
         return grad_x, grad_w, grad_b, None, None, None
 
 
-def _binarized(x: Tensor, weight: Tensor, act_grad: Optional[Callable],
-               spec: Optional[WeightBinarizerSpec]):
+def _binarized(x: Tensor, weight: Tensor, act: Optional[str],
+               spec: Optional[WeightBinarizerSpec],
+               alpha: Optional[Tensor] = None):
     """``(x_b, w_b, alpha)``; ``x``/``weight`` themselves where not
     binarized (alpha None where the weight binarizer has none)."""
-    x_b = x if act_grad is None else sign_nonzero(x)
+    x_b = x if act is None else sign_nonzero(x)
     w_b, alpha = (weight, None) if spec is None else binarize_weight(
-        weight, spec)
+        weight, spec, alpha=alpha)
     return x_b, w_b, alpha
 
 
@@ -130,7 +133,6 @@ class BinaryConv2d(nn.Conv2d):
     @act_binarizer.setter
     def act_binarizer(self, name: Optional[str]) -> None:
         self._binarize_act = get_act_binarizer(name)  # validates the name
-        self._act_grad = ACT_SURROGATE_GRADS.get(name)
         self._act_binarizer = name
 
     @property
@@ -166,7 +168,7 @@ class BinaryConv2d(nn.Conv2d):
         return self._cached_weight
 
     def forward(self, x: Tensor) -> Tensor:
-        if self._act_grad is None and self._weight_spec is None:
+        if self._act_binarizer is None and self._weight_spec is None:
             return self._conv_forward(x, self.weight, self.bias)
         if not torch.is_grad_enabled() or isinstance(self.padding, str):
             # inference (cached weights), or 'same'/'valid' padding
@@ -174,7 +176,8 @@ class BinaryConv2d(nn.Conv2d):
                 x = self._binarize_act(x)
             return self._conv_forward(x, self.binary_weight(), self.bias)
         return _BinaryConv2dFunction.apply(x, self.weight, self.bias, self,
-                                           self._act_grad, self._weight_spec)
+                                           self._act_binarizer,
+                                           self._weight_spec)
 
     def extra_repr(self) -> str:
         return (super().extra_repr() +

@@ -1,0 +1,191 @@
+"""Small native libraries: compiled on first use, cached, loaded by ctypes.
+
+mmbireal's C++ kernels (the deployment engine and the training-time
+binarization kernels) are single source files compiled with the system
+C++ compiler into a shared library under ``~/.cache/mmbireal/<kind>/`` and
+called through ctypes on contiguous tensors' data pointers. Going through
+ctypes rather than a torch extension keeps a build to about a second and
+needs neither ninja nor the torch headers. A library is keyed by a hash of
+its source, the compiler, the flags and the CPU's feature flags, so a cache
+shared between machines never hands one CPU code built for another.
+
+Every library exports ``int mmb_abi_version()``, checked on load. The
+libraries link ``libgomp.so.1``; torch's wheel ships and loads that same
+soname first, so they share torch's OpenMP runtime and thread pool instead
+of starting a second one.
+
+A default install needs no compiler: :class:`LazyLibrary` returns None
+after a one-line warning when the build fails, and callers fall back to
+PyTorch ops.
+"""
+import ctypes
+import hashlib
+import os
+import os.path as osp
+import shutil
+import subprocess
+import threading
+import warnings
+from typing import Callable, FrozenSet, Generic, List, Optional, Tuple, TypeVar
+
+BASE_FLAGS = [
+    '-O3', '-fopenmp', '-ffp-contract=off', '-fPIC', '-shared', '-std=c++17'
+]
+
+
+class NativeBuildError(RuntimeError):
+    """A native library could not be compiled or loaded."""
+
+
+def cpu_flags() -> FrozenSet[str]:
+    """The ``flags`` of /proc/cpuinfo (empty where it does not exist)."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('flags'):
+                    return frozenset(line.split(':', 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def cache_dir(kind: str) -> str:
+    """Where compiled libraries of one kind are kept
+    (``$MMBIREAL_CACHE_DIR/<kind>``, default ``~/.cache/mmbireal/<kind>``).
+    """
+    root = os.environ.get('MMBIREAL_CACHE_DIR') or osp.join(
+        osp.expanduser('~'), '.cache', 'mmbireal')
+    return osp.join(root, kind)
+
+
+def _first_error_line(text: str) -> str:
+    for line in text.splitlines():
+        if 'error' in line.lower():
+            return line.strip()
+    lines = text.strip().splitlines()
+    return lines[0].strip() if lines else 'no output'
+
+
+def _compile(cxx: str, flags: List[str], source: str, out: str) -> None:
+    tmp = f'{out}.tmp{os.getpid()}'
+    cmd = [cxx, *flags, source, '-o', tmp]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True,
+                              timeout=300)
+    except (OSError, subprocess.SubprocessError) as e:
+        raise NativeBuildError(f'{cxx}: {e}') from None
+    if proc.returncode != 0:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise NativeBuildError(
+            f'{cxx} failed: {_first_error_line(proc.stderr)}')
+    os.replace(tmp, out)  # atomic: concurrent builders never see half a file
+
+
+def _load(path: str, abi_version: int) -> ctypes.CDLL:
+    try:
+        lib = ctypes.CDLL(path)
+    except OSError as e:
+        raise NativeBuildError(f'cannot load {path}: {e}') from None
+    lib.mmb_abi_version.restype = ctypes.c_int
+    if lib.mmb_abi_version() != abi_version:
+        raise NativeBuildError(f'{path}: ABI version mismatch')
+    return lib
+
+
+def build_library(source: str,
+                  abi_version: int,
+                  directory: str,
+                  cxx: Optional[str] = None
+                  ) -> Tuple[ctypes.CDLL, str, List[str]]:
+    """Compile ``source`` (or reuse a cached build) and load it.
+
+    Args:
+        source: The C++ file.
+        abi_version: What its ``mmb_abi_version()`` must return.
+        directory: The cache directory (see :func:`cache_dir`).
+        cxx: The C++ compiler; default ``$CXX`` or ``g++``.
+
+    Returns:
+        ``(library, path, flags)``.
+
+    Raises:
+        NativeBuildError: no compiler, a failed build or a library that
+            does not load.
+    """
+    cxx = cxx or os.environ.get('CXX') or 'g++'
+    if shutil.which(cxx) is None:
+        raise NativeBuildError(f'no C++ compiler {cxx!r} found')
+    if not osp.isfile(source):
+        raise NativeBuildError(f'source {source} is missing')
+    try:
+        version = subprocess.run([cxx, '--version'], capture_output=True,
+                                 text=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError) as e:
+        raise NativeBuildError(f'{cxx}: {e}') from None
+    with open(source, 'rb') as f:
+        text = f.read()
+    stem = osp.splitext(osp.basename(source))[0]
+    # -march=native first (the point of a local build); a compiler that
+    # refuses it still gets portable code.
+    errors = []
+    for flags in (['-march=native', *BASE_FLAGS], BASE_FLAGS):
+        key = hashlib.sha256(b'\0'.join([
+            text, ' '.join([cxx, *flags]).encode(), version.encode(),
+            ' '.join(sorted(cpu_flags())).encode(),
+            str(abi_version).encode()
+        ])).hexdigest()[:16]
+        path = osp.join(directory, f'{stem}-{key}.so')
+        try:
+            if not osp.isfile(path):
+                os.makedirs(directory, exist_ok=True)
+                _compile(cxx, flags, source, path)
+            return _load(path, abi_version), path, flags
+        except (NativeBuildError, OSError) as e:
+            errors.append(str(e).splitlines()[0] if str(e) else repr(e))
+    raise NativeBuildError(errors[0])
+
+
+T = TypeVar('T')
+
+
+class LazyLibrary(Generic[T]):
+    """A native library built on first :meth:`get`, at most once.
+
+    Args:
+        build: Builds and wraps the library; raises
+            :class:`NativeBuildError` on failure.
+        env_var: Setting this environment variable to ``torch`` skips the
+            library (callers then use PyTorch ops).
+        what: Names the library in the one-line warning.
+        fallback: Says what happens instead, in the same warning.
+    """
+
+    def __init__(self, build: Callable[[], T], env_var: str, what: str,
+                 fallback: str) -> None:
+        self.build, self.env_var = build, env_var
+        self.what, self.fallback = what, fallback
+        self._lock = threading.Lock()
+        self._value: Optional[T] = None
+        self._tried = False
+
+    def get(self) -> Optional[T]:
+        """The library, or None if it is disabled or cannot be built."""
+        if self._tried:  # the common case: no lock
+            return self._value
+        with self._lock:
+            if not self._tried:
+                if os.environ.get(self.env_var, '') != 'torch':
+                    try:
+                        self._value = self.build()
+                    except NativeBuildError as e:
+                        warnings.warn(
+                            f'{self.what} unavailable ({e}); '
+                            f'{self.fallback}', RuntimeWarning, stacklevel=3)
+                self._tried = True
+        return self._value
+
+    def reset(self) -> None:
+        """Forget the library; the next :meth:`get` decides again."""
+        with self._lock:
+            self._value, self._tried = None, False

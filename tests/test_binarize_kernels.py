@@ -1,0 +1,152 @@
+"""The one-pass CPU binarization kernels against the PyTorch ops they
+replace: same bits (the per-channel mean |w| to float32 rounding), when
+they are used and when not, and training through them.
+
+The formulas themselves are tested in test_binarizers.py, whose float32
+cases run through the kernels and float64 cases through PyTorch ops.
+"""
+import pytest
+import torch
+
+from mmbireal.models import binarize_kernels as K
+from mmbireal.models import binarizers as B
+from mmbireal.models.binary_conv import BinaryConv2d
+from mmbireal.utils import native
+
+
+@pytest.fixture(scope='module')
+def kernels():
+    k = K.kernels_for(torch.zeros(1))
+    if k is None:
+        pytest.skip('no C++ compiler: the kernels are not built')
+    return k
+
+
+@pytest.fixture
+def torch_ops(monkeypatch):
+    """Make the binarizers use PyTorch ops only."""
+    monkeypatch.setattr(B, 'kernels_for', lambda *tensors: None)
+
+
+def _activations(numel=70_001, seed=0):
+    """More elements than the kernels' threading threshold, with exact
+    zeros (both signs), +-1, values around +-1 and NaN."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(numel, generator=g) * 1.2
+    x[:8] = torch.tensor([0.0, -0.0, 1.0, -1.0, 1.0000001, -0.9999999,
+                          float('nan'), 3.0])
+    return x
+
+
+def _same(a, b):
+    assert torch.equal(a.isnan(), b.isnan())
+    assert torch.equal(a.nan_to_num(), b.nan_to_num())
+
+
+def test_sign_matches_pytorch_ops(kernels):
+    x = _activations()
+    _same(kernels.sign(x), torch.sign(x).add_(0.5).sign_())
+    assert kernels.sign(x)[:4].tolist() == [1.0, 1.0, 1.0, -1.0]
+
+
+@pytest.mark.parametrize('name', sorted(K.SURROGATE_KINDS))
+def test_surrogate_gradient_matches_pytorch_ops(kernels, name):
+    x, grad = _activations(), _activations(seed=1)
+    expected = grad * B.ACT_SURROGATE_GRADS[name](x)
+    _same(kernels.mul_surrogate_grad(x, grad, name), expected)
+    kernels.mul_surrogate_grad(x, grad, name, out=grad)  # in place
+    _same(grad, expected)
+
+
+@pytest.mark.parametrize('name', sorted(B.WEIGHT_BINARIZER_SPECS))
+def test_weight_binarizer_matches_pytorch_ops(kernels, name):
+    spec = B.WEIGHT_BINARIZER_SPECS[name]
+    torch.manual_seed(0)
+    w = torch.randn(64, 32, 3, 3) * 0.6  # some |w| >= 1
+    w[0, 0, 0, :2] = torch.tensor([0.0, 1.0])
+    grad = torch.randn_like(w)
+    w_b, alpha = B.binarize_weight(w, spec)
+    ref_alpha = B.channel_scale(w)
+    if spec.scaled or spec.scaled_grad:
+        torch.testing.assert_close(alpha, ref_alpha, rtol=1e-6, atol=0)
+    sign = torch.where(w >= 0, 1.0, -1.0)
+    _same(w_b, sign * alpha if spec.scaled else sign)
+    # with the same alpha, the gradient is the same to the bit
+    mask = (w.abs() < 1 if spec.strict_clip else w.abs() <= 1).float()
+    scale = mask * alpha if spec.scaled_grad else mask
+    _same(B.weight_grad(w, grad.clone(), spec, alpha), grad * scale)
+
+
+def test_kernels_are_used_only_where_they_apply(kernels):
+    x = torch.randn(2, 3, 4, 5)
+    assert K.kernels_for(x) is kernels
+    assert K.kernels_for(x.to(memory_format=torch.channels_last)) is kernels
+    assert K.kernels_for(x, torch.empty_like(x)) is kernels
+    assert K.kernels_for(x.double()) is None
+    assert K.kernels_for(x.half()) is None
+    assert K.kernels_for(x.transpose(1, 2)) is None  # not dense
+    assert K.kernels_for(x[:, :, ::2]) is None
+    # laid out differently: element i is not at offset i in both
+    assert K.kernels_for(
+        x, torch.empty_like(x, memory_format=torch.channels_last)) is None
+    assert K.kernels_for(x, torch.empty(2, 3, 5, 4)) is None
+    leaf = x.clone().requires_grad_()
+    assert K.kernels_for(leaf) is None  # autograd would not see the op
+    with torch.no_grad():
+        assert K.kernels_for(leaf) is kernels
+
+
+def test_disabled_by_environment(monkeypatch):
+    monkeypatch.setenv('MMBIREAL_TRAIN_KERNELS', 'torch')
+    lazy = native.LazyLibrary(K.build_kernels, 'MMBIREAL_TRAIN_KERNELS',
+                              'kernels', 'PyTorch ops')
+    assert lazy.get() is None
+
+
+def test_build_failure_is_one_line_error(tmp_path):
+    with pytest.raises(native.NativeBuildError, match='no C\\+\\+ compiler'):
+        K.build_kernels(cxx='/nonexistent/g++', directory=str(tmp_path))
+
+
+def _conv_step(conv, x):
+    x = x.clone().requires_grad_()
+    y = conv(x)
+    (y * torch.linspace(-1, 1, y.numel()).reshape(y.shape)).sum().backward()
+    grads = (x.grad, conv.weight.grad)
+    conv.weight.grad = None
+    return y.detach(), grads
+
+
+@pytest.mark.parametrize('act,weight', [('approx_sign', 'magnitude_aware'),
+                                        ('ste', 'scaled_sign'),
+                                        ('approx_sign', 'sign')])
+@pytest.mark.parametrize('channels_last', [False, True])
+def test_binary_conv_training_step_same_with_and_without_kernels(
+        kernels, monkeypatch, act, weight, channels_last):
+    torch.manual_seed(0)
+    conv = BinaryConv2d(16, 24, 3, padding=1, bias=False, act_binarizer=act,
+                        weight_binarizer=weight)
+    x = torch.randn(4, 16, 30, 30)  # large enough for the threaded paths
+    if channels_last:
+        conv = conv.to(memory_format=torch.channels_last)
+        x = x.to(memory_format=torch.channels_last)
+    calls = []
+    for name in ('sign', 'mul_surrogate_grad', 'binarize_weight',
+                 'weight_grad_'):
+        method = getattr(K.BinarizeKernels, name)
+        monkeypatch.setattr(
+            K.BinarizeKernels, name,
+            lambda self, *a, _m=method, _n=name, **k: calls.append(_n) or
+            _m(self, *a, **k))
+    y, (gx, gw) = _conv_step(conv, x)
+    assert set(calls) == {'sign', 'mul_surrogate_grad', 'binarize_weight',
+                          'weight_grad_'}
+    monkeypatch.setattr(B, 'kernels_for', lambda *tensors: None)
+    calls.clear()
+    y_ref, (gx_ref, gw_ref) = _conv_step(conv, x)
+    assert not calls
+    # alpha differs in the last bits (summation order); nothing else does
+    torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(gx, gx_ref, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(gw, gw_ref, rtol=1e-5, atol=1e-6)
+    assert gx.stride() == gx_ref.stride()
