@@ -169,3 +169,6 @@ def test_wheel_ships_mim_files(tmp_path):
     if osp.isfile(TRAIN_SCRIPT):
         assert 'mmbireal/.mim/tools/train.py' in names
     assert not any('__pycache__' in n for n in names)
+    # the native sources compiled on first use
+    assert {'mmbireal/deploy/csrc/binconv.cpp',
+            'mmbireal/models/csrc/binarize.cpp'} <= names
