@@ -9,6 +9,7 @@ import torch
 from helpers import REPO, TINY_FMNIST, run_tool
 
 from mmbireal.models import BinaryConv2d
+from mmbireal.models.binarize_kernels import kernels_for
 from mmbireal.utils import load_checkpoint_file
 
 BIREAL18 = 'configs/birealnet/bireal18_8xb16_in1k.py'
@@ -167,7 +168,7 @@ def test_benchmark_train_splits_the_cost_and_saves_no_extra_tensors():
     proc = run_tool([
         'tools/analysis_tools/benchmark_train.py', '--size', '32',
         '--batch', '2', '--iters', '2', '--warmup', '1',
-        '--with-float-bireal'
+        '--with-float-bireal', '--profile', '1'
     ])
     ratios = dict(
         re.findall(r'^time ratio (\S+ / \S+): ([\d.]+) ', proc.stdout, re.M))
@@ -181,6 +182,18 @@ def test_benchmark_train_splits_the_cost_and_saves_no_extra_tensors():
     saved = float(re.search(r'saved-for-backward ratio: ([\d.]+)',
                             proc.stdout).group(1))
     assert saved < 1.05
+    # --profile: every kernel of a training step shows up in the profile
+    assert re.search(r'^binarization kernels: [\d.]+ ms/step', proc.stdout,
+                     re.M)
+    if kernels_for(torch.zeros(1)) is not None:
+        for kernel in ('sign', 'mul_surrogate_grad', 'binarize_weight',
+                       'weight_grad'):
+            # 16 binary convs: forward and backward, or backward only
+            calls = 16 if kernel in ('mul_surrogate_grad',
+                                     'weight_grad') else 32
+            assert re.search(
+                rf'^mmbireal::{kernel} +[\d.]+ ms/step \({calls} calls\)',
+                proc.stdout, re.M), kernel
 
 
 def test_benchmark_train_rejects_a_single_iteration():

@@ -15,8 +15,9 @@ The library is built on first use, like the deployment engine (see
 :mod:`mmbireal.utils.native`).
 """
 import ctypes
+import functools
 import os.path as osp
-from typing import List, Optional
+from typing import Callable, List, Optional, TypeVar
 
 import torch
 from torch import Tensor
@@ -31,6 +32,22 @@ SURROGATE_KINDS = {'approx_sign': 0, 'ste': 1}
 _c_ptr = ctypes.c_void_p
 _c_i64 = ctypes.c_int64
 _c_int = ctypes.c_int
+
+
+F = TypeVar('F', bound=Callable)
+
+
+def _profiled(method: F) -> F:
+    """Label the kernel in ``torch.profiler`` tables (``mmbireal::<name>``):
+    a ctypes call is otherwise counted as its caller's own time."""
+    label = f'mmbireal::{method.__name__.rstrip("_")}'
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        with torch.profiler.record_function(label):
+            return method(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 class BinarizeKernels:
@@ -55,6 +72,7 @@ class BinarizeKernels:
             fn.restype, fn.argtypes = None, args
         self.lib, self.path, self.flags = lib, path, flags
 
+    @_profiled
     def sign(self, x: Tensor, out: Optional[Tensor] = None) -> Tensor:
         """``sign(x)`` with ``sign(0) = +1``, into ``out`` if given."""
         out = torch.empty_like(x) if out is None else out
@@ -62,6 +80,7 @@ class BinarizeKernels:
                           torch.get_num_threads())
         return out
 
+    @_profiled
     def mul_surrogate_grad(self, x: Tensor, grad: Tensor, name: str,
                            out: Optional[Tensor] = None) -> Tensor:
         """``grad * d sign(x) / dx`` under surrogate ``name``, into
@@ -73,6 +92,7 @@ class BinarizeKernels:
                                         torch.get_num_threads())
         return out
 
+    @_profiled
     def binarize_weight(self, w: Tensor, scaled: bool,
                         alpha: Optional[Tensor], compute_alpha: bool,
                         out: Optional[Tensor] = None) -> Tensor:
@@ -87,6 +107,7 @@ class BinarizeKernels:
             int(scaled), out.data_ptr(), torch.get_num_threads())
         return out
 
+    @_profiled
     def weight_grad_(self, w: Tensor, grad: Tensor, alpha: Optional[Tensor],
                      strict: bool) -> Tensor:
         """``grad *= mask(w) * alpha`` (see

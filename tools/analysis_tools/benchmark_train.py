@@ -98,6 +98,10 @@ def main() -> None:
     parser.add_argument('--with-float-bireal', action='store_true',
                         help='also time Bi-Real with real-valued convs, to '
                         'split the cost into architecture and binarization')
+    parser.add_argument('--profile', type=int, default=0, metavar='STEPS',
+                        help='afterwards, run Bi-Real for STEPS more steps '
+                        'under torch.profiler and print where the time goes '
+                        '(mmbireal::* rows are the binarization kernels)')
     args = parser.parse_args()
     if args.iters < 2:
         parser.error(f'--iters must be at least 2, got {args.iters}')
@@ -171,6 +175,35 @@ def main() -> None:
               f'back-to-back pairs; quartiles {q1:.3f}-{q3:.3f}; ratio of '
               f'medians {median[a] / median[b]:.3f})')
     print(f'saved-for-backward ratio: {saved[names[1]] / saved[names[0]]:.3f}')
+    if args.profile:
+        profile_steps(names[1], steps[names[1]], args.profile, device)
+
+
+def profile_steps(name: str, step: Callable[[], None], num_steps: int,
+                  device: torch.device) -> None:
+    """Print the ops that took the most time over ``num_steps`` steps and
+    the binarization kernels' share."""
+    from torch.profiler import ProfilerActivity, profile
+    activities = [ProfilerActivity.CPU]
+    if device.type == 'cuda':
+        activities.append(ProfilerActivity.CUDA)
+    with profile(activities=activities) as prof:
+        start = time.perf_counter()
+        for _ in range(num_steps):
+            step()
+        sync(device)
+        elapsed = time.perf_counter() - start
+    events = prof.key_averages()
+    print(f'\n{name} under torch.profiler, {num_steps} steps:')
+    print(events.table(sort_by='self_cpu_time_total', row_limit=15))
+    kernels = [e for e in events if e.key.startswith('mmbireal::')]
+    for e in sorted(kernels, key=lambda e: e.key):
+        print(f'{e.key:<30} {e.self_cpu_time_total / 1e3 / num_steps:7.2f} '
+              f'ms/step ({e.count // num_steps} calls)')
+    total = sum(e.self_cpu_time_total for e in kernels) / 1e6
+    print(f'binarization kernels: {total / num_steps * 1e3:.1f} ms/step, '
+          f'{100 * total / elapsed:.1f}% of the profiled steps '
+          f'({elapsed / num_steps * 1e3:.1f} ms/step with the profiler on)')
 
 
 if __name__ == '__main__':
