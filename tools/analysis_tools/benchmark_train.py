@@ -139,15 +139,17 @@ def main() -> None:
     times: Dict[str, List[float]] = {n: [] for n in steps}
     order = list(steps)
     for _ in range(args.iters):
-        # alternate, reversing the order each time, so that the models see
-        # the same machine state and none always runs after another
+        # alternate, rotating the order each time, so that the models see
+        # the same machine state and none always runs after another. (Not
+        # reversing: with three models that runs the outer two twice in a
+        # row at every turn, warm, and the middle one never.)
         for name in order:
             sync(device)
             start = time.perf_counter()
             steps[name]()
             sync(device)
             times[name].append(time.perf_counter() - start)
-        order.reverse()
+        order = order[1:] + order[:1]
 
     print(f'training step (forward + backward + SGD), batch {args.batch}, '
           f'{args.size} px, {device}, threads {torch.get_num_threads()}, '
