@@ -108,6 +108,26 @@ def test_build_failure_is_one_line_error(tmp_path):
         K.build_kernels(cxx='/nonexistent/g++', directory=str(tmp_path))
 
 
+def test_without_kernels_training_goes_on_after_one_warning(monkeypatch):
+    def broken():
+        raise native.NativeBuildError('g++ failed: boom')
+
+    monkeypatch.delenv('MMBIREAL_TRAIN_KERNELS', raising=False)
+    monkeypatch.setattr(K, 'build_kernels', broken)
+    K._kernels.reset()
+    try:
+        x = torch.tensor([-2.0, -0.5, 0.0, 0.5], requires_grad=True)
+        with pytest.warns(RuntimeWarning) as record:
+            for _ in range(2):
+                B.approx_sign(x).backward(torch.ones(4))
+        assert len(record) == 1 and '\n' not in str(record[0].message)
+        assert 'g++ failed: boom' in str(record[0].message)
+        assert 'PyTorch ops' in str(record[0].message)
+        assert x.grad.tolist() == [0.0, 2.0, 4.0, 2.0]  # twice 0, 1, 2, 1
+    finally:
+        K._kernels.reset()  # later tests build the real kernels
+
+
 def _conv_step(conv, x):
     x = x.clone().requires_grad_()
     y = conv(x)
