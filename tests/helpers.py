@@ -1,9 +1,10 @@
 """Helpers for the tests that run the real tools on tiny data."""
+import contextlib
 import os
 import os.path as osp
 import subprocess
 import sys
-from typing import List, Sequence
+from typing import Iterator, List, Sequence
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 FMNIST_ROOT = '/usr/share/datasets/fashion-mnist'
@@ -52,3 +53,34 @@ def randomize_bn(model, seed: int = 0) -> None:
                 m.running_var.copy_(torch.rand(n, generator=gen) + 0.5)
                 m.weight.copy_(torch.rand(n, generator=gen) + 0.5)
                 m.bias.copy_(torch.randn(n, generator=gen) * 0.3)
+
+
+@contextlib.contextmanager
+def failing_native_build(monkeypatch, module, build_name: str,
+                         lazy) -> Iterator[None]:
+    """Within the block, building the native library ``lazy`` (a
+    ``LazyLibrary`` whose build calls ``module.<build_name>``) fails as
+    with a broken compiler; on leaving it, exactly one one-line
+    RuntimeWarning must have named the failure. ``lazy`` is forgotten
+    before and after, so later tests build the real library."""
+    import pytest
+
+    from mmbireal.utils.native import NativeBuildError
+
+    def broken():
+        raise NativeBuildError('g++ failed: boom')
+
+    monkeypatch.delenv(lazy.env_var, raising=False)
+    monkeypatch.setattr(module, build_name, broken)
+    lazy.reset()
+    try:
+        with pytest.warns(RuntimeWarning) as record:
+            yield
+        # (other libraries' import-time warnings may come too)
+        ours = [str(r.message) for r in record
+                if str(r.message).startswith(lazy.what)]
+        assert len(ours) == 1, ours
+        assert '\n' not in ours[0] and 'g++ failed: boom' in ours[0]
+        assert lazy.fallback in ours[0]
+    finally:
+        lazy.reset()

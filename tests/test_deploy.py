@@ -8,7 +8,7 @@ import re
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import REPO, randomize_bn, run_tool
+from helpers import REPO, failing_native_build, randomize_bn, run_tool
 
 import mmbireal.deploy.engine as engine_mod
 from mmbireal.deploy import (
@@ -205,25 +205,15 @@ def test_no_compiler_falls_back_with_one_warning(monkeypatch, tmp_path):
         engine_mod.build_engine(cxx='/nonexistent/g++',
                                 directory=str(tmp_path))
 
-    def broken():
-        raise engine_mod.EngineBuildError('g++ failed: boom')
-
-    monkeypatch.delenv('MMBIREAL_DEPLOY_ENGINE', raising=False)
-    monkeypatch.setattr(engine_mod, 'build_engine', broken)
-    engine_mod._engine.reset()
-    try:
-        with pytest.warns(RuntimeWarning) as record:
-            assert engine_mod.get_engine() is None
-            assert engine_mod.get_engine() is None  # warned once
-        assert len(record) == 1 and '\n' not in str(record[0].message)
-        assert 'PyTorch reference path' in str(record[0].message)
+    with failing_native_build(monkeypatch, engine_mod, 'build_engine',
+                              engine_mod._engine):
+        assert engine_mod.get_engine() is None
+        assert engine_mod.get_engine() is None  # warned once
         packed = PackedBiRealNet(pack_classifier(_small_model()))
         assert packed.backend == 'torch'
         with pytest.raises(RuntimeError, match='not available'):
             PackedBiRealNet(pack_classifier(_small_model()),
                             backend='native')
-    finally:
-        engine_mod._engine.reset()  # later tests build the real engine
 
 
 # ---------------------------------------------------------------------------
