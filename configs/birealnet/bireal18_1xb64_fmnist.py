@@ -19,6 +19,7 @@ train_cfg = dict(
 val_cfg = dict()
 test_cfg = dict()
 auto_scale_lr = dict(base_batch_size=64)
-custom_hooks = [dict(type='WeightDecayZeroHook')]
+# FlipRatioHook logs the share of binary weights that change sign per epoch
+custom_hooks = [dict(type='WeightDecayZeroHook'), dict(type='FlipRatioHook')]
 randomness = dict(seed=0)
 load_from = 'work_dirs/bireal18_clip-pre_1xb64_fmnist/epoch_4.pth'

@@ -1,5 +1,6 @@
 from .hooks import (
     BNRetrainHook,
+    FlipRatioHook,
     MeanLossOverRanksHook,
     StopOnInvalidLossHook,
     WeightDecayZeroHook,
@@ -8,7 +9,8 @@ from .loops import ResumableEpochBasedTrainLoop
 from .param_groups import move_to_own_group, optimizer_built, tagged_groups
 
 __all__ = [
-    'BNRetrainHook', 'MeanLossOverRanksHook', 'ResumableEpochBasedTrainLoop',
-    'StopOnInvalidLossHook', 'WeightDecayZeroHook',
+    'BNRetrainHook', 'FlipRatioHook', 'MeanLossOverRanksHook',
+    'ResumableEpochBasedTrainLoop', 'StopOnInvalidLossHook',
+    'WeightDecayZeroHook',
     'move_to_own_group', 'optimizer_built', 'tagged_groups'
 ]

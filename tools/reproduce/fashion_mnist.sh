@@ -2,15 +2,20 @@
 # The paper's procedure and its ablation at Fashion-MNIST scale, with our
 # configs (configs/birealnet/*_fmnist.py): every step 4 epochs on the first
 # 12,000 training images, evaluated on the 10,000 test images after each
-# epoch. Resumable stage by stage: a finished run is skipped, an interrupted
-# one continues from its last checkpoint. About 2-2.5 hours on 2 idle cores.
+# epoch, once per seed; each seed's binary runs start from that seed's own
+# pre-training chain. Resumable run by run: a finished run is skipped, an
+# interrupted one continues from its last checkpoint. About 2-2.5 hours per
+# seed on 2 idle cores.
 #
-#   bash tools/reproduce/fashion_mnist.sh            # run what is missing
-#   bash tools/reproduce/fashion_mnist.sh --collect  # only rebuild the results
+#   bash tools/reproduce/fashion_mnist.sh                   # seeds 0 1 2
+#   bash tools/reproduce/fashion_mnist.sh --seeds "0"       # one seed
+#   bash tools/reproduce/fashion_mnist.sh --runs "A B"      # these configs
+#   bash tools/reproduce/fashion_mnist.sh --collect         # results only
 #
-# Runs go to $MMBIREAL_WORK_DIRS (default: work_dirs in the checkout); point
-# it outside the checkout to keep them across fresh clones. The configs'
-# `load_from` paths under work_dirs/ are redirected there.
+# Runs go to $MMBIREAL_WORK_DIRS/seed<N>/<config> (default work root:
+# work_dirs in the checkout); point it outside the checkout to keep them
+# across fresh clones. The configs' `load_from` paths under work_dirs/ are
+# redirected to the same seed's runs.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)"
 cd "$REPO"
@@ -32,6 +37,17 @@ RUNS=(
     bireal18_scratch_1xb64_fmnist
     binary-resnet18_scratch_1xb64_fmnist
 )
+SEEDS=(0 1 2)
+collect_only=0
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --seeds) read -r -a SEEDS <<<"$2"; shift 2 ;;
+        --runs) read -r -a RUNS <<<"$2"; shift 2 ;;
+        --collect) collect_only=1; shift ;;
+        *) echo "error: unknown argument $1; accepted: --seeds \"0 1 2\"," \
+               "--runs \"CONFIG ...\", --collect" >&2; exit 2 ;;
+    esac
+done
 
 config_value() {  # config_value RUN KEY: train_cfg.max_epochs or load_from
     "$PYTHON" -c "from mmengine.config import Config; \
@@ -39,28 +55,31 @@ c = Config.fromfile('configs/birealnet/$1.py'); \
 print(c.train_cfg.max_epochs if '$2' == 'epochs' else c.get('load_from') or '')"
 }
 
-if [[ "${1:-}" != "--collect" ]]; then
-    for run in "${RUNS[@]}"; do
-        work="$ROOT/$run"
-        done_ckpt="$work/epoch_$(config_value "$run" epochs).pth"
-        if [[ -f "$done_ckpt" ]]; then
-            echo "[reproduce] $run: done ($done_ckpt)"
-            continue
-        fi
-        args=()
-        load_from="$(config_value "$run" load_from)"
-        if [[ -f "$work/last_checkpoint" ]]; then
-            args=(--resume)  # continue the interrupted run
-        elif [[ "$load_from" == work_dirs/* ]]; then
-            args=(--cfg-options "load_from=$ROOT/${load_from#work_dirs/}")
-        fi
-        echo "[reproduce] $run: training ${args[*]}"
-        "$PYTHON" tools/train.py "configs/birealnet/$run.py" \
-            --work-dir "$work" "${args[@]}"
-        # keep the small logs in the checkout after every run
-        "$PYTHON" tools/reproduce/collect_fashion_mnist.py \
-            --work-root "$ROOT" "${RUNS[@]}" >/dev/null
+collect() {
+    "$PYTHON" tools/reproduce/collect_fashion_mnist.py --work-root "$ROOT" \
+        --seeds "${SEEDS[@]}" -- "${RUNS[@]}"
+}
+
+if [[ $collect_only == 0 ]]; then
+    for seed in "${SEEDS[@]}"; do
+        for run in "${RUNS[@]}"; do
+            work="$ROOT/seed$seed/$run"
+            done_ckpt="$work/epoch_$(config_value "$run" epochs).pth"
+            if [[ -f "$done_ckpt" ]]; then
+                echo "[reproduce] seed $seed $run: done ($done_ckpt)"
+                continue
+            fi
+            args=(--cfg-options "randomness.seed=$seed")
+            load_from="$(config_value "$run" load_from)"
+            if [[ -f "$work/last_checkpoint" ]]; then
+                args=(--resume "${args[@]}")  # continue the interrupted run
+            elif [[ "$load_from" == work_dirs/* ]]; then
+                args+=("load_from=$ROOT/seed$seed/${load_from#work_dirs/}")
+            fi
+            echo "[reproduce] seed $seed $run: training ${args[*]}"
+            "$PYTHON" tools/train.py "configs/birealnet/$run.py" \
+                --work-dir "$work" "${args[@]}"
+        done
     done
 fi
-"$PYTHON" tools/reproduce/collect_fashion_mnist.py --work-root "$ROOT" \
-    "${RUNS[@]}"
+collect

@@ -1,9 +1,10 @@
 from .bn_retrain_hook import BNRetrainHook
+from .flip_ratio_hook import FlipRatioHook
 from .invalid_loss_hook import StopOnInvalidLossHook
 from .mean_loss_hook import MeanLossOverRanksHook
 from .weight_decay_zero_hook import WeightDecayZeroHook
 
 __all__ = [
-    'BNRetrainHook', 'MeanLossOverRanksHook', 'StopOnInvalidLossHook',
-    'WeightDecayZeroHook'
+    'BNRetrainHook', 'FlipRatioHook', 'MeanLossOverRanksHook',
+    'StopOnInvalidLossHook', 'WeightDecayZeroHook'
 ]
