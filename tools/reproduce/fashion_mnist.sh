@@ -9,6 +9,8 @@
 #
 #   bash tools/reproduce/fashion_mnist.sh                   # seeds 0 1 2
 #   bash tools/reproduce/fashion_mnist.sh --seeds "0"       # one seed
+#   bash tools/reproduce/fashion_mnist.sh --study           # the magnitude-
+#       aware study: magnitude_aware and scaled_sign with 4x the epochs
 #   bash tools/reproduce/fashion_mnist.sh --runs "A B"      # these configs
 #   bash tools/reproduce/fashion_mnist.sh --collect         # results only
 #
@@ -37,15 +39,23 @@ RUNS=(
     bireal18_scratch_1xb64_fmnist
     binary-resnet18_scratch_1xb64_fmnist
 )
+# The magnitude-aware study: the same binary step from the same seed's clip
+# checkpoint with 4x the budget.
+STUDY=(
+    bireal18_16e_1xb64_fmnist
+    bireal18_scaled-sign-16e_1xb64_fmnist
+)
+ALL_RUNS=("${RUNS[@]}" "${STUDY[@]}")
 SEEDS=(0 1 2)
 collect_only=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --seeds) read -r -a SEEDS <<<"$2"; shift 2 ;;
         --runs) read -r -a RUNS <<<"$2"; shift 2 ;;
+        --study) RUNS=("${STUDY[@]}"); shift ;;
         --collect) collect_only=1; shift ;;
         *) echo "error: unknown argument $1; accepted: --seeds \"0 1 2\"," \
-               "--runs \"CONFIG ...\", --collect" >&2; exit 2 ;;
+               "--study, --runs \"CONFIG ...\", --collect" >&2; exit 2 ;;
     esac
 done
 
@@ -57,7 +67,7 @@ print(c.train_cfg.max_epochs if '$2' == 'epochs' else c.get('load_from') or '')"
 
 collect() {
     "$PYTHON" tools/reproduce/collect_fashion_mnist.py --work-root "$ROOT" \
-        --seeds "${SEEDS[@]}" -- "${RUNS[@]}"
+        --seeds "${SEEDS[@]}" -- "${ALL_RUNS[@]}"
 }
 
 if [[ $collect_only == 0 ]]; then
