@@ -33,7 +33,7 @@ def test_mean_std_and_verdicts(tmp_path):
                    flips=[0.1, 0.05, 0.01, 0.005])
         _write_run(root, seed, STE, [60.0, 65.0, 68.0, b])
     proc = run_tool([
-        'tools/reproduce/collect_fashion_mnist.py', '--work-root',
+        'tools/reproduce/collect_study.py', '--work-root',
         str(root), '--out', str(out), '--seeds', '0', '1', '2', '--', FULL,
         STE
     ])
@@ -58,7 +58,7 @@ def test_unfinished_runs_stay_out_of_the_mean(tmp_path):
     _write_run(root, 0, FULL, [75.0, 78.0, 79.0, 80.0])
     _write_run(root, 1, FULL, [70.0, 71.0])  # interrupted after 2 epochs
     proc = run_tool([
-        'tools/reproduce/collect_fashion_mnist.py', '--work-root',
+        'tools/reproduce/collect_study.py', '--work-root',
         str(root), '--out', str(out), '--seeds', '0', '1', '--', FULL
     ])
     assert '| 80.00 | 1 | 80.00 | running (71.00 after epoch 2) |' in \

@@ -1,4 +1,4 @@
-# The magnitude-aware study (tools/reproduce/fashion_mnist.sh --study): the
+# The magnitude-aware study (tools/reproduce/run_study.sh --study): the
 # binary step with 4x the budget, 16 epochs, x0.1 at 8 and 12 (the same
 # half / three-quarter points as the 4-epoch run).
 _base_ = ['./bireal18_1xb64_fmnist.py']

@@ -1,8 +1,9 @@
-"""Collect the Fashion-MNIST reproduction runs into logs, tables and a plot.
+"""Collect the reproduction runs into logs, tables and a plot.
 
 Reads mmengine's ``vis_data/scalars.json`` of every run in
 ``<work root>/seed<N>/<run>`` (all timestamps, so resumed runs are merged)
-and writes, under ``docs/results/fashion_mnist/``:
+of ``tools/reproduce/run_study.sh`` and writes, under ``--out`` (default
+``docs/results/fashion_mnist/``):
 
 * ``seed<N>/<run>.json``: top-1 per epoch, flip ratios per epoch (binary
   runs), training loss, for every run that has logged anything;
@@ -14,8 +15,12 @@ and writes, under ``docs/results/fashion_mnist/``:
 
 Runs that have not finished are listed as such and left out of the means.
 
-Usage: python tools/reproduce/collect_fashion_mnist.py [--seeds 0 1 2]
-       [--work-root DIR] -- RUN [RUN ...]
+Runs are named ``<model>_<role>_<batch>_<data>`` (configs/birealnet/); the
+tables describe and compare them by ``<model>_<role>``, so the same code
+serves the Fashion-MNIST and the ImageNet configs.
+
+Usage: python tools/reproduce/collect_study.py [--seeds 0 1 2]
+       [--work-root DIR] [--out DIR] -- RUN [RUN ...]
 """
 import argparse
 import glob
@@ -36,49 +41,65 @@ OUT = osp.join(REPO, 'docs', 'results', 'fashion_mnist')
 # the one-pass binarization kernels), kept for comparison
 PREVIOUS = 'previous-seed0-epyc'
 
-# What each run shows, in the words of the paper's ablation.
+# What each run shows, in the words of the paper's ablation (by role).
 DESCRIPTIONS = {
-    'bireal18_relu-pre_1xb64_fmnist': 'real-valued, ReLU (step 1a)',
-    'bireal18_leakyclip-pre_1xb64_fmnist':
+    'bireal18_relu-pre': 'real-valued, ReLU (step 1a)',
+    'bireal18_leakyclip-pre':
     'real-valued, leaky-clip (step 1b, from 1a)',
-    'bireal18_clip-pre_1xb64_fmnist': 'real-valued, clip (step 1c, from 1b)',
-    'bireal18_1xb64_fmnist':
+    'bireal18_clip-pre': 'real-valued, clip (step 1c, from 1b)',
+    'bireal18':
     'Bi-Real-18: ApproxSign + magnitude-aware, from clip pre-training',
-    'bireal18_bn-retrain_1xb64_fmnist':
+    'bireal18_bn-retrain':
     'Bi-Real-18 after BN retrain (+-1 weights, step 3)',
-    'bireal18_ste_1xb64_fmnist': 'Bi-Real-18 with STE instead of ApproxSign',
-    'bireal18_scaled-sign_1xb64_fmnist':
+    'bireal18_ste': 'Bi-Real-18 with STE instead of ApproxSign',
+    'bireal18_scaled-sign':
     'Bi-Real-18 with scaled_sign instead of magnitude-aware gradient',
-    'bireal18_from-relu_1xb64_fmnist':
+    'bireal18_from-relu':
     'Bi-Real-18 from ReLU pre-training instead of clip',
-    'bireal18_scratch_1xb64_fmnist': 'Bi-Real-18 from scratch',
-    'binary-resnet18_scratch_1xb64_fmnist':
+    'bireal18_scratch': 'Bi-Real-18 from scratch',
+    'binary-resnet18_scratch':
     '1-bit ResNet-18 (one shortcut per two convs) from scratch',
-    'bireal18_16e_1xb64_fmnist':
-    'Bi-Real-18, magnitude-aware, 16 epochs (4x budget)',
-    'bireal18_scaled-sign-16e_1xb64_fmnist':
-    'Bi-Real-18, scaled_sign, 16 epochs (4x budget)',
+    'bireal18_long': 'Bi-Real-18, magnitude-aware, 4x the epochs',
+    'bireal18_scaled-sign-long': 'Bi-Real-18, scaled_sign, 4x the epochs',
 }
 
-# (run A, run B, what A - B tests, the paper's finding on ImageNet)
+# (role A, role B, what A - B tests, the paper's finding on ImageNet)
 COMPARISONS = [
-    ('bireal18_1xb64_fmnist', 'bireal18_from-relu_1xb64_fmnist',
+    ('bireal18', 'bireal18_from-relu',
      'clip vs ReLU pre-training', 'clip better by several points'),
-    ('bireal18_1xb64_fmnist', 'bireal18_scratch_1xb64_fmnist',
+    ('bireal18', 'bireal18_scratch',
      'pre-training vs binary training from scratch', 'pre-training better'),
-    ('bireal18_1xb64_fmnist', 'bireal18_ste_1xb64_fmnist',
+    ('bireal18', 'bireal18_ste',
      'ApproxSign vs STE', 'ApproxSign better by several points'),
-    ('bireal18_1xb64_fmnist', 'bireal18_scaled-sign_1xb64_fmnist',
+    ('bireal18', 'bireal18_scaled-sign',
      'magnitude-aware vs scaled_sign weight gradient',
      'magnitude-aware better'),
-    ('bireal18_scratch_1xb64_fmnist', 'binary-resnet18_scratch_1xb64_fmnist',
+    ('bireal18_scratch', 'binary-resnet18_scratch',
      'per-conv shortcut vs 1-bit ResNet, both from scratch',
      '56.4 (full procedure) vs about 45.7'),
-    ('bireal18_bn-retrain_1xb64_fmnist', 'bireal18_1xb64_fmnist',
+    ('bireal18_bn-retrain', 'bireal18',
      'BN retrain (+-1 weights) vs before it', 'no loss'),
-    ('bireal18_16e_1xb64_fmnist', 'bireal18_scaled-sign-16e_1xb64_fmnist',
-     'magnitude-aware vs scaled_sign, 16 epochs', 'magnitude-aware better'),
+    ('bireal18_long', 'bireal18_scaled-sign-long',
+     'magnitude-aware vs scaled_sign, 4x the epochs',
+     'magnitude-aware better'),
 ]
+
+
+# the data a run's name ends with -> how its results are described
+DATASETS = {
+    'fmnist': 'Fashion-MNIST, first 12,000 training images, top-1 on the '
+    '10,000 test images',
+    'in1k': 'ImageNet-1k, top-1 on the 50,000 validation images',
+}
+
+
+def role(run: str) -> str:
+    """``bireal18_ste_1xb64_fmnist`` -> ``bireal18_ste``."""
+    return run.rsplit('_', 2)[0]
+
+
+def describe(run: str) -> str:
+    return DESCRIPTIONS.get(role(run), run)
 
 
 def read_scalars(run_dir: str) -> Dict[str, Dict[int, float]]:
@@ -119,10 +140,9 @@ def read_run(work_root: str, run: str, seed: int) -> Optional[dict]:
         run=run,
         seed=seed,
         config=f'configs/birealnet/{run}.py',
-        description=DESCRIPTIONS.get(run, run),
+        description=describe(run),
         max_epochs=epochs,
         finished=max(top1, default=0) >= epochs,
-        test_images=10000,
         val_top1_by_epoch=by_step('accuracy/top1', 2),
         flip_ratio_by_epoch={
             key.split('/', 1)[1]: by_step(key, 6)
@@ -169,8 +189,9 @@ def results_table(runs: List[str], results: Dict[str, Dict[int, dict]],
                              f'{last})')
             else:
                 cells.append('running')
-        before = f'{previous[run]:.2f}' if run in previous else '-'
-        rows.append(f'| {DESCRIPTIONS.get(run, run)} | {mean_std(done)} | '
+        before = previous.get(role(run))
+        before = '-' if before is None else f'{before:.2f}'
+        rows.append(f'| {describe(run)} | {mean_std(done)} | '
                     f'{len(done)} | ' + ' | '.join(cells) +
                     f' | {before} | {max_epochs(run)} | '
                     f'[{run}](../../../configs/birealnet/{run}.py) |')
@@ -180,6 +201,7 @@ def results_table(runs: List[str], results: Dict[str, Dict[int, dict]],
 def comparison_table(results: Dict[str, Dict[int, dict]]) -> str:
     """A - B with its standard error ``sqrt(s_A^2/n_A + s_B^2/n_B)``;
     'exceeds' when |A - B| is more than twice that (needs 2+ seeds each)."""
+    results = {role(run): per_seed for run, per_seed in results.items()}
     rows = [
         '| comparison | paper (ImageNet) | here: A vs B (mean top-1) | '
         'A - B +- SE | beyond 2 SE? |', '|---|---|---|---|---|'
@@ -208,8 +230,8 @@ def comparison_table(results: Dict[str, Dict[int, dict]]) -> str:
     return '\n'.join(rows)
 
 
-def plot(runs: List[str], results: Dict[str, Dict[int, dict]],
-         path: str) -> None:
+def plot(runs: List[str], results: Dict[str, Dict[int, dict]], path: str,
+         title: str) -> None:
     fig, (ax, ax_flip) = plt.subplots(1, 2, figsize=(13, 5))
     for run in runs:
         per_seed = [r for r in results[run].values() if r['val_top1_by_epoch']]
@@ -225,13 +247,13 @@ def plot(runs: List[str], results: Dict[str, Dict[int, dict]],
             values = [[c[str(e)] for c in curves if str(e) in c]
                       for e in epochs]
             line, = axis.plot(epochs, [statistics.mean(v) for v in values],
-                              marker='o', label=DESCRIPTIONS.get(run, run))
+                              marker='o', label=describe(run))
             if len(curves) > 1:
                 axis.fill_between(epochs, [min(v) for v in values],
                                   [max(v) for v in values],
                                   color=line.get_color(), alpha=0.15)
-    ax.set_ylabel('top-1 (%) on the 10,000 test images')
-    ax.set_title('Fashion-MNIST, first 12,000 training images, 2-core CPU')
+    ax.set_ylabel('top-1 (%)')
+    ax.set_title(title, fontsize=9)
     ax.legend(fontsize=6, loc='lower right')
     ax_flip.set_ylabel('binary weights that changed sign in the epoch')
     ax_flip.set_yscale('log')
@@ -251,7 +273,7 @@ def read_previous(out: str) -> Dict[str, float]:
         with open(path) as f:
             r = json.load(f)
         if r.get('finished'):
-            previous[r['run']] = final_top1(r)
+            previous[role(r['run'])] = final_top1(r)
     return previous
 
 
@@ -278,13 +300,14 @@ def main() -> None:
     table = results_table(args.runs, results, args.seeds, read_previous(out))
     comparisons = comparison_table(results)
     print(table, comparisons, sep='\n\n')
-    plot(args.runs, results, osp.join(out, 'curves.png'))
+    data = DATASETS.get(args.runs[0].rsplit('_', 1)[-1], 'top-1')
+    plot(args.runs, results, osp.join(out, 'curves.png'), data)
     with open(osp.join(out, 'README.md'), 'w') as f:
         f.write(
-            '# Fashion-MNIST reproduction: results\n\n'
-            'Written by `tools/reproduce/collect_fashion_mnist.py` from the '
-            'runs of `tools/reproduce/fashion_mnist.sh`; every figure is '
-            'top-1 on the 10,000 test images after the last epoch. Mean +- '
+            '# Reproduction: results\n\n'
+            f'{data}, after the last epoch of each run. Written by '
+            '`tools/reproduce/collect_study.py` from the runs of '
+            '`tools/reproduce/run_study.sh`. Mean +- '
             'sample standard deviation over the finished seeds (n); each '
             "seed's binary runs start from that seed's own pre-training "
             'chain. Logs: `seed<N>/<run>.json`.\n\n'
