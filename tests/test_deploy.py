@@ -25,7 +25,7 @@ from mmbireal.deploy import (
     pack_signs_torch,
     unpack_signs,
 )
-from mmbireal.models import BinaryConv2d
+from mmbireal.models import BinaryConv2d, WeightBinarizer, binary_convs
 from mmbireal.utils import CheckpointError
 
 FMNIST_CFG = osp.join(REPO, 'configs', 'birealnet',
@@ -250,6 +250,26 @@ def test_export_matches_float_model(tmp_path, extra):
         _assert_logits_match(ref, outs[backend])
     if len(outs) == 2:  # both backends compute identical floats
         assert torch.equal(outs['native'], outs['torch'])
+
+
+class _DetachedScaleStrictClip(WeightBinarizer):
+    """Not registered: set as an instance. Its forward is scaled_sign's."""
+
+    scaled, strict_clip = True, True
+
+
+def test_export_asks_the_weight_binarizer_whether_it_is_scaled():
+    expected = pack_classifier(_small_model(**{
+        'model.backbone.conv_cfg.weight_binarizer': 'scaled_sign'}))
+    model = _small_model()
+    for _, conv in binary_convs(model):
+        conv.weight_binarizer = _DetachedScaleStrictClip()
+    packed = pack_classifier(model)
+    assert packed['weights'].keys() == expected['weights'].keys()
+    for key, value in expected['weights'].items():
+        assert torch.equal(packed['weights'][key], value), key
+    assert packed['meta']['weight_binarizer'] == \
+        '_detached_scale_strict_clip'
 
 
 def test_packed_file_is_weights_only_plain_data(tmp_path):

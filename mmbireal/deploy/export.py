@@ -18,8 +18,9 @@ weights-only mode with no extra allow-list:
     bit 1 = +1 (``W >= 0``); ``scale``/``shift`` fp32 ``(C_out,)``: the
     following BN in eval mode with the weight scale ``alpha = mean|W|``
     folded in, ``BN(alpha * y) = y * (alpha * g / sqrt(v + eps)) +
-    (b - m * g / sqrt(v + eps))``. With ``weight_binarizer='sign'`` (after
-    BN retrain) there is no alpha.
+    (b - m * g / sqrt(v + eps))``, where the weight binarizer is
+    ``scaled``; with ``weight_binarizer='sign'`` (after BN retrain) there
+    is no alpha.
     Real-valued layers in fp32: ``stem.weight`` and ``stem.scale/shift``
     (its BN), ``layer{i}.0.downsample.weight`` ``(C_out, C_in)`` and
     ``.scale/.shift``, ``fc.weight``/``fc.bias``.
@@ -51,7 +52,6 @@ from .reference import pack_signs_torch
 
 FORMAT = 'mmbireal-packed-bireal'
 VERSION = 1
-SCALED_WEIGHT_BINARIZERS = ('magnitude_aware', 'scaled_sign')
 
 
 class ExportError(ValueError):
@@ -77,7 +77,7 @@ def _pack_binary_conv(conv: nn.Module, bn: nn.Module, act: nn.Module,
     if not isinstance(conv, BinaryConv2d):
         raise ExportError(f'{name}: not a BinaryConv2d ({type(conv).__name__}'
                           '); only binary networks can be packed')
-    if conv.act_binarizer is None or conv.weight_binarizer is None:
+    if not (conv.binarizes_input and conv.binarizes_weight):
         raise ExportError(
             f'{name}: act_binarizer={conv.act_binarizer!r}, weight_binarizer='
             f'{conv.weight_binarizer!r}; both must binarize to be packed')
@@ -92,11 +92,8 @@ def _pack_binary_conv(conv: nn.Module, bn: nn.Module, act: nn.Module,
                           'no bias, no groups/dilation can be packed')
     weight = conv.weight.detach().double()
     scale, shift = _bn_affine(bn, name + ' BN')
-    if conv.weight_binarizer in SCALED_WEIGHT_BINARIZERS:
+    if conv.weight_binarizer_obj.scaled:  # alpha * sign(W): into the BN
         scale = scale * weight.abs().mean(dim=(1, 2, 3))
-    elif conv.weight_binarizer != 'sign':
-        raise ExportError(f'{name}: unknown weight binarizer '
-                          f'{conv.weight_binarizer!r}')
     return {
         'bits': pack_signs_torch(weight.permute(0, 2, 3, 1)),
         'scale': scale.float(),
