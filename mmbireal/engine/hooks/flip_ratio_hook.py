@@ -8,7 +8,7 @@ from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
 from torch import nn
 
-from mmbireal.models.binary_conv import BinaryConv2d
+from ..param_groups import has_binary_weight
 
 StageWeights = Dict[str, List[Tuple[str, nn.Parameter]]]
 
@@ -21,7 +21,7 @@ def binary_weights_by_stage(model: nn.Module) -> StageWeights:
         model = model.module
     stages: OrderedDict[str, list] = OrderedDict()
     for name, m in model.named_modules():
-        if not isinstance(m, BinaryConv2d) or m.weight_binarizer is None:
+        if not has_binary_weight(m):
             continue
         parts = name.split('.')
         stage = next((p for p in parts if p.startswith('layer')), parts[0])
