@@ -1,7 +1,8 @@
 """Binarizers, BinaryConv2d and the pre-training activations.
 
-Every expected value is computed here from the formulas of the paper
-(/work/shared/BIREAL_NOTES.md), element by element in Python where that is
+Every expected value is computed here from the formulas of the paper (Liu
+et al., Bi-Real Net, ECCV 2018, arXiv:1808.00278; the authors' PyTorch
+release where it differs), element by element in Python where that is
 practical, never by calling the code under test.
 """
 import itertools

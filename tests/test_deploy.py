@@ -11,12 +11,12 @@ import torch.nn.functional as F
 from helpers import REPO, failing_native_build, randomize_bn, run_tool
 
 import mmbireal.deploy.engine as engine_mod
+from mmbireal.apis import build_model
 from mmbireal.deploy import (
     ExportError,
     PackedBiRealNet,
     affine_epilogue,
     binary_conv3x3_torch,
-    build_classifier,
     engine_weight_layout,
     export_packed,
     get_engine,
@@ -221,7 +221,7 @@ def test_no_compiler_falls_back_with_one_warning(monkeypatch, tmp_path):
 # ---------------------------------------------------------------------------
 def _small_model(**extra):
     torch.manual_seed(0)
-    model = build_classifier(FMNIST_CFG, cfg_options={**NARROW, **extra})
+    model = build_model(FMNIST_CFG, cfg_options={**NARROW, **extra})
     randomize_bn(model)
     return model
 
@@ -293,7 +293,7 @@ def test_packed_file_is_weights_only_plain_data(tmp_path):
 def test_full_bireal18_export_size_and_logits(tmp_path):
     """The ImageNet-head Bi-Real-18 through the CLI tool: <= 4.3 MB."""
     torch.manual_seed(0)
-    model = build_classifier(IN1K_CFG)
+    model = build_model(IN1K_CFG)
     randomize_bn(model)
     ckpt, out = tmp_path / 'float.pth', tmp_path / 'bireal18.bin.pth'
     torch.save({'state_dict': model.state_dict()}, ckpt)
@@ -315,13 +315,13 @@ def test_checkpoint_of_another_model_is_refused_in_one_line(tmp_path):
     torch.save({'state_dict': _small_model().state_dict()}, ckpt)
     with pytest.raises(CheckpointError,
                        match=r'does not fit the.*shape mismatch') as info:
-        build_classifier(FMNIST_CFG, str(ckpt))
+        build_model(FMNIST_CFG, str(ckpt))
     assert '\n' not in str(info.value)
 
 
 def test_export_refuses_real_valued_network():
     torch.manual_seed(0)
-    model = build_classifier(FMNIST_CFG, cfg_options={
+    model = build_model(FMNIST_CFG, cfg_options={
         **NARROW, 'model.backbone.conv_cfg': None})
     with pytest.raises(ExportError, match='not a BinaryConv2d'):
         pack_classifier(model)
@@ -375,10 +375,10 @@ def test_benchmark_tool_smoke():
     assert '7x7x512' not in proc.stdout and '1x1x512' in proc.stdout
 
 
-def test_build_classifier_keeps_the_configs_normalisation():
+def test_build_model_keeps_the_configs_normalisation():
     # the top-level data_preprocessor is the model's, as in mmengine's
     # Runner; without it inputs would reach the network as raw 0-255
-    model = build_classifier(FMNIST_CFG)
+    model = build_model(FMNIST_CFG)
     assert model.data_preprocessor.mean.flatten().tolist() == \
         pytest.approx([72.94])
     assert model.data_preprocessor.std.flatten().tolist() == \

@@ -8,7 +8,12 @@ _base_ = [
     '../_base_/default_runtime.py',
 ]
 train_dataloader = dict(dataset=dict(indices=12000))
-optim_wrapper = dict(optimizer=dict(type='Adam', lr=2e-3, weight_decay=0))
+optim_wrapper = dict(
+    optimizer=dict(type='Adam', lr=2e-3, weight_decay=0),
+    # binary latent weights in a group of their own with weight_decay 0,
+    # whatever the decay above (checked and logged by WeightDecayZeroHook)
+    constructor='BinaryOptimWrapperConstructor',
+    paramwise_cfg=dict(binary_no_decay=True))
 # cosine decay to 0 over the 2 epochs, updated every iteration
 param_scheduler = dict(
     type='CosineAnnealingLR', by_epoch=True, T_max=2,

@@ -7,7 +7,11 @@ _base_ = [
     '../_base_/default_runtime.py',
 ]
 optim_wrapper = dict(
-    optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=0))
+    optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=0),
+    # binary latent weights in a group of their own with weight_decay 0,
+    # whatever the decay above (checked and logged by WeightDecayZeroHook)
+    constructor='BinaryOptimWrapperConstructor',
+    paramwise_cfg=dict(binary_no_decay=True))
 param_scheduler = dict(
     type='MultiStepLR', by_epoch=True, milestones=[10, 15], gamma=0.1)
 # resumes mid-epoch from iteration checkpoints (mmbireal.engine.loops)

@@ -27,7 +27,11 @@ train_pipeline = [
 ]
 train_dataloader = dict(batch_size=64, dataset=dict(pipeline=train_pipeline))
 optim_wrapper = dict(
-    optimizer=dict(type='Adam', lr=1e-3, weight_decay=0))
+    optimizer=dict(type='Adam', lr=1e-3, weight_decay=0),
+    # binary latent weights in a group of their own with weight_decay 0,
+    # whatever the decay above (checked and logged by WeightDecayZeroHook)
+    constructor='BinaryOptimWrapperConstructor',
+    paramwise_cfg=dict(binary_no_decay=True))
 param_scheduler = dict(
     type='LinearLR',
     start_factor=1.0,

@@ -1,7 +1,11 @@
 # Step 3 for Bi-Real-34 (see bireal18_bn-retrain_8xb16_in1k.py).
 _base_ = ['./bireal34_8xb128_in1k.py']
+# exactly +-1 weights, no alpha (BNRetrainHook checks it)
 model = dict(backbone=dict(conv_cfg=dict(weight_binarizer='sign')))
-optim_wrapper = dict(optimizer=dict(lr=0.001))
+# lr 0 and weight_decay 0 on every parameter outside BatchNorm (the
+# constructor and its binary_no_decay come from the base config)
+optim_wrapper = dict(
+    optimizer=dict(lr=0.001), paramwise_cfg=dict(bn_only=True))
 param_scheduler = dict(
     _delete_=True, type='ConstantLR', factor=1.0, by_epoch=True)
 train_cfg = dict(max_epochs=1)

@@ -2,7 +2,6 @@ from .complexity import (
     BOPS_PER_OP,
     Complexity,
     analyze_complexity,
-    build_model,
     config_complexity,
     input_channels,
     is_binary_conv,
@@ -12,7 +11,7 @@ from .complexity import (
 )
 
 __all__ = [
-    'BOPS_PER_OP', 'Complexity', 'analyze_complexity', 'build_model',
-    'config_complexity', 'input_channels', 'is_binary_conv', 'load_config',
-    'memory_bits', 'resolve_config_path'
+    'BOPS_PER_OP', 'Complexity', 'analyze_complexity', 'config_complexity',
+    'input_channels', 'is_binary_conv', 'load_config', 'memory_bits',
+    'resolve_config_path'
 ]

@@ -29,9 +29,9 @@ import torch
 import torch.nn as nn
 from mmengine.analysis import FlopAnalyzer, parameter_count
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
 from torch import Tensor
 
+from mmbireal.apis import build_model
 from mmbireal.models.binary_conv import BinaryConv2d, binary_convs
 
 #: One 64-bit word of XNOR + popcount does 64 binary MACs (the paper).
@@ -178,14 +178,6 @@ def load_config(path: str) -> Config:
     if not osp.isfile(resolved):
         raise FileNotFoundError(f'config file {path} does not exist')
     return Config.fromfile(resolved)
-
-
-def build_model(cfg: Config) -> nn.Module:
-    """Build ``cfg.model`` with MMPretrain's registry, in eval mode."""
-    # importing mmbireal (done by this module) registered its modules
-    from mmpretrain.registry import MODELS
-    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
-    return MODELS.build(cfg.model).eval()
 
 
 def input_channels(cfg: Config) -> int:

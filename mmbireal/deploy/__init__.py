@@ -11,33 +11,32 @@
 Not imported by ``import mmbireal``: training never needs it.
 """
 from .engine import (
-                     ConvOutput,
-                     EngineBuildError,
-                     NativeEngine,
-                     build_engine,
-                     engine_weight_layout,
-                     get_engine,
+    ConvOutput,
+    EngineBuildError,
+    NativeEngine,
+    build_engine,
+    engine_weight_layout,
+    get_engine,
 )
 from .export import (
-                     ExportError,
-                     build_classifier,
-                     export_packed,
-                     float_state_bytes,
-                     pack_classifier,
+    ExportError,
+    export_packed,
+    float_state_bytes,
+    pack_classifier,
 )
 from .packed_model import PackedBiRealNet, load_packed
 from .reference import (
-                        affine_epilogue,
-                        binary_conv3x3_torch,
-                        pack_signs_torch,
-                        sign_pm1,
-                        unpack_signs,
+    affine_epilogue,
+    binary_conv3x3_torch,
+    pack_signs_torch,
+    sign_pm1,
+    unpack_signs,
 )
 
 __all__ = [
     'ConvOutput', 'EngineBuildError', 'ExportError', 'NativeEngine',
     'PackedBiRealNet', 'affine_epilogue', 'binary_conv3x3_torch',
-    'build_classifier', 'build_engine', 'engine_weight_layout',
-    'export_packed', 'float_state_bytes', 'get_engine', 'load_packed',
-    'pack_classifier', 'pack_signs_torch', 'sign_pm1', 'unpack_signs'
+    'build_engine', 'engine_weight_layout', 'export_packed',
+    'float_state_bytes', 'get_engine', 'load_packed', 'pack_classifier',
+    'pack_signs_torch', 'sign_pm1', 'unpack_signs'
 ]

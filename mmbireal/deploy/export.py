@@ -32,21 +32,15 @@ weights-only mode with no extra allow-list:
 import io
 import os
 import os.path as osp
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, List, Tuple
 
 import torch
 import torch.nn as nn
-from mmengine.config import Config
-from mmengine.registry import init_default_scope
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmbireal.models import BinaryConv2d, BiRealNet
 from mmbireal.models.backbones.bireal_net import BinaryBasicBlock, BiRealBlock
-from mmbireal.utils import (
-    check_state_dict_fits,
-    load_state_dict_file,
-)
 
 from .reference import pack_signs_torch
 
@@ -216,32 +210,3 @@ def float_state_bytes(model: nn.Module) -> int:
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
     return buffer.tell()
-
-
-def build_classifier(config: Union[str, Config],
-                     checkpoint: Optional[str] = None,
-                     cfg_options: Optional[dict] = None) -> nn.Module:
-    """Build ``cfg.model`` from a config (file), load a checkpoint
-    (weights only, through :func:`mmbireal.utils.load_checkpoint_file`) and
-    return it in eval mode.
-
-    Raises:
-        CheckpointError: an unreadable checkpoint or one whose keys or
-            shapes do not match the config's model (one line).
-    """
-    from mmpretrain.registry import MODELS  # mmbireal is registered above
-    cfg = Config.fromfile(config) if isinstance(config, str) else config
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    init_default_scope('mmpretrain')
-    model_cfg = cfg.model.copy()
-    # as mmengine's Runner does: the top-level preprocessor (mean/std) is
-    # the model's unless the model sets its own
-    if cfg.get('data_preprocessor') is not None:
-        model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
-    model = MODELS.build(model_cfg)
-    if checkpoint is not None:
-        state = load_state_dict_file(checkpoint)
-        check_state_dict_fits(model, state, checkpoint)
-        model.load_state_dict(state, strict=False)  # data preprocessor
-    return model.eval()

@@ -6,11 +6,16 @@ from .hooks import (
     WeightDecayZeroHook,
 )
 from .loops import ResumableEpochBasedTrainLoop
-from .param_groups import move_to_own_group, optimizer_built, tagged_groups
+from .optimizers import BinaryOptimWrapperConstructor
+from .param_groups import (
+    binary_latent_weights,
+    binary_weight_convs,
+    non_bn_parameters,
+)
 
 __all__ = [
-    'BNRetrainHook', 'FlipRatioHook', 'MeanLossOverRanksHook',
-    'ResumableEpochBasedTrainLoop', 'StopOnInvalidLossHook',
-    'WeightDecayZeroHook',
-    'move_to_own_group', 'optimizer_built', 'tagged_groups'
+    'BNRetrainHook', 'BinaryOptimWrapperConstructor', 'FlipRatioHook',
+    'MeanLossOverRanksHook', 'ResumableEpochBasedTrainLoop',
+    'StopOnInvalidLossHook', 'WeightDecayZeroHook', 'binary_latent_weights',
+    'binary_weight_convs', 'non_bn_parameters'
 ]

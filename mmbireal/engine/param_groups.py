@@ -1,25 +1,54 @@
-"""Move chosen parameters into optimizer groups of their own.
+"""The parameters Bi-Real Net trains differently, and their optimizer groups.
 
-Hooks run after the runner has built the optimizer and the parameter
-schedulers, and before it loads a checkpoint to resume. Moving parameters
-into a new group at that point keeps the group layout identical between
-the run that saved a checkpoint and the run that resumes from it; the
-schedulers are told about the new groups so they scale them too.
+:class:`~mmbireal.engine.optimizers.BinaryOptimWrapperConstructor` gives
+them groups of their own, tagged ``GROUP_TAG``, when it builds the optimizer:
+before the parameter schedulers record the groups' starting values and
+before a resumed optimizer state is loaded into them, so the group layout is
+the same in the run that saves a checkpoint and in the run that resumes it.
+The hooks find and check the groups with the functions here.
 """
-from typing import Dict, Iterable, List
+from typing import List
 
 import torch
+from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapper, OptimWrapperDict
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from mmbireal.models import BinaryConv2d
+from mmbireal.models.binary_conv import binary_convs
 
 GROUP_TAG = 'mmbireal_group'
+# binary latent weights, weight_decay 0 (WeightDecayZeroHook)
+NO_DECAY_TAG = 'binary_weights_no_decay'
+# every parameter outside BatchNorm, lr 0 and weight_decay 0 (BNRetrainHook)
+FROZEN_TAG = 'bn_retrain_frozen'
 
 
-def _optimizers(optim_wrapper) -> List[torch.optim.Optimizer]:
-    if isinstance(optim_wrapper, OptimWrapperDict):
-        return [w.optimizer for w in optim_wrapper.values()]
-    if isinstance(optim_wrapper, OptimWrapper):
-        return [optim_wrapper.optimizer]
-    raise TypeError(f'unsupported optim wrapper {type(optim_wrapper)}')
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The model inside a DDP (or other mmengine) wrapper."""
+    return model.module if is_model_wrapper(model) else model
+
+
+def binary_weight_convs(model: torch.nn.Module) -> List[BinaryConv2d]:
+    """The convolutions whose weights are binarized."""
+    return [
+        conv for _, conv in binary_convs(unwrap(model))
+        if conv.binarizes_weight
+    ]
+
+
+def binary_latent_weights(
+        model: torch.nn.Module) -> List[torch.nn.Parameter]:
+    """The real-valued weights that binary convs binarize."""
+    return [conv.weight for conv in binary_weight_convs(model)]
+
+
+def non_bn_parameters(model: torch.nn.Module) -> List[torch.nn.Parameter]:
+    """Every parameter not owned by a BatchNorm layer."""
+    return [
+        p for m in unwrap(model).modules() if not isinstance(m, _BatchNorm)
+        for p in m.parameters(recurse=False)
+    ]
 
 
 def optimizer_built(runner) -> bool:
@@ -27,88 +56,19 @@ def optimizer_built(runner) -> bool:
     return isinstance(runner.optim_wrapper, (OptimWrapper, OptimWrapperDict))
 
 
-def _schedulers(param_schedulers) -> list:
-    if param_schedulers is None:
-        return []
-    if isinstance(param_schedulers, dict):
-        return [s for group in param_schedulers.values() for s in group]
-    return list(param_schedulers)
+def all_param_groups(optim_wrapper) -> List[dict]:
+    """The param groups of every optimizer of ``optim_wrapper``."""
+    if isinstance(optim_wrapper, OptimWrapperDict):
+        wrappers = list(optim_wrapper.values())
+    elif isinstance(optim_wrapper, OptimWrapper):
+        wrappers = [optim_wrapper]
+    else:
+        raise TypeError(f'unsupported optim wrapper {type(optim_wrapper)}')
+    return [g for w in wrappers for g in w.optimizer.param_groups]
 
 
-def tagged_groups(optim_wrapper, tag: str) -> List[dict]:
-    """The param groups created by :func:`move_to_own_group` for ``tag``."""
-    return [
-        group for opt in _optimizers(optim_wrapper)
-        for group in opt.param_groups if group.get(GROUP_TAG) == tag
-    ]
-
-
-def _sync_schedulers(runner, optimizer, index: int, group: dict,
-                     settings: dict) -> None:
-    """Keep each scheduler's per-group lists in step with ``group``."""
-    for scheduler in _schedulers(runner.param_schedulers):
-        name = scheduler.param_name
-        if scheduler.optimizer is not optimizer:
-            continue
-        base = group.get(f'initial_{name}', group[name])
-        if index < 0:
-            scheduler.base_values.append(base)
-            if hasattr(scheduler, '_last_value'):
-                scheduler._last_value.append(group[name])
-        elif name in settings:
-            scheduler.base_values[index] = base
-            if hasattr(scheduler, '_last_value'):
-                scheduler._last_value[index] = group[name]
-
-
-def move_to_own_group(runner, params: Iterable[torch.nn.Parameter],
-                      tag: str, **settings) -> int:
-    """Give ``params`` optimizer groups with ``settings`` overridden.
-
-    A group holding only such parameters is changed in place; from a mixed
-    group they are split off into a copy of it. Groups already tagged
-    ``tag`` are left alone, so calling this twice changes nothing.
-
-    Args:
-        runner: The mmengine runner (its optimizer is built).
-        params: Parameters to move.
-        tag (str): Marks the groups so hooks can find them again; it is
-            saved with the optimizer state.
-        **settings: Group settings to set, e.g. ``lr=0`` or
-            ``weight_decay=0``. ``initial_<name>`` is set too where a
-            scheduler keeps one.
-
-    Returns:
-        int: Number of parameters moved.
-    """
+def groups_holding(groups: List[dict],
+                   params: List[torch.nn.Parameter]) -> List[dict]:
+    """The groups among ``groups`` that hold any of ``params``."""
     wanted = {id(p) for p in params}
-    moved = 0
-    for optimizer in _optimizers(runner.optim_wrapper):
-        # param_groups index -> group; -1, -2... for groups to append
-        changed: Dict[int, dict] = {}
-        for index, group in enumerate(optimizer.param_groups):
-            if group.get(GROUP_TAG) == tag:
-                continue
-            mine = [p for p in group['params'] if id(p) in wanted]
-            if not mine:
-                continue
-            moved += len(mine)
-            if len(mine) == len(group['params']):
-                target = changed[index] = group
-            else:
-                group['params'] = [
-                    p for p in group['params'] if id(p) not in wanted
-                ]
-                target = {k: v for k, v in group.items() if k != 'params'}
-                target['params'] = mine
-                changed[-1 - len(changed)] = target
-            target[GROUP_TAG] = tag
-            for key, value in settings.items():
-                target[key] = value
-                if f'initial_{key}' in target:
-                    target[f'initial_{key}'] = value
-        for index, group in changed.items():
-            if index < 0:  # a new group
-                optimizer.add_param_group(group)
-            _sync_schedulers(runner, optimizer, index, group, settings)
-    return moved
+    return [g for g in groups if any(id(p) in wanted for p in g['params'])]

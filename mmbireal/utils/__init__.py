@@ -1,10 +1,10 @@
 from .checkpoint import (
-                         check_checkpoint_fits,
-                         check_state_dict_fits,
-                         checkpoint_safe_globals,
-                         install_safe_checkpoint_loader,
-                         load_checkpoint_file,
-                         load_state_dict_file,
+    check_checkpoint_fits,
+    check_state_dict_fits,
+    checkpoint_safe_globals,
+    install_safe_checkpoint_loader,
+    load_checkpoint_file,
+    load_state_dict_file,
 )
 from .errors import CheckpointError, InputError, InvalidLossError
 

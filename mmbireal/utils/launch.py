@@ -64,17 +64,16 @@ def check_start_checkpoint(cfg: Config, head_may_differ: bool) -> None:
     fine-tuning with a new head keeps working; a resumed run must always
     match its checkpoint fully.
     """
-    from mmengine.registry import init_default_scope
     from mmengine.runner import find_latest_checkpoint
-    from mmpretrain.registry import MODELS
+
+    from mmbireal.apis import build_model
 
     path = cfg.get('load_from')
     if cfg.get('resume') and not path:
         path = find_latest_checkpoint(cfg.work_dir)
     if not path:
         return
-    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
-    model = MODELS.build(cfg.model)
+    model = build_model(cfg)
     prefixes = ('backbone.', ) if head_may_differ and not cfg.get(
         'resume') else None
     check_checkpoint_fits(model, path, prefixes)

@@ -30,13 +30,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from mmbireal.apis import build_model
 from mmbireal.deploy import (
-                             build_classifier,
-                             engine_weight_layout,
-                             export_packed,
-                             get_engine,
-                             load_packed,
-                             pack_signs_torch,
+    engine_weight_layout,
+    export_packed,
+    get_engine,
+    load_packed,
+    pack_signs_torch,
 )
 from mmbireal.utils.launch import fail
 
@@ -205,7 +205,7 @@ def main(argv: Optional[List[str]] = None) -> None:
           + (f'{engine.best_simd} ({engine.path})' if engine else
              'not available, PyTorch reference path'))
     try:
-        float_bireal = build_classifier(args.config, args.checkpoint)
+        float_bireal = build_model(args.config, args.checkpoint)
     except Exception as e:  # noqa: BLE001 (config/checkpoint: one line)
         fail(f'{type(e).__name__}: {str(e).splitlines()[0]}')
     with tempfile.TemporaryDirectory() as tmp:

@@ -22,12 +22,12 @@ from typing import List, Optional
 import torch
 from mmengine.config import DictAction
 
+from mmbireal.apis import build_model
 from mmbireal.deploy import (
-                             ExportError,
-                             build_classifier,
-                             export_packed,
-                             float_state_bytes,
-                             load_packed,
+    ExportError,
+    export_packed,
+    float_state_bytes,
+    load_packed,
 )
 from mmbireal.utils import CheckpointError
 from mmbireal.utils.launch import fail, load_config
@@ -136,7 +136,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         fail(f'output directory {out_dir} does not exist or is not '
              'writable')
     try:
-        model = build_classifier(cfg, args.checkpoint, args.cfg_options)
+        model = build_model(cfg, args.checkpoint, args.cfg_options)
         size = export_packed(model, args.out)
     except (CheckpointError, ExportError, FileNotFoundError) as e:
         fail(str(e))

@@ -18,11 +18,11 @@ import datetime
 import hashlib
 import os
 import os.path as osp
-import sys
 
 import torch
 
 from mmbireal.utils import CheckpointError, load_checkpoint_file
+from mmbireal.utils.launch import fail
 
 KEEP_META = ('epoch', 'iter', 'dataset_meta', 'mmengine_version', 'seed')
 
@@ -52,12 +52,12 @@ def main() -> None:
     args = parser.parse_args()
     out_dir = osp.dirname(osp.abspath(args.out_file))
     if not osp.isdir(out_dir) or not os.access(out_dir, os.W_OK):
-        sys.exit(f'error: output directory {out_dir} does not exist or is '
-                 'not writable')
+        fail(f'output directory {out_dir} does not exist or is not '
+             'writable')
     try:
         print(publish(args.in_file, args.out_file))
     except (CheckpointError, FileNotFoundError) as e:
-        sys.exit(f'error: {e}')
+        fail(str(e))
 
 
 if __name__ == '__main__':

@@ -4,15 +4,16 @@ The metafile is the one source of the model zoo's figures; the README table
 is generated from it so the two cannot drift apart (tests run ``--check``).
 
     python tools/model_zoo/update_readme.py          # rewrite the table
-    python tools/model_zoo/update_readme.py --check  # exit 1 if outdated
+    python tools/model_zoo/update_readme.py --check  # exit 2 if outdated
 """
 import argparse
 import os.path as osp
 import re
-import sys
 from typing import List
 
 import yaml
+
+from mmbireal.utils.launch import fail
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 METAFILE = osp.join(REPO, 'configs', 'birealnet', 'metafile.yml')
@@ -72,15 +73,15 @@ def main() -> None:
     with open(README) as f:
         readme = f.read()
     if START not in readme or END not in readme:
-        sys.exit(f'error: {README} lacks the table markers {START!r}')
+        fail(f'{README} lacks the table markers {START!r}')
     updated = re.sub(
         f'{re.escape(START)}.*{re.escape(END)}',
         lambda _: f'{START}\n\n{render_table(models)}\n\n{END}',
         readme, flags=re.S)
     if args.check:
         if updated != readme:
-            sys.exit(f'error: {README} is out of date with {METAFILE}; run '
-                     'python tools/model_zoo/update_readme.py')
+            fail(f'{README} is out of date with {METAFILE}; run python '
+                 'tools/model_zoo/update_readme.py')
         return
     with open(README, 'w') as f:
         f.write(updated)

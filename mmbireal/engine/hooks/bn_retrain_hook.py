@@ -1,68 +1,85 @@
 """The BN-only retrain stage that ends Bi-Real Net's training."""
 import hashlib
+from typing import List
 
 import torch
 from mmengine import dist
-from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
-from torch.nn.modules.batchnorm import _BatchNorm
 
-from mmbireal.models import BinaryConv2d
 from mmbireal.models.binarizers import sign_nonzero
+from mmbireal.utils import InputError
 
-from ..param_groups import move_to_own_group, optimizer_built, tagged_groups
+from ..param_groups import (
+    binary_weight_convs,
+    non_bn_parameters,
+    optimizer_built,
+)
+from .param_group_check import ParamGroupCheckHook
 
 
 @HOOKS.register_module()
-class BNRetrainHook(Hook):
+class BNRetrainHook(ParamGroupCheckHook):
     """Constrain binary weights to exactly +-1 and train BatchNorm only.
 
     The last step of the paper's procedure: the per-channel scale ``alpha``
     is dropped, every binary conv weight becomes ``sign(w)`` (stored, so
     the checkpoint holds exactly -1/+1), and every parameter that is not a
-    BatchNorm parameter gets ``lr=0`` and ``weight_decay=0``, so BatchNorm
+    BatchNorm parameter has ``lr=0`` and ``weight_decay=0``, so BatchNorm
     absorbs the scale. Parameters keep ``requires_grad`` (turning it off
     after DDP has wrapped the model would break gradient reduction); with
     lr 0 the optimizer leaves them bit-for-bit unchanged.
 
-    Re-applied on every run, so a resumed run is in the same state: the
-    groups are made before the optimizer state is loaded, the weights are
-    re-signed after the checkpoint is loaded (a no-op on +-1 weights).
+    The config says how: the model's binary convs use
+    ``weight_binarizer='sign'`` (so tests and exports of the checkpoint see
+    the same model), and
+    :class:`~mmbireal.engine.optimizers.BinaryOptimWrapperConstructor`
+    with ``paramwise_cfg=dict(bn_only=True)`` builds the lr-0 group before
+    the schedulers and a resumed optimizer state see it. This hook checks
+    both before the run (stopping with the config line to add), re-signs
+    the weights after the checkpoint is loaded (a no-op on +-1 weights, so a
+    resumed run is in the same state), stops the run if a scheduler moves
+    the frozen lr away from 0, and at the end checks that the weights are
+    +-1 and the same on every rank.
 
     Example:
+        >>> model = dict(backbone=dict(conv_cfg=dict(weight_binarizer='sign')))
+        >>> optim_wrapper = dict(
+        ...     constructor='BinaryOptimWrapperConstructor',
+        ...     paramwise_cfg=dict(bn_only=True))
         >>> custom_hooks = [dict(type='BNRetrainHook')]
     """
 
-    priority = 'VERY_HIGH'
-    TAG = 'bn_retrain_frozen'
+    WHAT = 'non-BatchNorm parameters'
+    SETTINGS = dict(lr=0.0, weight_decay=0.0)
+    SWITCH = 'bn_only'
+    BINARIZER = 'sign'
 
-    @staticmethod
-    def _model(runner):
-        model = runner.model
-        return model.module if is_model_wrapper(model) else model
+    def watched(self, model: torch.nn.Module) -> List[torch.nn.Parameter]:
+        return non_bn_parameters(model)
 
     def before_run(self, runner) -> None:
         if not optimizer_built(runner):  # test/val-only runs
             return
-        model = self._model(runner)
-        frozen = [
-            p for m in model.modules() if not isinstance(m, _BatchNorm)
-            for p in m.parameters(recurse=False)
-        ]
-        moved = move_to_own_group(
-            runner, frozen, self.TAG, lr=0.0, weight_decay=0.0)
-        runner.logger.info(f'BNRetrainHook: lr=0 on {moved} non-BatchNorm '
-                           'parameters; BatchNorm trains')
+        others = sorted({
+            repr(conv.weight_binarizer)
+            for conv in binary_weight_convs(runner.model)
+            if conv.weight_binarizer != self.BINARIZER
+        })
+        if others:
+            raise InputError(
+                f'BNRetrainHook: binary convs use weight_binarizer '
+                f'{", ".join(others)}; BN retrain needs exactly +-1 weights: '
+                "set model.backbone.conv_cfg.weight_binarizer='sign' in the "
+                'config')
+        frozen = self.check_groups(runner)
+        runner.logger.info(f'BNRetrainHook: lr=0 on {len(frozen)} '
+                           'non-BatchNorm parameters; BatchNorm trains')
 
     def before_train(self, runner) -> None:
-        convs = [
-            m for m in self._model(runner).modules()
-            if isinstance(m, BinaryConv2d)
-        ]
+        super().before_train(runner)
+        convs = binary_weight_convs(runner.model)
         with torch.no_grad():
             for conv in convs:
-                conv.weight_binarizer = 'sign'
                 conv.weight.copy_(sign_nonzero(conv.weight))
         runner.logger.info(f'BNRetrainHook: {len(convs)} binary convs now '
                            'use exactly +-1 weights (alpha dropped)')
@@ -70,9 +87,8 @@ class BNRetrainHook(Hook):
     def after_train(self, runner) -> None:
         """Check the result: +-1 weights, the same on every rank."""
         weights = torch.cat([
-            m.weight.detach().flatten().cpu()
-            for m in self._model(runner).modules()
-            if isinstance(m, BinaryConv2d)
+            conv.weight.detach().flatten().cpu()
+            for conv in binary_weight_convs(runner.model)
         ])
         if not bool(((weights == 1) | (weights == -1)).all()):
             raise RuntimeError('BNRetrainHook: binary weights moved away '
@@ -86,9 +102,3 @@ class BNRetrainHook(Hook):
             f'BNRetrainHook: all {weights.numel():,} binary weights are -1 '
             f'or +1 and identical on all {len(digests)} rank(s) '
             f'(sha256 {digest})')
-
-    def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
-        # Schedulers may have moved these groups' lr; hold them at 0.
-        for group in tagged_groups(runner.optim_wrapper, self.TAG):
-            group['lr'] = 0.0
-            group['weight_decay'] = 0.0

@@ -8,7 +8,7 @@ from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
 from torch import nn
 
-from mmbireal.models.binary_conv import BinaryConv2d
+from mmbireal.models.binary_conv import binary_convs
 
 StageWeights = Dict[str, List[Tuple[str, nn.Parameter]]]
 
@@ -20,8 +20,8 @@ def binary_weights_by_stage(model: nn.Module) -> StageWeights:
     if is_model_wrapper(model):
         model = model.module
     stages: OrderedDict[str, list] = OrderedDict()
-    for name, m in model.named_modules():
-        if not isinstance(m, BinaryConv2d) or not m.binarizes_weight:
+    for name, m in binary_convs(model):
+        if not m.binarizes_weight:
             continue
         parts = name.split('.')
         stage = next((p for p in parts if p.startswith('layer')), parts[0])

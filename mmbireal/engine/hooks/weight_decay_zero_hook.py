@@ -1,55 +1,60 @@
 """Zero weight decay on the latent weights of binary convolutions."""
-from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
+from typing import List
+
+import torch
 from mmpretrain.registry import HOOKS
 
-from mmbireal.models import BinaryConv2d
-
-from ..param_groups import move_to_own_group, optimizer_built, tagged_groups
-
-
-def binary_latent_weights(model) -> list:
-    """The real-valued weights that binary convs binarize."""
-    if is_model_wrapper(model):
-        model = model.module
-    return [
-        m.weight for m in model.modules()
-        if isinstance(m, BinaryConv2d) and m.binarizes_weight
-    ]
+from ..param_groups import (
+    all_param_groups,
+    binary_latent_weights,
+    groups_holding,
+    optimizer_built,
+)
+from .param_group_check import ParamGroupCheckHook
 
 
 @HOOKS.register_module()
-class WeightDecayZeroHook(Hook):
+class WeightDecayZeroHook(ParamGroupCheckHook):
     """Guarantee ``weight_decay=0`` on binary latent weights.
 
     Bi-Real Net trains with no weight decay: decay pulls latent weights to
     0, where their sign flips at random. A config that inherits a schedule
-    with decay keeps it for the real-valued layers; this hook moves the
-    binary latent weights into optimizer groups of their own with decay 0
-    (before a resumed optimizer state is loaded, so the layouts match) and
-    holds it at 0 before every iteration.
+    with decay keeps it for the real-valued layers; the binary latent
+    weights get optimizer groups of their own with decay 0 from
+    :class:`~mmbireal.engine.optimizers.BinaryOptimWrapperConstructor`
+    (``paramwise_cfg=dict(binary_no_decay=True)``), built before the
+    parameter schedulers and a resumed optimizer state see the groups.
+    This hook checks that they have them (the run stops with the config
+    line to add if not), logs what changed, and stops the run if a
+    scheduler moves their decay away from 0.
 
     Example:
+        >>> optim_wrapper = dict(
+        ...     optimizer=dict(type='SGD', lr=0.1, weight_decay=1e-4),
+        ...     constructor='BinaryOptimWrapperConstructor',
+        ...     paramwise_cfg=dict(binary_no_decay=True))
         >>> custom_hooks = [dict(type='WeightDecayZeroHook')]
     """
 
-    priority = 'VERY_HIGH'
-    TAG = 'binary_weights_no_decay'
+    WHAT = 'binary latent weights'
+    SETTINGS = dict(weight_decay=0.0)
+    SWITCH = 'binary_no_decay'
+
+    def watched(self, model: torch.nn.Module) -> List[torch.nn.Parameter]:
+        return binary_latent_weights(model)
 
     def before_run(self, runner) -> None:
         if not optimizer_built(runner):  # test/val-only runs
             return
-        params = binary_latent_weights(runner.model)
-        old = sorted({
-            g.get('weight_decay', 0)
-            for g in runner.optim_wrapper.param_groups
-        })
-        moved = move_to_own_group(runner, params, self.TAG, weight_decay=0.0)
+        params = self.check_groups(runner)
+        groups = all_param_groups(runner.optim_wrapper)
+        ours = {id(g) for g in groups_holding(groups, params)}
+        # the decay they would have had: the other parameters'
+        configured = sorted(
+            {g.get('weight_decay', 0)
+             for g in groups if id(g) not in ours})
         runner.logger.info(
-            f'WeightDecayZeroHook: weight_decay set to 0 on {moved} binary '
-            f'latent weights ({sum(p.numel() for p in params):,} values); '
-            f'decay before: {old}; other parameters unchanged')
-
-    def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
-        for group in tagged_groups(runner.optim_wrapper, self.TAG):
-            group['weight_decay'] = 0.0
+            f'WeightDecayZeroHook: weight_decay set to 0 on {len(params)} '
+            f'binary latent weights ({sum(p.numel() for p in params):,} '
+            f'values); decay before: {configured}; other parameters '
+            'unchanged')
