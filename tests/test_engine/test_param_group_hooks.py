@@ -169,3 +169,23 @@ def test_a_scheduler_moving_the_frozen_lr_stops_the_run(tmp_path):
     # stopped before a step with that lr
     end = weights(runner.model)
     assert torch.equal(end['fc.weight'], weights(TinyNet())['fc.weight'])
+
+
+def test_binary_lr_mult_scales_the_binary_group_only():
+    model = TinyNet()
+    others = [n for n, _ in model.named_parameters() if n != 'conv.weight']
+    assert built_groups(
+        model, optim_cfg(binary_no_decay=True, binary_lr_mult=40.0)) == [
+            (None, others, 0.1, 1e-4),
+            ('binary_weights_no_decay', ['conv.weight'],
+             pytest.approx(4.0), 0.0)]
+
+
+@pytest.mark.parametrize('switches,message', [
+    (dict(binary_no_decay=True, binary_lr_mult=0), 'positive number'),
+    (dict(binary_no_decay=True, binary_lr_mult=None), 'positive number'),
+    (dict(binary_lr_mult=2.0), 'needs binary_no_decay=True'),
+])
+def test_binary_lr_mult_refuses_bad_settings(switches, message):
+    with pytest.raises(InputError, match=message):
+        built_groups(TinyNet(), optim_cfg(**switches))

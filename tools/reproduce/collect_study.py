@@ -61,6 +61,8 @@ DESCRIPTIONS = {
     '1-bit ResNet-18 (one shortcut per two convs) from scratch',
     'bireal18_long': 'Bi-Real-18, magnitude-aware, 4x the epochs',
     'bireal18_scaled-sign-long': 'Bi-Real-18, scaled_sign, 4x the epochs',
+    'bireal18_lr-alpha':
+    'Bi-Real-18, magnitude-aware, binary weights at lr x 1/mean(alpha)',
 }
 
 # (role A, role B, what A - B tests, the paper's finding on ImageNet)
@@ -82,6 +84,11 @@ COMPARISONS = [
     ('bireal18_long', 'bireal18_scaled-sign-long',
      'magnitude-aware vs scaled_sign, 4x the epochs',
      'magnitude-aware better'),
+    ('bireal18_lr-alpha', 'bireal18_scaled-sign',
+     'magnitude-aware at lr / mean(alpha) vs scaled_sign',
+     'magnitude-aware better'),
+    ('bireal18_lr-alpha', 'bireal18',
+     'magnitude-aware at lr / mean(alpha) vs at lr', '-'),
 ]
 
 

@@ -13,7 +13,8 @@
 #   bash tools/reproduce/run_study.sh                   # seeds 0 1 2
 #   bash tools/reproduce/run_study.sh --seeds "0"       # one seed
 #   bash tools/reproduce/run_study.sh --study           # the magnitude-
-#       aware study: magnitude_aware and scaled_sign with 4x the epochs
+#       aware study: magnitude_aware and scaled_sign with 4x the epochs,
+#       magnitude_aware with the binary weights' lr x 1 / mean(alpha)
 #   bash tools/reproduce/run_study.sh --imagenet --gpus 8 [--study]
 #   bash tools/reproduce/run_study.sh --runs "A B"      # these configs
 #   bash tools/reproduce/run_study.sh --collect         # results only
@@ -46,10 +47,12 @@ fmnist_runs() {
         bireal18_scratch_1xb64_fmnist
         binary-resnet18_scratch_1xb64_fmnist
     )
-    # the same binary step from the same seed's clip checkpoint, 4x budget
+    # the same binary step from the same seed's clip checkpoint: 4x budget
+    # for both weight gradients; magnitude-aware with lr x 1/mean(alpha)
     STUDY=(
         bireal18_long_1xb64_fmnist
         bireal18_scaled-sign-long_1xb64_fmnist
+        bireal18_lr-alpha_1xb64_fmnist
     )
     DATA=fashion_mnist
 }
@@ -69,6 +72,7 @@ imagenet_runs() {
     STUDY=(
         bireal18_long_8xb16_in1k
         bireal18_scaled-sign-long_8xb16_in1k
+        bireal18_lr-alpha_8xb16_in1k
     )
     DATA=imagenet
 }
@@ -127,6 +131,12 @@ if [[ $collect_only == 0 ]]; then
                 args=(--resume "${args[@]}")  # continue the interrupted run
             elif [[ "$load_from" == work_dirs/* ]]; then
                 args+=("load_from=$ROOT/seed$seed/${load_from#work_dirs/}")
+            fi
+            if [[ "$run" == *_lr-alpha_* ]]; then  # 1 / mean alpha at start
+                mult=$("$PYTHON" tools/analysis_tools/binary_weight_stats.py \
+                    "configs/birealnet/$run.py" \
+                    "$ROOT/seed$seed/${load_from#work_dirs/}" --inverse-mean)
+                args+=("optim_wrapper.paramwise_cfg.binary_lr_mult=$mult")
             fi
             echo "[reproduce] seed $seed $run: training ${args[*]}"
             train "configs/birealnet/$run.py" --work-dir "$work" "${args[@]}"

@@ -72,6 +72,11 @@ class BinaryOptimWrapperConstructor(DefaultOptimWrapperConstructor):
       and ``weight_decay=0`` (group ``'bn_retrain_frozen'``), for the
       BN-retrain step; ``BNRetrainHook`` checks it. It includes the binary
       weights, so ``binary_no_decay`` then changes nothing more.
+    - ``binary_lr_mult`` (float): multiplies the lr of the binary-weight
+      group (needs ``binary_no_decay``). The magnitude-aware gradient
+      scales the latent weights' gradients by their channel's
+      ``alpha = mean|W|``; ``1 / mean(alpha)`` gives them steps of the size
+      an unscaled gradient would (``bireal18_lr-alpha_1xb64_fmnist.py``).
 
     The groups exist before the parameter schedulers record their starting
     values and before a resumed optimizer state is loaded, so a scheduler
@@ -108,6 +113,17 @@ class BinaryOptimWrapperConstructor(DefaultOptimWrapperConstructor):
                 raise InputError(f'paramwise_cfg.{name} must be True or '
                                  f'False, got {value!r}')
             self.switches[name] = value
+        self.binary_lr_mult = paramwise_cfg.pop('binary_lr_mult', 1.0)
+        if isinstance(self.binary_lr_mult, bool) or not isinstance(
+                self.binary_lr_mult, (int, float)) or self.binary_lr_mult <= 0:
+            raise InputError(
+                'paramwise_cfg.binary_lr_mult must be a positive number, got '
+                f'{self.binary_lr_mult!r} (run_study.sh sets it to 1 / mean '
+                'alpha: tools/analysis_tools/binary_weight_stats.py)')
+        if self.binary_lr_mult != 1.0 and not self.switches['binary_no_decay']:
+            raise InputError('paramwise_cfg.binary_lr_mult needs '
+                             'binary_no_decay=True (the binary weights\' '
+                             'own group)')
         super().__init__(optim_wrapper_cfg, paramwise_cfg)
 
     def __call__(self, model: torch.nn.Module) -> OptimWrapper:
@@ -120,6 +136,11 @@ class BinaryOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         for name, tag, select, settings in RULES:
             if self.switches[name]:
                 _split_off(groups, select(model), tag, settings)
+        if self.binary_lr_mult != 1.0:
+            for group in groups:
+                if group.get(GROUP_TAG) == NO_DECAY_TAG:
+                    group['lr'] = group.get(
+                        'lr', self.optimizer_cfg['lr']) * self.binary_lr_mult
         optimizer = OPTIMIZERS.build(dict(self.optimizer_cfg, params=groups))
         wrapper_cfg = dict(self.optim_wrapper_cfg)
         wrapper_cfg.setdefault('type', 'OptimWrapper')
