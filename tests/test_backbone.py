@@ -10,6 +10,13 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 import mmbireal  # noqa: F401 (registers BiRealNet, BinaryConv2d, ...)
 from mmbireal.models import BinaryConv2d, BiRealNet
+from mmbireal.models.backbones import (
+    STEM_GEOMETRIES,
+    BinaryBasicBlock,
+    BinaryResBlock,
+    BinaryResNet,
+    BiRealBlock,
+)
 
 IMAGENET_FC = 512 * 1000 + 1000
 PAPER_PARAMS = {18: 11_689_512, 34: 21_797_672}
@@ -381,3 +388,138 @@ def test_gradients_reach_every_conv_and_bn(cps):
             checked += 1
     assert checked == 2 * (1 + 16 + 3)  # stem, 3x3 and 1x1 convs + BNs
     assert all(p.grad is not None for p in model.parameters())
+
+
+# ---------------------------------------------------------------------------
+# arch_settings, BinaryResNet and make_res_layer
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize('depth,stages', [(18, [2, 2, 2, 2]),
+                                          (34, [3, 4, 6, 3])])
+def test_binary_resnet_is_the_convs_per_shortcut_2_network(depth, stages):
+    model = MODELS.build(dict(type='BinaryResNet', depth=depth))
+    assert isinstance(model, BinaryResNet) and isinstance(model, BiRealNet)
+    assert [len(getattr(model, n)) for n in model.res_layers] == stages
+    assert all(type(b) is BinaryBasicBlock
+               for n in model.res_layers for b in getattr(model, n))
+    assert model.convs_per_shortcut == 2
+    assert _num_params(model) + IMAGENET_FC == PAPER_PARAMS[depth]
+    # the legacy switch builds the same network: same keys, same shapes
+    legacy = BiRealNet(depth, convs_per_shortcut=2)
+    assert type(legacy) is BiRealNet
+    assert {k: v.shape for k, v in legacy.state_dict().items()} == \
+        {k: v.shape for k, v in model.state_dict().items()}
+    # and 1 selects the Bi-Real table whatever the class
+    assert type(BinaryResNet(depth, convs_per_shortcut=1).layer1[0]) is \
+        BiRealBlock
+
+
+def test_arch_settings_of_a_subclass():
+    class Tiny(BiRealNet):
+        arch_settings = {10: (BiRealBlock, (1, 1, 1, 1))}
+
+    model = Tiny(10, stem_type='small').eval()
+    assert [len(getattr(model, n)) for n in model.res_layers] == [1] * 4
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 8, 8))[0].shape == (1, 512, 1, 1)
+    with pytest.raises(ValueError,
+                       match=r'invalid depth 18 for Tiny; accepted: \[10\]'):
+        Tiny(18)
+    with pytest.raises(ValueError,
+                       match=r'invalid depth 50 for BinaryResNet; accepted'
+                       r': \[18, 34\]'):
+        BinaryResNet(50)
+
+
+class _ThreeConvBlock(BinaryResBlock):
+    """Three binary convs under one shortcut."""
+
+    conv_suffixes = ('a', 'b', 'c')
+
+
+def test_make_res_layer_override_builds_and_runs():
+    calls = []
+
+    class LastStageThreeConvs(BiRealNet):
+
+        def make_res_layer(self, **kwargs):
+            calls.append({k: kwargs[k] for k in ('num_blocks', 'in_channels',
+                                                 'out_channels', 'stride')})
+            if kwargs['out_channels'] == 512:
+                kwargs.update(block=_ThreeConvBlock, num_blocks=1)
+            return super().make_res_layer(**kwargs)
+
+    torch.manual_seed(0)
+    model = LastStageThreeConvs(18, stem_type='small',
+                                out_indices=(0, 1, 2, 3))
+    assert calls == [
+        dict(num_blocks=4, in_channels=64, out_channels=64, stride=1),
+        dict(num_blocks=4, in_channels=64, out_channels=128, stride=2),
+        dict(num_blocks=4, in_channels=128, out_channels=256, stride=2),
+        dict(num_blocks=4, in_channels=256, out_channels=512, stride=2),
+    ]
+    block = model.layer4[0]
+    assert len(model.layer4) == 1 and isinstance(block, _ThreeConvBlock)
+    assert block.conva.stride == (2, 2) and block.convc.stride == (1, 1)
+    assert isinstance(block.convb, BinaryConv2d)  # conv_cfg reached it
+    assert block.downsample is not None
+    assert 'layer4.0.convc.weight' in model.state_dict()
+    outs = model(torch.randn(2, 3, 9, 9))
+    assert [tuple(o.shape) for o in outs] == [
+        (2, 64, 9, 9), (2, 128, 5, 5), (2, 256, 3, 3), (2, 512, 2, 2)]
+    sum((o * torch.randn_like(o)).sum() for o in outs).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0
+               for p in block.parameters())
+
+
+# ---------------------------------------------------------------------------
+# the binary-conv listing and the stem table
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize('cls', (BiRealNet, BinaryResNet))
+@pytest.mark.parametrize('real', (False, True), ids=('binary', 'relu'))
+def test_binary_convs_lists_every_3x3_conv_in_forward_order(cls, real):
+    kwargs = dict(conv_cfg=None, act_cfg=dict(type='ReLU')) if real else {}
+    model = cls(18, stem_type='small', **kwargs).eval()
+    listed = [t for n in model.res_layers for b in getattr(model, n)
+              for t in b.binary_convs()]
+    convs = [m for n, m in model.named_modules()
+             if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)
+             and n != 'conv1']
+    assert [id(c) for _, c, _ in listed] == [id(c) for c in convs]
+    assert len(listed) == 16
+    act_type = nn.ReLU if real else nn.Identity
+    assert all(type(a) is act_type for a, _, _ in listed)
+    # each triple is what runs, in that order: act, conv, then its norm
+    order = []
+    for triple in listed:
+        for m in triple:
+            m.register_forward_hook(
+                lambda m, args, out: order.append(id(m)))
+    with torch.no_grad():
+        model(torch.randn(1, 3, 8, 8))
+    assert order == [id(m) for t in listed for m in t]
+
+
+@pytest.mark.parametrize('stem_type', sorted(STEM_GEOMETRIES))
+def test_stem_is_built_from_its_geometry(stem_type):
+    geometry = STEM_GEOMETRIES[stem_type]
+    model = BiRealNet(18, stem_type=stem_type).eval()
+    assert model.stem_geometry is geometry
+    k, s, p = geometry.kernel_size, geometry.stride, geometry.padding
+    assert model.conv1.kernel_size == (k, k)
+    assert model.conv1.stride == (s, s) and model.conv1.padding == (p, p)
+    assert isinstance(model.maxpool, nn.Identity) == (
+        geometry.max_pool is None)
+    # the functional form (what the packed model runs) is the same stem
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            geometry.forward(x, model.conv1.weight, None),
+            model.maxpool(model.conv1(x)))
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    from mmbireal.models.backbones import bireal_net
+    result = doctest.testmod(bireal_net, optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= 10 and result.failed == 0

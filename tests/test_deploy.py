@@ -25,7 +25,17 @@ from mmbireal.deploy import (
     pack_signs_torch,
     unpack_signs,
 )
-from mmbireal.models import BinaryConv2d, WeightBinarizer, binary_convs
+from mmbireal.models import (
+    BinaryConv2d,
+    BiRealNet,
+    WeightBinarizer,
+    binary_convs,
+)
+from mmbireal.models.backbones import (
+    STEM_GEOMETRIES,
+    BinaryResBlock,
+    StemGeometry,
+)
 from mmbireal.utils import CheckpointError
 
 FMNIST_CFG = osp.join(REPO, 'configs', 'birealnet',
@@ -325,6 +335,67 @@ def test_export_refuses_real_valued_network():
         **NARROW, 'model.backbone.conv_cfg': None})
     with pytest.raises(ExportError, match='not a BinaryConv2d'):
         pack_classifier(model)
+
+
+class _PairBlock(BinaryResBlock):
+    """Two binary convs under one shortcut, under other names than
+    BinaryBasicBlock's: export must ask the block, not know its class."""
+
+    conv_suffixes = ('_x', '_y')
+
+
+class _TripleBlock(BinaryResBlock):
+    conv_suffixes = ('_x', '_y', '_z')
+
+
+def _model_with_block(block):
+
+    class Backbone(BiRealNet):
+
+        def make_res_layer(self, **kwargs):
+            return super().make_res_layer(**{**kwargs, 'block': block})
+
+    model = _small_model()
+    model.backbone = Backbone(
+        18, in_channels=1, stem_type='small', stem_channels=16,
+        base_channels=16).eval()
+    randomize_bn(model)
+    return model
+
+
+def _assert_packed_matches(model, x):
+    packed = PackedBiRealNet(pack_classifier(model))
+    with torch.no_grad():
+        _assert_logits_match(model(x, mode='tensor'), packed(x))
+    return packed
+
+
+def test_export_walks_any_block_that_lists_its_binary_convs():
+    model = _model_with_block(_PairBlock)
+    packed = _assert_packed_matches(
+        model, torch.randn(2, 1, 28, 28,
+                           generator=torch.Generator().manual_seed(4)))
+    assert packed.arch['convs_per_shortcut'] == 2
+    assert packed.arch['blocks'] == [4, 4, 4, 4]
+    with pytest.raises(ExportError, match='1 or 2 binary convs.*got blocks '
+                       r'of \[3\]'):
+        pack_classifier(_model_with_block(_TripleBlock))
+
+
+def test_a_stem_added_to_the_table_is_built_exported_and_loaded(
+        monkeypatch, tmp_path):
+    monkeypatch.setitem(STEM_GEOMETRIES, 'test5x5',
+                        StemGeometry(5, 1, 2, max_pool=(2, 2, 0),
+                                     image_size=16))
+    model = _small_model(**{'model.backbone.stem_type': 'test5x5'})
+    assert model.backbone.conv1.kernel_size == (5, 5)
+    path = str(tmp_path / 'stem.pth')
+    export_packed(model, path)
+    packed = load_packed(path)
+    assert packed.arch['stem_type'] == 'test5x5'
+    x = torch.randn(2, 1, 28, 28, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        _assert_logits_match(model(x, mode='tensor'), packed(x))
 
 
 # ---------------------------------------------------------------------------

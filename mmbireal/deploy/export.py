@@ -40,7 +40,6 @@ from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmbireal.models import BinaryConv2d, BiRealNet
-from mmbireal.models.backbones.bireal_net import BinaryBasicBlock, BiRealBlock
 
 from .reference import pack_signs_torch
 
@@ -95,6 +94,21 @@ def _pack_binary_conv(conv: nn.Module, bn: nn.Module, act: nn.Module,
     }
 
 
+def _block_convs(block: nn.Module,
+                 prefix: str) -> List[Tuple[nn.Module, nn.Module, nn.Module]]:
+    """The block's ``(act, conv, norm)`` triples in forward order, as
+    every BiRealNet block lists them (``BinaryResBlock.binary_convs``)."""
+    binary_convs = getattr(block, 'binary_convs', None)
+    if not callable(binary_convs):
+        raise ExportError(f'{prefix}: {type(block).__name__} does not list '
+                          'its binary convs (binary_convs())')
+    convs = list(binary_convs())
+    if not convs:
+        raise ExportError(f'{prefix}: {type(block).__name__} has no binary '
+                          'convs')
+    return convs
+
+
 def pack_classifier(model: nn.Module) -> dict:
     """The packed-file dict of an mmpretrain ``ImageClassifier`` with a
     binary :class:`BiRealNet`, a ``GlobalAveragePooling`` neck and a
@@ -130,23 +144,18 @@ def pack_classifier(model: nn.Module) -> dict:
     widths: List[int] = []
     strides: List[int] = []
     blocks: List[int] = []
+    convs_per_block = set()
     for layer_name in backbone.res_layers:
         layer = getattr(backbone, layer_name)
         blocks.append(len(layer))
         for j, block in enumerate(layer):
             prefix = f'{layer_name}.{j}'
-            if isinstance(block, BiRealBlock):
-                convs = [(block.conv, block.bn, block.act)]
-            elif isinstance(block, BinaryBasicBlock):
-                convs = [(block.conv1, block.bn1, block.act1),
-                         (block.conv2, block.bn2, block.act2)]
-            else:
-                raise ExportError(f'{prefix}: unknown block '
-                                  f'{type(block).__name__}')
+            convs = _block_convs(block, prefix)
+            convs_per_block.add(len(convs))
             if j == 0:
-                widths.append(convs[-1][0].out_channels)
-                strides.append(convs[0][0].stride[0])
-            for k, (conv, bn, act) in enumerate(convs):
+                widths.append(convs[-1][1].out_channels)
+                strides.append(convs[0][1].stride[0])
+            for k, (act, conv, bn) in enumerate(convs):
                 for key, value in _pack_binary_conv(
                         conv, bn, act, f'{prefix}.conv{k}').items():
                     weights[f'{prefix}.conv{k}.{key}'] = value
@@ -161,14 +170,15 @@ def pack_classifier(model: nn.Module) -> dict:
     weights['fc.weight'] = head.fc.weight.detach().float().clone()
     weights['fc.bias'] = head.fc.bias.detach().float().clone()
 
-    first = backbone.layer1[0]
-    act_binarizer = (first.conv if isinstance(first, BiRealBlock) else
-                     first.conv1).act_binarizer
+    if len(convs_per_block) != 1 or not convs_per_block <= {1, 2}:
+        raise ExportError('the packed format takes blocks of 1 or 2 binary '
+                          'convs, all alike; got blocks of '
+                          f'{sorted(convs_per_block)}')
+
+    first = _block_convs(backbone.layer1[0], 'layer1.0')[0][1]
     meta = {
-        'act_binarizer': str(act_binarizer),
-        'weight_binarizer': str(
-            (first.conv if isinstance(first, BiRealBlock) else
-             first.conv1).weight_binarizer),
+        'act_binarizer': str(first.act_binarizer),
+        'weight_binarizer': str(first.weight_binarizer),
     }
     preprocessor = getattr(model, 'data_preprocessor', None)
     for key in ('mean', 'std'):
@@ -186,7 +196,7 @@ def pack_classifier(model: nn.Module) -> dict:
             'widths': widths,
             'strides': strides,
             'blocks': blocks,
-            'convs_per_shortcut': int(backbone.convs_per_shortcut),
+            'convs_per_shortcut': convs_per_block.pop(),
             'num_classes': int(head.fc.out_features),
         },
         'weights': weights,

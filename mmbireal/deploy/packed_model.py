@@ -18,6 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from mmbireal.models.backbones.bireal_net import STEM_GEOMETRIES
 from mmbireal.utils import CheckpointError, load_checkpoint_file
 
 from .engine import (
@@ -202,11 +203,12 @@ class PackedBiRealNet(nn.Module):
 
         f32 = torch.float32
         self.stem_type = arch['stem_type']
-        if self.stem_type not in ('imagenet', 'small'):
+        if self.stem_type not in tuple(STEM_GEOMETRIES):
             raise ValueError(f'unknown stem_type {self.stem_type!r}')
+        self.stem_geometry = STEM_GEOMETRIES[self.stem_type]
         self.in_channels = int(arch['in_channels'])
         stem = int(arch['stem_channels'])
-        k = 7 if self.stem_type == 'imagenet' else 3
+        k = self.stem_geometry.kernel_size
         w = tensor('stem.weight', (stem, self.in_channels, k, k), f32)
         scale = tensor('stem.scale', (stem, ), f32)
         # Stem BN folded into the conv: one op at the widest resolution.
@@ -268,11 +270,7 @@ class PackedBiRealNet(nn.Module):
         # times faster on it than on NCHW (stem 0.9 vs 6.4 ms at batch 1
         # here), and its memory is already the NHWC the blocks use
         x = x.float().contiguous(memory_format=torch.channels_last)
-        if self.stem_type == 'imagenet':
-            x = F.conv2d(x, self.stem_weight, self.stem_bias, 2, 3)
-            x = F.max_pool2d(x, 3, 2, 1)
-        else:
-            x = F.conv2d(x, self.stem_weight, self.stem_bias, 1, 1)
+        x = self.stem_geometry.forward(x, self.stem_weight, self.stem_bias)
         x = x.permute(0, 2, 3, 1).contiguous()  # NHWC from here on
         if self.engine is None:
             for block in self.blocks:

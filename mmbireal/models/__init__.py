@@ -1,5 +1,5 @@
 from .activations import LeakyClip
-from .backbones import BiRealNet
+from .backbones import BinaryResNet, BiRealNet
 from .binarizers import (
     STE,
     ActBinarizer,
@@ -21,6 +21,7 @@ __all__ = [
     'BiRealNet',
     'Binarizer',
     'BinaryConv2d',
+    'BinaryResNet',
     'LeakyClip',
     'MagnitudeAware',
     'ScaledSign',

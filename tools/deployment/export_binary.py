@@ -63,7 +63,7 @@ def verify(model: torch.nn.Module, path: str) -> str:
     """One random batch through both models: the logit error, relative to
     the float logits' range, and whether the argmax agrees."""
     packed = load_packed(path)
-    size = 224 if packed.stem_type == 'imagenet' else 28
+    size = packed.stem_geometry.image_size
     x = torch.randn(2, packed.in_channels, size, size,
                     generator=torch.Generator().manual_seed(0))
     with torch.no_grad():

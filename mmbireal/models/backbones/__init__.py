@@ -1,3 +1,14 @@
-from .bireal_net import BinaryBasicBlock, BiRealBlock, BiRealNet
+from .bireal_net import (
+    STEM_GEOMETRIES,
+    BinaryBasicBlock,
+    BinaryResBlock,
+    BinaryResNet,
+    BiRealBlock,
+    BiRealNet,
+    StemGeometry,
+)
 
-__all__ = ['BiRealBlock', 'BiRealNet', 'BinaryBasicBlock']
+__all__ = [
+    'STEM_GEOMETRIES', 'BiRealBlock', 'BiRealNet', 'BinaryBasicBlock',
+    'BinaryResBlock', 'BinaryResNet', 'StemGeometry'
+]

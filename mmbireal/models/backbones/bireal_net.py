@@ -1,16 +1,101 @@
-"""Bi-Real Net backbone (Liu et al., ECCV 2018)."""
-from typing import Optional, Sequence, Tuple, Union
+"""Bi-Real Net backbone (Liu et al., ECCV 2018) and the plain 1-bit ResNet."""
+import warnings
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch.nn as nn
+import torch.nn.functional as F
 from mmcv.cnn import build_activation_layer, build_conv_layer, build_norm_layer
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
+
+with warnings.catch_warnings():
+    # This imports all of mmpretrain.models and so mmcv's transformer
+    # bricks, which warn under mmcv-lite (no compiled ops) that deformable
+    # attention is missing. Nothing here uses it, and without the filter
+    # every tool's one-line error would follow two lines of that warning.
+    warnings.filterwarnings(
+        'ignore', 'Fail to import ``MultiScaleDeformableAttention``',
+        UserWarning)
+    from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmbireal.utils.errors import InputError
 
-STEM_TYPES = ('imagenet', 'small')
+
+@dataclass(frozen=True)
+class StemGeometry:
+    """The shape of one stem variant: a real conv, its BN, an optional
+    max-pool.
+
+    The backbone builds its stem modules from it and the packed model
+    (:mod:`mmbireal.deploy`) runs it functionally with the BN folded into
+    the conv; :meth:`build_conv`, :meth:`build_pool` and :meth:`forward` are
+    the only places that turn a geometry into ops, so a new padding mode
+    (e.g. TF's asymmetric ``'same'``) is added here and nowhere else.
+
+    Args:
+        kernel_size (int): Side of the square conv kernel.
+        stride (int): Stride of the conv.
+        padding (int): Zeros added on every side of the conv's input.
+        max_pool (tuple[int, int, int], optional): ``(kernel_size, stride,
+            padding)`` of the max-pool after the BN; None for no pool.
+        image_size (int): Side of the images the variant is meant for (what
+            ``tools/deployment/export_binary.py --verify`` feeds).
+
+    Example:
+        >>> import torch
+        >>> from mmbireal.models.backbones.bireal_net import STEM_GEOMETRIES
+        >>> stem = STEM_GEOMETRIES['imagenet']
+        >>> conv = stem.build_conv(3, 8)
+        >>> x = torch.rand(1, 3, 32, 32)
+        >>> tuple(stem.build_pool()(conv(x)).shape)
+        (1, 8, 8, 8)
+        >>> out = stem.forward(x, conv.weight, None)
+        >>> torch.equal(out, stem.build_pool()(conv(x)))
+        True
+    """
+
+    kernel_size: int
+    stride: int
+    padding: int
+    max_pool: Optional[Tuple[int, int, int]]
+    image_size: int
+
+    def build_conv(self, in_channels: int, out_channels: int) -> nn.Conv2d:
+        """The stem conv (no bias: the BN after it has one)."""
+        return nn.Conv2d(
+            in_channels,
+            out_channels,
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            bias=False)
+
+    def build_pool(self) -> nn.Module:
+        """The max-pool after the BN, an identity if there is none."""
+        if self.max_pool is None:
+            return nn.Identity()
+        return nn.MaxPool2d(*self.max_pool)
+
+    def forward(self, x: Tensor, weight: Tensor,
+                bias: Optional[Tensor]) -> Tensor:
+        """The stem as functions: conv with ``weight``/``bias`` (a BN folded
+        into them), then the max-pool if any."""
+        x = F.conv2d(x, weight, bias, self.stride, self.padding)
+        if self.max_pool is None:
+            return x
+        return F.max_pool2d(x, *self.max_pool)
+
+
+#: ``stem_type`` -> its geometry: the one description of the stem variants.
+STEM_GEOMETRIES: Dict[str, StemGeometry] = {
+    # the paper's: 7x7/2 conv, BN, 3x3/2 max-pool (224 px -> 56 px)
+    'imagenet': StemGeometry(7, 2, 3, max_pool=(3, 2, 1), image_size=224),
+    # 28-32 px images (Fashion-MNIST, CIFAR): 3x3/1 conv and BN, no pool
+    'small': StemGeometry(3, 1, 1, max_pool=None, image_size=28),
+}
 
 
 def _build_act(act_cfg: Optional[dict]) -> nn.Module:
@@ -18,22 +103,37 @@ def _build_act(act_cfg: Optional[dict]) -> nn.Module:
         act_cfg)
 
 
-class BiRealBlock(BaseModule):
-    """One 3x3 conv with its own shortcut: ``bn(conv(act(x))) + short(x)``.
+class BinaryResBlock(BaseModule):
+    """3x3 convs in sequence under one real-valued shortcut.
 
-    ``act`` is where sign sits in the binary network; there it is an
-    identity because :class:`BinaryConv2d` binarizes its own input.
+    Each conv is preceded by ``act`` and followed by a norm:
+    ``out = bn(conv(act(out)))`` for every conv in turn, starting from
+    ``out = x``, then ``out + shortcut(x)``. ``act`` is where sign sits in
+    the binary network; there it is an identity, because
+    :class:`BinaryConv2d` binarizes its own input. The first conv takes the
+    stride and changes the width.
+
+    Subclasses set :attr:`conv_suffixes`: conv ``k`` lives in the attributes
+    ``act{s}``, ``conv{s}`` and ``bn{s}`` with ``s = conv_suffixes[k]``,
+    which are also its state-dict keys. :meth:`binary_convs` lists them in
+    forward order for code that walks the network (export).
 
     Args:
         in_channels (int): Input channels.
-        out_channels (int): Output channels.
-        stride (int): Stride of the 3x3 conv. Defaults to 1.
+        out_channels (int): Output channels of every conv.
+        stride (int): Stride of the first conv. Defaults to 1.
         downsample (nn.Module, optional): Shortcut branch; identity if None.
-        conv_cfg (dict, optional): Config of the 3x3 conv.
-        norm_cfg (dict): Config of the norm layer.
-        act_cfg (dict, optional): Config of the activation before the conv.
-        init_cfg (dict, optional): Initialization config.
+        conv_cfg (dict, optional): Config of the 3x3 convs; None builds a
+            real ``nn.Conv2d``. Defaults to None.
+        norm_cfg (dict): Config of the norm layers.
+            Defaults to ``dict(type='BN')``.
+        act_cfg (dict, optional): Config of the activation before each conv;
+            None is an identity. Defaults to None.
+        init_cfg (dict, optional): Initialization config. Defaults to None.
     """
+
+    #: Attribute-name suffixes of the convs, in forward order.
+    conv_suffixes: Tuple[str, ...] = ()
 
     def __init__(self,
                  in_channels: int,
@@ -45,56 +145,91 @@ class BiRealBlock(BaseModule):
                  act_cfg: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg)
-        self.act = _build_act(act_cfg)
-        self.conv = build_conv_layer(
-            conv_cfg, in_channels, out_channels, 3, stride, 1, bias=False)
-        self.bn = build_norm_layer(norm_cfg, out_channels)[1]
+        for k, suffix in enumerate(self.conv_suffixes):
+            self.add_module(f'act{suffix}', _build_act(act_cfg))
+            self.add_module(
+                f'conv{suffix}',
+                build_conv_layer(
+                    conv_cfg,
+                    in_channels if k == 0 else out_channels,
+                    out_channels,
+                    3,
+                    stride if k == 0 else 1,
+                    1,
+                    bias=False))
+            self.add_module(f'bn{suffix}',
+                            build_norm_layer(norm_cfg, out_channels)[1])
         self.downsample = downsample
+
+    def binary_convs(self) -> List[Tuple[nn.Module, nn.Module, nn.Module]]:
+        """``(act, conv, norm)`` of each 3x3 conv, in forward order.
+
+        In the binary network ``conv`` is a :class:`BinaryConv2d` and ``act``
+        an identity; in the real-valued pre-training networks the same
+        places hold an ``nn.Conv2d`` and the real activation.
+        """
+        return [(getattr(self, f'act{s}'), getattr(self, f'conv{s}'),
+                 getattr(self, f'bn{s}')) for s in self.conv_suffixes]
 
     def forward(self, x: Tensor) -> Tensor:
         identity = x if self.downsample is None else self.downsample(x)
-        out = self.bn(self.conv(self.act(x)))
+        out = x
+        for act, conv, norm in self.binary_convs():
+            out = norm(conv(act(out)))
         out += identity  # in place: the norm's backward needs its input only
         return out
 
 
-class BinaryBasicBlock(BaseModule):
-    """Two 3x3 convs under one shortcut: the plain 1-bit ResNet block.
+class BiRealBlock(BinaryResBlock):
+    """One 3x3 conv with its own shortcut: ``bn(conv(act(x))) + short(x)``.
 
-    The paper's baseline without Bi-Real's per-conv shortcut. Arguments are
-    those of :class:`BiRealBlock`.
+    The Bi-Real block: every binary conv's real-valued input is carried
+    past it. Arguments are those of :class:`BinaryResBlock`.
+
+    Example:
+        >>> import torch
+        >>> from mmbireal.models.backbones import BiRealBlock
+        >>> block = BiRealBlock(8, 8).eval()
+        >>> [type(m).__name__ for m in block.binary_convs()[0]]
+        ['Identity', 'Conv2d', 'BatchNorm2d']
+        >>> tuple(block(torch.rand(1, 8, 5, 5)).shape)
+        (1, 8, 5, 5)
     """
 
-    def __init__(self,
-                 in_channels: int,
-                 out_channels: int,
-                 stride: int = 1,
-                 downsample: Optional[nn.Module] = None,
-                 conv_cfg: Optional[dict] = None,
-                 norm_cfg: dict = dict(type='BN'),
-                 act_cfg: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None) -> None:
-        super().__init__(init_cfg)
-        self.act1 = _build_act(act_cfg)
-        self.conv1 = build_conv_layer(
-            conv_cfg, in_channels, out_channels, 3, stride, 1, bias=False)
-        self.bn1 = build_norm_layer(norm_cfg, out_channels)[1]
-        self.act2 = _build_act(act_cfg)
-        self.conv2 = build_conv_layer(
-            conv_cfg, out_channels, out_channels, 3, 1, 1, bias=False)
-        self.bn2 = build_norm_layer(norm_cfg, out_channels)[1]
-        self.downsample = downsample
+    conv_suffixes = ('', )
 
-    def forward(self, x: Tensor) -> Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.bn1(self.conv1(self.act1(x)))
-        out = self.bn2(self.conv2(self.act2(out)))
-        out += identity
-        return out
+
+class BinaryBasicBlock(BinaryResBlock):
+    """Two 3x3 convs under one shortcut: the plain 1-bit ResNet block.
+
+    The paper's baseline without Bi-Real's per-conv shortcut:
+    ``bn2(conv2(act2(bn1(conv1(act1(x)))))) + short(x)``. Arguments are
+    those of :class:`BinaryResBlock`.
+    """
+
+    conv_suffixes = ('1', '2')
+
+
+def _make_downsample(in_channels: int, out_channels: int, stride: int,
+                     norm_cfg: dict) -> Optional[nn.Sequential]:
+    """The real-valued shortcut of a stage's first block, None where input
+    and output shapes match."""
+    if stride == 1 and in_channels == out_channels:
+        return None
+    # Avg-pool keeps every input position, the 1x1 conv then changes the
+    # width (index 0 is the pool, as in the authors' checkpoints).
+    # ceil_mode matches the 3x3/2 conv's output size on odd inputs
+    # (7 -> 4); even inputs are unaffected.
+    pool = nn.AvgPool2d(
+        stride, stride, ceil_mode=True,
+        count_include_pad=False) if stride > 1 else nn.Identity()
+    return nn.Sequential(
+        pool, nn.Conv2d(in_channels, out_channels, 1, bias=False),
+        build_norm_layer(norm_cfg, out_channels)[1])
 
 
 @MODELS.register_module()
-class BiRealNet(BaseModule):
+class BiRealNet(BaseBackbone):
     """Bi-Real Net backbone.
 
     A ResNet-18/34 topology in which every 3x3 conv is binary and has its
@@ -111,18 +246,25 @@ class BiRealNet(BaseModule):
     step's checkpoint loads into the next with no missing or unexpected
     keys.
 
+    :attr:`arch_settings` maps each depth to ``(block, blocks per stage)``;
+    subclasses replace it (:class:`BinaryResNet`) or override
+    :meth:`make_res_layer` to build the stages differently.
+
     Args:
-        depth (int): Network depth, 18 or 34.
+        depth (int): Network depth, a key of :attr:`arch_settings` (18, 34).
         in_channels (int): Number of input image channels. Defaults to 3.
         stem_channels (int): Output channels of the stem. Defaults to 64.
         base_channels (int): Width of the first stage; stage ``i`` has
             ``base_channels * 2**i`` channels. Defaults to 64.
-        stem_type (str): ``'imagenet'``: 7x7/2 conv, BN, 3x3/2 max-pool (the
-            paper). ``'small'``: 3x3/1 conv and BN, no max-pool, for 28-32 px
-            images. Defaults to ``'imagenet'``.
-        convs_per_shortcut (int): 1 for Bi-Real blocks (the paper); 2 for a
-            plain 1-bit ResNet with one shortcut per two convs (the paper's
-            baseline). Defaults to 1.
+        stem_type (str): A key of :data:`STEM_GEOMETRIES`. ``'imagenet'``:
+            7x7/2 conv, BN, 3x3/2 max-pool (the paper). ``'small'``: 3x3/1
+            conv and BN, no max-pool, for 28-32 px images. Defaults to
+            ``'imagenet'``.
+        convs_per_shortcut (int, optional): Kept for configs written before
+            :class:`BinaryResNet`: 1 builds from ``BiRealNet.arch_settings``
+            (Bi-Real blocks), 2 from ``BinaryResNet.arch_settings`` (the
+            plain 1-bit ResNet, one shortcut per two convs). None uses the
+            class's own :attr:`arch_settings`. Defaults to None.
         conv_cfg (dict, optional): Config of the 3x3 convs. Defaults to a
             :class:`BinaryConv2d` with ApproxSign and magnitude-aware
             weights; None builds a real ``nn.Conv2d``.
@@ -137,6 +279,7 @@ class BiRealNet(BaseModule):
         norm_eval (bool): Keep norm layers in eval mode during training.
             Defaults to False.
         init_cfg (dict | list[dict], optional): Initialization config.
+            Defaults to Kaiming for convs and 1 for norm weights.
 
     Example:
         >>> import torch
@@ -148,10 +291,16 @@ class BiRealNet(BaseModule):
         (1, 128, 8, 8)
         (1, 256, 4, 4)
         (1, 512, 2, 2)
+        >>> block = model.layer2[0]
+        >>> [type(conv).__name__ for _, conv, _ in block.binary_convs()]
+        ['BinaryConv2d']
     """
 
-    # depth: number of 3x3 convs in each stage
-    arch_settings = {18: (4, 4, 4, 4), 34: (6, 8, 12, 6)}
+    #: depth -> (block, number of blocks in each stage)
+    arch_settings = {
+        18: (BiRealBlock, (4, 4, 4, 4)),
+        34: (BiRealBlock, (6, 8, 12, 6)),
+    }
 
     def __init__(self,
                  depth: int,
@@ -159,7 +308,7 @@ class BiRealNet(BaseModule):
                  stem_channels: int = 64,
                  base_channels: int = 64,
                  stem_type: str = 'imagenet',
-                 convs_per_shortcut: int = 1,
+                 convs_per_shortcut: Optional[int] = None,
                  conv_cfg: Optional[dict] = dict(
                      type='BinaryConv2d',
                      act_binarizer='approx_sign',
@@ -174,15 +323,72 @@ class BiRealNet(BaseModule):
                      dict(type='Constant', val=1, layer=['_BatchNorm'])
                  ]) -> None:
         super().__init__(init_cfg)
-        if depth not in self.arch_settings:
-            raise InputError(f'invalid depth {depth!r} for BiRealNet; '
-                             f'accepted: {sorted(self.arch_settings)}')
-        if stem_type not in STEM_TYPES:
-            raise InputError(f'invalid stem_type {stem_type!r}; accepted: '
-                             f'{STEM_TYPES}')
-        if convs_per_shortcut not in (1, 2):
+        out_indices = tuple(out_indices)
+        self._check_arguments(depth, stem_type, convs_per_shortcut,
+                              in_channels, stem_channels, base_channels,
+                              out_indices, frozen_stages)
+        self.block, self.stage_blocks = self._arch_table(
+            convs_per_shortcut)[depth]
+        num_stages = len(self.stage_blocks)
+        self.depth = depth
+        self.in_channels = in_channels
+        self.stem_type = stem_type
+        self.stem_geometry = STEM_GEOMETRIES[stem_type]
+        self.convs_per_shortcut = len(self.block.conv_suffixes)
+        self.out_indices = tuple(i % num_stages for i in out_indices)
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+
+        self.conv1 = self.stem_geometry.build_conv(in_channels, stem_channels)
+        self.maxpool = self.stem_geometry.build_pool()
+        self.bn1 = build_norm_layer(norm_cfg, stem_channels)[1]
+        self.res_layers = []
+        channels = stem_channels
+        for i, num_blocks in enumerate(self.stage_blocks):
+            out_channels = base_channels * 2**i
+            layer = self.make_res_layer(
+                block=self.block,
+                num_blocks=num_blocks,
+                in_channels=channels,
+                out_channels=out_channels,
+                stride=1 if i == 0 else 2,
+                conv_cfg=conv_cfg,
+                norm_cfg=norm_cfg,
+                act_cfg=act_cfg)
+            name = f'layer{i + 1}'
+            self.add_module(name, layer)
+            self.res_layers.append(name)
+            channels = out_channels
+        self.feat_dim = channels
+        self._freeze_stages()
+
+    def _arch_table(self, convs_per_shortcut: Optional[int]) -> dict:
+        """The ``arch_settings`` to build from (see ``convs_per_shortcut``)."""
+        if convs_per_shortcut is None:
+            return self.arch_settings
+        return {1: BiRealNet, 2: BinaryResNet}[convs_per_shortcut] \
+            .arch_settings
+
+    def _check_arguments(self, depth: int, stem_type: str,
+                         convs_per_shortcut: Optional[int], in_channels: int,
+                         stem_channels: int, base_channels: int,
+                         out_indices: Sequence[int],
+                         frozen_stages: int) -> None:
+        """Raise :class:`InputError` naming the first bad argument and what
+        is accepted."""
+        # first: it picks the table the depth is looked up in
+        if convs_per_shortcut not in (None, 1, 2):
             raise InputError('invalid convs_per_shortcut '
                              f'{convs_per_shortcut!r}; accepted: 1, 2')
+        arch_settings = self._arch_table(convs_per_shortcut)
+        if depth not in arch_settings:
+            raise InputError(f'invalid depth {depth!r} for '
+                             f'{type(self).__name__}; accepted: '
+                             f'{sorted(arch_settings)}')
+        # a tuple, not the dict: an unhashable value is refused, not a crash
+        if stem_type not in tuple(STEM_GEOMETRIES):
+            raise InputError(f'invalid stem_type {stem_type!r}; accepted: '
+                             f'{tuple(STEM_GEOMETRIES)}')
         for name, value in (('in_channels', in_channels),
                             ('stem_channels', stem_channels),
                             ('base_channels', base_channels)):
@@ -190,8 +396,7 @@ class BiRealNet(BaseModule):
                     or value <= 0:
                 raise InputError(
                     f'{name} must be a positive int, got {value!r}')
-        num_stages = len(self.arch_settings[depth])
-        out_indices = tuple(out_indices)
+        num_stages = len(arch_settings[depth][1])
         for index in out_indices:
             if not -num_stages <= index < num_stages:
                 raise InputError(f'invalid out_indices {out_indices}; each '
@@ -200,74 +405,44 @@ class BiRealNet(BaseModule):
             raise InputError(f'invalid frozen_stages {frozen_stages!r}; '
                              f'accepted: -1 (none) to {num_stages}')
 
-        self.depth = depth
-        self.in_channels = in_channels
-        self.stem_type = stem_type
-        self.convs_per_shortcut = convs_per_shortcut
-        self.out_indices = tuple(i % num_stages for i in out_indices)
-        self.frozen_stages = frozen_stages
-        self.norm_eval = norm_eval
+    def make_res_layer(self, *, block: type, num_blocks: int,
+                       in_channels: int, out_channels: int, stride: int,
+                       norm_cfg: dict, **block_kwargs) -> nn.Sequential:
+        """Build one stage; override it to build stages differently.
 
-        self._make_stem(in_channels, stem_channels, norm_cfg)
-        block = BiRealBlock if convs_per_shortcut == 1 else BinaryBasicBlock
-        self.res_layers = []
-        channels = stem_channels
-        for i, num_convs in enumerate(self.arch_settings[depth]):
-            out_channels = base_channels * 2**i
-            layer = self._make_layer(block, num_convs // convs_per_shortcut,
-                                     channels, out_channels,
-                                     1 if i == 0 else 2, conv_cfg, norm_cfg,
-                                     act_cfg)
-            name = f'layer{i + 1}'
-            self.add_module(name, layer)
-            self.res_layers.append(name)
-            channels = out_channels
-        self.feat_dim = channels
-        self._freeze_stages()
+        The backbone calls it once per stage with keywords only. The first
+        block takes ``stride`` and ``in_channels`` and gets a real-valued
+        shortcut (avg-pool, 1x1 conv, norm) where its input and output
+        shapes differ.
 
-    def _make_stem(self, in_channels: int, stem_channels: int,
-                   norm_cfg: dict) -> None:
-        if self.stem_type == 'imagenet':
-            self.conv1 = nn.Conv2d(
-                in_channels, stem_channels, 7, 2, 3, bias=False)
-            self.maxpool = nn.MaxPool2d(3, 2, 1)
-        else:
-            self.conv1 = nn.Conv2d(
-                in_channels, stem_channels, 3, 1, 1, bias=False)
-            self.maxpool = nn.Identity()
-        self.bn1 = build_norm_layer(norm_cfg, stem_channels)[1]
+        Args:
+            block (type): Block class, called as ``block(in_channels,
+                out_channels, stride=..., downsample=..., norm_cfg=...,
+                **block_kwargs)``; :attr:`arch_settings` supplies it.
+            num_blocks (int): Number of blocks in the stage.
+            in_channels (int): Input channels of the stage.
+            out_channels (int): Output channels of every block.
+            stride (int): Stride of the first block.
+            norm_cfg (dict): Config of the norm layers, the shortcut's too.
+            **block_kwargs: Passed on to every block (``conv_cfg``,
+                ``act_cfg``).
 
-    @staticmethod
-    def _make_layer(block: type, num_blocks: int, in_channels: int,
-                    out_channels: int, stride: int, conv_cfg: Optional[dict],
-                    norm_cfg: dict, act_cfg: Optional[dict]) -> nn.Sequential:
+        Returns:
+            nn.Sequential: The blocks; block ``j`` of stage ``i`` has the
+            state-dict prefix ``layer{i + 1}.{j}``.
+        """
         layers = []
-        for i in range(num_blocks):
-            downsample = None
-            if i == 0 and (stride != 1 or in_channels != out_channels):
-                # Real-valued: avg-pool keeps every input position, the 1x1
-                # conv then changes the width (index 0 is the pool, as in
-                # the authors' checkpoints). ceil_mode matches the 3x3/2
-                # conv's output size on odd inputs (7 -> 4); even inputs
-                # are unaffected.
-                downsample = nn.Sequential(
-                    nn.AvgPool2d(
-                        stride,
-                        stride,
-                        ceil_mode=True,
-                        count_include_pad=False)
-                    if stride > 1 else nn.Identity(),
-                    nn.Conv2d(in_channels, out_channels, 1, bias=False),
-                    build_norm_layer(norm_cfg, out_channels)[1])
+        for j in range(num_blocks):
+            downsample = _make_downsample(in_channels, out_channels, stride,
+                                          norm_cfg) if j == 0 else None
             layers.append(
                 block(
                     in_channels,
                     out_channels,
-                    stride=stride if i == 0 else 1,
+                    stride=stride if j == 0 else 1,
                     downsample=downsample,
-                    conv_cfg=conv_cfg,
                     norm_cfg=norm_cfg,
-                    act_cfg=act_cfg))
+                    **block_kwargs))
             in_channels = out_channels
         return nn.Sequential(*layers)
 
@@ -286,9 +461,9 @@ class BiRealNet(BaseModule):
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise InputError(
-                f'BiRealNet expects input of shape (N, {self.in_channels}, '
-                f'H, W) (in_channels={self.in_channels}), got '
-                f'{tuple(x.shape)}')
+                f'{type(self).__name__} expects input of shape (N, '
+                f'{self.in_channels}, H, W) (in_channels={self.in_channels}'
+                f'), got {tuple(x.shape)}')
         x = self.maxpool(self.bn1(self.conv1(x)))
         outs = []
         for i, name in enumerate(self.res_layers):
@@ -306,3 +481,32 @@ class BiRealNet(BaseModule):
                 if isinstance(m, _BatchNorm):
                     m.eval()
         return self
+
+
+@MODELS.register_module()
+class BinaryResNet(BiRealNet):
+    """The plain 1-bit ResNet: the paper's baseline for Bi-Real Net.
+
+    ResNet-18/34 with :class:`BinaryBasicBlock`: two binary 3x3 convs under
+    each real-valued shortcut, so a sign's real input is carried past every
+    second conv only. Everything else (stem, downsampling shortcuts,
+    arguments, state-dict keys ``layer{i}.{j}.conv1/conv2``) is
+    :class:`BiRealNet`'s; ``BiRealNet(convs_per_shortcut=2)`` builds the
+    same network.
+
+    Example:
+        >>> import torch
+        >>> from mmbireal.models.backbones import BinaryResNet
+        >>> model = BinaryResNet(depth=18, stem_type='small').eval()
+        >>> [len(getattr(model, name)) for name in model.res_layers]
+        [2, 2, 2, 2]
+        >>> len(model.layer1[0].binary_convs())
+        2
+        >>> tuple(model(torch.rand(1, 3, 28, 28))[0].shape)
+        (1, 512, 4, 4)
+    """
+
+    arch_settings = {
+        18: (BinaryBasicBlock, (2, 2, 2, 2)),
+        34: (BinaryBasicBlock, (3, 4, 6, 3)),
+    }
