@@ -12,7 +12,9 @@ after a one-line warning, and callers use the PyTorch reference path, which
 computes the same integers and the same floats.
 """
 import ctypes
+import glob
 import os.path as osp
+import time
 from typing import List, NamedTuple, Optional
 
 import torch
@@ -22,8 +24,9 @@ from mmbireal.utils import native
 
 from .reference import num_words
 
-ABI_VERSION = 1
-SOURCE = osp.join(osp.dirname(osp.abspath(__file__)), 'csrc', 'binconv.cpp')
+ABI_VERSION = 2
+CSRC = osp.join(osp.dirname(osp.abspath(__file__)), 'csrc')
+SOURCE = osp.join(CSRC, 'binconv.cpp')  # includes the csrc/*.h
 SIMD_CODES = {'auto': 0, 'scalar': 1, 'avx2': 2, 'avx512': 3}
 SIMD_NAMES = {1: 'scalar', 2: 'avx2', 3: 'avx512'}
 LANES = 8  # output channels per weight group (csrc: kLanes)
@@ -61,8 +64,9 @@ def build_engine(cxx: Optional[str] = None,
         EngineBuildError: no compiler, a failed build or a library that
             does not load.
     """
-    lib, path, flags = native.build_library(SOURCE, ABI_VERSION,
-                                            directory or cache_dir(), cxx)
+    lib, path, flags = native.build_library(
+        SOURCE, ABI_VERSION, directory or cache_dir(), cxx,
+        depends=sorted(glob.glob(osp.join(CSRC, '*.h'))))
     return NativeEngine(lib, path, flags)
 
 
@@ -82,6 +86,10 @@ class NativeEngine:
             _c_ptr, _c_ptr, _c_ptr, _c_ptr, _c_ptr, _c_ptr, ctypes.c_int,
             ctypes.c_int
         ]
+        lib.mmb_peak_rate.restype = ctypes.c_double
+        lib.mmb_peak_rate.argtypes = [
+            ctypes.c_int, ctypes.c_int, _c_i64, ctypes.c_int
+        ]
         self.lib = lib
         self.path = path
         self.flags = flags
@@ -91,6 +99,24 @@ class NativeEngine:
         """The SIMD paths this CPU can run, slowest first."""
         best = SIMD_CODES[self.best_simd]
         return [SIMD_NAMES[c] for c in range(1, best + 1)]
+
+    def peak_rate(self, kind: str, threads: int,
+                  seconds: float = 0.2) -> float:
+        """Measured peak MACs per second of this CPU at the engine's best
+        SIMD level on ``threads`` threads: ``kind='binary'`` counts one MAC
+        per bit of XOR + popcount + accumulate, ``'fp32'`` one per lane of a
+        fused multiply-add. Runs for about ``seconds``; best of three.
+        """
+        code = {'binary': 0, 'fp32': 1}[kind]
+        iters = 1 << 10
+        while True:  # grow until one run takes a measurable time
+            start = time.perf_counter()
+            rate = self.lib.mmb_peak_rate(code, 0, iters, threads)
+            if time.perf_counter() - start >= seconds / 3:
+                break
+            iters *= 4
+        return max(rate, *(self.lib.mmb_peak_rate(code, 0, iters, threads)
+                           for _ in range(2)))
 
     def pack_signs(self, x: Tensor) -> Tensor:
         """Pack ``x >= 0`` along the last dim (float32) into int64 words."""
