@@ -26,7 +26,12 @@ from .engine import (
     engine_weight_layout,
     get_engine,
 )
-from .export import FORMAT, VERSION
+from .file_format import (
+    FORMAT,
+    VERSION,
+    conv_key,
+    downsample_key,
+)
 from .reference import (
                         affine_epilogue,
                         binary_conv3x3_torch,
@@ -225,28 +230,28 @@ class PackedBiRealNet(nn.Module):
         for i, (width, stride, num) in enumerate(zip(widths, strides,
                                                      blocks)):
             for j in range(num):
-                prefix = f'layer{i + 1}.{j}'
                 block_stride = stride if j == 0 else 1
                 convs = []
                 cin = channels
                 for c in range(cps):
-                    name = f'{prefix}.conv{c}'
                     convs.append(
                         PackedBinaryConv(
-                            tensor(f'{name}.bits',
+                            tensor(conv_key(i, j, c, 'bits'),
                                    (width, 3, 3, num_words(cin)),
                                    torch.int64),
-                            tensor(f'{name}.scale', (width, ), f32),
-                            tensor(f'{name}.shift', (width, ), f32), cin,
-                            block_stride if c == 0 else 1))
+                            tensor(conv_key(i, j, c, 'scale'), (width, ),
+                                   f32),
+                            tensor(conv_key(i, j, c, 'shift'), (width, ),
+                                   f32), cin, block_stride if c == 0 else 1))
                     cin = width
                 downsample = None
                 if j == 0 and (stride != 1 or channels != width):
-                    dw = tensor(f'{prefix}.downsample.weight',
+                    dw = tensor(downsample_key(i, j, 'weight'),
                                 (width, channels), f32)
-                    ds = tensor(f'{prefix}.downsample.scale', (width, ), f32)
+                    ds = tensor(downsample_key(i, j, 'scale'), (width, ),
+                                f32)
                     downsample = (dw * ds.view(-1, 1),
-                                  tensor(f'{prefix}.downsample.shift',
+                                  tensor(downsample_key(i, j, 'shift'),
                                          (width, ), f32))
                 layers.append(PackedBlock(convs, downsample, block_stride))
                 channels = width
