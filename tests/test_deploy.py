@@ -347,12 +347,58 @@ def test_corrupt_packed_files_give_one_line_errors(tmp_path):
 
 
 def test_benchmark_tool_smoke():
-    """Tiny settings only: checks it runs and prints both tables."""
+    """Tiny settings only: the roofline runs per layer of the network."""
     proc = run_tool(['tools/deployment/benchmark_binary.py', '--iters', '1',
                      '--warmup', '0', '--size', '32', '--batch', '1',
-                     '--threads', '1'])
-    assert 'Bi-Real-18 packed' in proc.stdout
-    assert '7x7x512' not in proc.stdout and '1x1x512' in proc.stdout
+                     '--threads', '1', '--sections', 'roofline'])
+    assert re.search(r'measured peak \d+ G binary MAC/s', proc.stdout)
+    assert '7x7x512' not in proc.stdout and '-> 1x1x512' in proc.stdout
+    assert 'whole networks' not in proc.stdout
+
+
+def _peer_runtimes():
+    import importlib
+    import sys
+    sys.path.insert(0, osp.join(REPO, 'tools', 'deployment'))
+    try:
+        return importlib.import_module('peer_runtimes')
+    finally:
+        sys.path.pop(0)
+
+
+def test_benchmark_skips_a_missing_runtime_with_a_note(monkeypatch,
+                                                       tmp_path):
+    peers = _peer_runtimes()
+    monkeypatch.setattr(peers, '_runtime', lambda module: None)
+    rows, skipped = peers.build_peers(str(tmp_path), 32, 1)
+    # eager PyTorch is always there; every other peer is skipped, not faked
+    assert [(r.name, r.runtime.split()[0]) for r in rows] == [
+        ('ResNet-18 fp32', 'PyTorch')]
+    assert len(skipped) == len(peers.PEER_ROWS) - 1
+    assert all('is not installed (pip install mmbireal[bench])' in s.reason
+               for s in skipped)
+
+
+@pytest.mark.slow
+def test_benchmark_peer_table():
+    """Every peer row is timed or skipped with a reason; fp32 runtimes are
+    checked against eager PyTorch."""
+    proc = run_tool(['tools/deployment/benchmark_binary.py', '--iters', '2',
+                     '--warmup', '0', '--size', '32', '--batch', '1',
+                     '--threads', '1', '--sections', 'peers'])
+    out = proc.stdout
+    assert re.search(r'^Bi-Real-18 packed 1-bit .* 1\.00x', out, re.M)
+    assert 'NOT measured here' in out and '69.758' in out
+    peers = _peer_runtimes()
+    for _, arch, _, _, what in peers.PEER_ROWS:
+        name = {'resnet18': 'ResNet-18', 'mobilenet_v2': 'MobileNetV2'}[arch]
+        precision, runtime = what.split(', ')
+        timed = re.search(rf'^{name} {precision.split()[0]}.*  '
+                          rf'{runtime.split()[-1]}',
+                          out, re.M | re.I)
+        assert timed or f'skipped {name} {what}: ' in out, what
+    for check in re.findall(r'^check .*$', out, re.M):
+        assert check.endswith('(ok)'), check
 
 
 def test_build_classifier_keeps_the_configs_normalisation():
