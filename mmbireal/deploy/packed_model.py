@@ -21,8 +21,10 @@ from torch import Tensor
 from mmbireal.utils import CheckpointError, load_checkpoint_file
 
 from .engine import (
+    BlockSpec,
     Conv3x3Plan,
     NativeEngine,
+    NetworkPlan,
     engine_weight_layout,
     get_engine,
 )
@@ -35,6 +37,7 @@ from .file_format import (
 from .reference import (
                         affine_epilogue,
                         binary_conv3x3_torch,
+                        downsample_torch,
                         num_words,
                         unpack_signs,
 )
@@ -109,26 +112,21 @@ class PackedBlock(nn.Module):
             self.register_buffer('down_bias', downsample[1])
 
     def shortcut(self, x: Tensor) -> Tensor:
-        """Identity, or avg-pool 2x2 (ceil mode) + 1x1 conv + BN, NHWC."""
+        """Identity, or avg-pool 2x2 (ceil mode) + 1x1 conv + BN, NHWC, in
+        the engine's order of operations."""
         if not self.has_downsample:
             return x
-        if self.stride > 1:
-            x = F.avg_pool2d(
-                x.permute(0, 3, 1, 2),
-                self.stride,
-                self.stride,
-                ceil_mode=True,
-                count_include_pad=False).permute(0, 2, 3, 1)
-        return F.linear(x, self.down_weight, self.down_bias).contiguous()
+        return downsample_torch(x, self.stride, self.down_weight,
+                                self.down_bias)
 
-    def forward_native(self, engine: NativeEngine, x: Tensor, bits: Tensor,
-                       need_bits: bool) -> Tuple[Tensor, Optional[Tensor]]:
-        identity = self.shortcut(x)
-        for conv in self.convs[:-1]:
-            # Only the signs of an inner conv's output are ever used.
-            _, bits = conv.forward_native(engine, bits, None, False, True)
-        return self.convs[-1].forward_native(engine, bits, identity, True,
-                                             need_bits)
+    def spec(self) -> BlockSpec:
+        """This block for :meth:`NativeEngine.plan_network`."""
+        return BlockSpec(
+            self.convs[0].in_channels, self.convs[-1].out_channels,
+            self.stride,
+            [(c.engine_weight, c.scale, c.shift) for c in self.convs],
+            (self.down_weight, self.down_bias) if self.has_downsample else
+            None)
 
     def forward_torch(self, x: Tensor) -> Tensor:
         identity = self.shortcut(x)
@@ -182,6 +180,8 @@ class PackedBiRealNet(nn.Module):
         meta = packed.get('meta')
         self.meta = dict(meta) if isinstance(meta, dict) else {}
         self.engine: Optional[NativeEngine] = None
+        self._network: Optional[NetworkPlan] = None
+        self._network_key: Optional[tuple] = None
         if backend != 'torch':
             self.engine = get_engine()
             if self.engine is None and backend == 'native':
@@ -263,6 +263,16 @@ class PackedBiRealNet(nn.Module):
         self.register_buffer('fc_bias', tensor('fc.bias', (num_classes, ),
                                                   f32))
 
+    def network_plan(self) -> NetworkPlan:
+        """The blocks as one native call, rebuilt if a buffer was replaced
+        (the plan holds raw pointers)."""
+        key = (self.engine, *(t.data_ptr() for t in self.buffers()))
+        if self._network_key != key:
+            self._network = self.engine.plan_network(
+                [block.spec() for block in self.blocks])
+            self._network_key = key
+        return self._network
+
     @torch.no_grad()
     def forward(self, x: Tensor) -> Tensor:
         """Logits ``(N, num_classes)`` of an NCHW float batch."""
@@ -283,11 +293,7 @@ class PackedBiRealNet(nn.Module):
             for block in self.blocks:
                 x = block.forward_torch(x)
         else:
-            bits = self.engine.pack_signs(x)
-            last = len(self.blocks) - 1
-            for i, block in enumerate(self.blocks):
-                x, bits = block.forward_native(self.engine, x, bits,
-                                               need_bits=i < last)
+            x = self.network_plan()(x)
         return F.linear(x.mean(dim=(1, 2)), self.fc_weight, self.fc_bias)
 
 

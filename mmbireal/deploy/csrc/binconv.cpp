@@ -10,6 +10,7 @@
 //   epilogue.h        the fused epilogue, written once for every kernel
 //   kernel_portable.h per-pixel kernels: plain C++ and AVX2 counts
 //   kernel_avx512.h   the AVX-512 VPOPCNTDQ row kernel
+//   network.h         the real-valued steps of a block (downsample)
 //   roofline.h        peak-rate micro-kernels for the benchmark
 //
 // Layouts (all row-major, 64-bit words, bit j of word k = channel 64k + j,
@@ -36,6 +37,7 @@
 #include "common.h"
 #include "kernel_avx512.h"
 #include "kernel_portable.h"
+#include "network.h"
 #include "roofline.h"
 
 namespace {
@@ -66,6 +68,78 @@ void conv_share(const ConvArgs &A, int simd, int t, int nt) {
     return portable::conv_items(A, portable::count_avx2, i0, i1);
 #endif
   portable::conv_items(A, portable::count_scalar, i0, i1);
+}
+
+ConvArgs conv_args(const uint64_t *act, int64_t n_img, int64_t h, int64_t w,
+                   int64_t c, const uint64_t *wgt, int64_t cout,
+                   int64_t stride, const float *scale, const float *shift,
+                   const float *res, float *out, int32_t *dot,
+                   uint64_t *bits) {
+  ConvArgs A;
+  A.act = act; A.n_img = n_img; A.h = h; A.w = w; A.c = c;
+  A.cw = (c + 63) / 64; A.cout = cout; A.stride = stride;
+  A.ho = (h - 1) / stride + 1; A.wo = (w - 1) / stride + 1;
+  A.groups = (cout + kLanes - 1) / kLanes;
+  A.nchunk = (cout + 63) / 64;  // = ceil(groups / 8)
+  A.wgt = wgt; A.scale = scale; A.shift = shift; A.res = res;
+  A.out = out; A.dot = dot; A.bits = bits;
+  return A;
+}
+
+// Thread t of nt: the blocks on x[n][h][w][c] (see mmb_forward).
+void forward_share(const float *x, int64_t n, int64_t h, int64_t w,
+                   int64_t c, const BlockDesc *blocks, int64_t nblocks,
+                   float *feat0, float *feat1, float *ident, float *pooled,
+                   uint64_t *bits0, uint64_t *bits1, float *out, int simd,
+                   int t, int nt) {
+  int64_t i0, i1;
+  const PackRowFn pack = pick_pack_row(simd);
+  const int64_t cw0 = (c + 63) / 64;
+  share(n * h * w, t, nt, &i0, &i1);
+  for (int64_t r = i0; r < i1; ++r) pack(x + r * c, c, bits0 + r * cw0);
+#pragma omp barrier
+  const float *cur = x;
+  uint64_t *bits = bits0, *spare = bits1;
+  for (int64_t b = 0; b < nblocks; ++b) {
+    const BlockDesc &B = blocks[b];
+    const int64_t s = B.stride;
+    const int64_t ho = (h - 1) / s + 1, wo = (w - 1) / s + 1;
+    const int64_t npix = n * ho * wo;
+    const bool last = b == nblocks - 1;
+    float *next = last ? out : (cur == feat0 ? feat1 : feat0);
+    const float *identity = cur;
+    if (B.down_wt) {
+      const float *src = cur;
+      share(npix, t, nt, &i0, &i1);
+      if (s > 1) {
+        // each thread pools the pixels it then projects: no barrier
+        avg_pool_pixels(cur, h, w, B.cin, s, ho, wo, i0, i1, pooled);
+        src = pooled;
+      }
+      linear_pixels(src, B.cin, B.down_wt, B.down_bias, B.cout, i0, i1,
+                    ident);
+      identity = ident;  // read by the last conv, after a barrier
+    }
+    int64_t cin = B.cin, hh = h, ww = w, stride = s;
+    for (int64_t k = 0; k < B.nconv; ++k) {
+      const bool final_conv = k == B.nconv - 1;
+      if (final_conv && B.down_wt && k == 0) {
+#pragma omp barrier
+      }
+      const ConvArgs A = conv_args(
+          bits, n, hh, ww, cin, B.wgt[k], B.cout, stride, B.scale[k],
+          B.shift[k], final_conv ? identity : nullptr,
+          final_conv ? next : nullptr, nullptr,
+          final_conv && last ? nullptr : spare);
+      conv_share(A, simd, t, nt);
+#pragma omp barrier
+      std::swap(bits, spare);
+      cin = B.cout; hh = ho; ww = wo; stride = 1;
+    }
+    cur = next;
+    h = ho;
+    w = wo;
+  }
 }
 
 }  // namespace
@@ -102,14 +176,8 @@ int mmb_conv3x3(const uint64_t *act, int64_t n_img, int64_t h, int64_t w,
   const int best = best_simd();
   if (simd == kAuto) simd = best;
   if (simd < kScalar || simd > best) return -1;
-  ConvArgs A;
-  A.act = act; A.n_img = n_img; A.h = h; A.w = w; A.c = c;
-  A.cw = (c + 63) / 64; A.cout = cout; A.stride = stride;
-  A.ho = (h - 1) / stride + 1; A.wo = (w - 1) / stride + 1;
-  A.groups = (cout + kLanes - 1) / kLanes;
-  A.nchunk = (cout + 63) / 64;  // = ceil(groups / 8)
-  A.wgt = wgt; A.scale = scale; A.shift = shift; A.res = res;
-  A.out = out; A.dot = dot; A.bits = bits;
+  const ConvArgs A = conv_args(act, n_img, h, w, c, wgt, cout, stride,
+                               scale, shift, res, out, dot, bits);
   const int nt = (int)std::min<int64_t>(std::max(1, nthreads),
                                         conv_num_items(A, simd));
   if (nt <= 1) {
@@ -117,6 +185,33 @@ int mmb_conv3x3(const uint64_t *act, int64_t n_img, int64_t h, int64_t w,
   } else {
 #pragma omp parallel num_threads(nt)
     conv_share(A, simd, omp_get_thread_num(), omp_get_num_threads());
+  }
+  return 0;
+}
+
+// The binary blocks of a network on the stem's output x[n][h][w][c]
+// (float): blocks[nblocks] as BlockDesc; the last block's float output
+// goes to out. Scratch buffers, each large enough for the largest map of
+// any block: feat0, feat1 (float, between blocks), ident (float, the
+// downsampled shortcut), pooled (float, the avg-pooled input of a
+// downsample), bits0, bits1 (packed signs). Returns 0, or -1 for a bad
+// simd request.
+int mmb_forward(const float *x, int64_t n, int64_t h, int64_t w, int64_t c,
+                const BlockDesc *blocks, int64_t nblocks, float *feat0,
+                float *feat1, float *ident, float *pooled, uint64_t *bits0,
+                uint64_t *bits1, float *out, int simd, int nthreads) {
+  const int best = best_simd();
+  if (simd == kAuto) simd = best;
+  if (simd < kScalar || simd > best || n <= 0 || nblocks <= 0) return -1;
+  const int nt = std::max(1, nthreads);
+  if (nt == 1) {
+    forward_share(x, n, h, w, c, blocks, nblocks, feat0, feat1, ident,
+                  pooled, bits0, bits1, out, simd, 0, 1);
+  } else {
+#pragma omp parallel num_threads(nt)
+    forward_share(x, n, h, w, c, blocks, nblocks, feat0, feat1, ident,
+                  pooled, bits0, bits1, out, simd, omp_get_thread_num(),
+                  omp_get_num_threads());
   }
   return 0;
 }
