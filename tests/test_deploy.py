@@ -4,6 +4,8 @@ exported network against the float-emulated model."""
 import itertools
 import os.path as osp
 import re
+import shutil
+import subprocess
 
 import pytest
 import torch
@@ -165,6 +167,57 @@ def test_engine_bit_exact(native, n, h, w, c, cout, stride, seed):
                                                         shift)))
 
 
+SELFTEST = osp.join(REPO, 'tests', 'native', 'engine_selftest.cpp')
+CSRC = osp.join(REPO, 'mmbireal', 'deploy', 'csrc')
+
+
+def _write_selftest_vectors(path, cases):
+    """The reference path's results for engine_selftest.cpp."""
+    chunks = []
+    for n, h, w, c, cout, stride, seed in cases:
+        x, weight, gen = _case(n, h, w, c, cout, seed)
+        bits = pack_signs_torch(weight.permute(0, 2, 3, 1))
+        w_pm1 = unpack_signs(bits, c).permute(0, 3, 1, 2).contiguous()
+        dots = binary_conv3x3_torch(x, w_pm1, stride)
+        scale = torch.randn(cout, generator=gen)
+        shift = torch.randn(cout, generator=gen)
+        res = torch.randn(*dots.shape, generator=gen)
+        out = affine_epilogue(dots, scale, shift, res)
+        chunks += [torch.tensor([n, h, w, c, cout, stride]), x,
+                   engine_weight_layout(bits), scale, shift, res,
+                   dots.to(torch.int32), out, pack_signs_torch(out)]
+    with open(path, 'wb') as f:
+        for t in chunks:
+            f.write(t.contiguous().numpy().tobytes())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('target', ['portable', 'aarch64'])
+def test_engine_selftest_without_x86_simd(tmp_path, target):
+    """The plain C++ kernels (every CPU that is not x86, here forced with
+    MMB_PORTABLE) and an aarch64 cross build under qemu-aarch64 match the
+    reference path bit for bit. No speed is claimed for either."""
+    cxx = 'g++' if target == 'portable' else 'aarch64-linux-gnu-g++'
+    runner = [] if target == 'portable' else ['qemu-aarch64', '-L',
+                                               '/usr/aarch64-linux-gnu']
+    if shutil.which(cxx) is None or (runner and shutil.which(runner[0])
+                                     is None):
+        pytest.skip(f'needs {cxx} {" ".join(runner[:1])} (Debian '
+                    'g++-aarch64-linux-gnu, qemu-user)')
+    vectors = tmp_path / 'vectors.bin'
+    _write_selftest_vectors(vectors, list(_cases())[::5])
+    exe = tmp_path / 'selftest'
+    flags = ['-O2', '-std=c++17', '-fopenmp', '-ffp-contract=off']
+    if target == 'portable':
+        flags.append('-DMMB_PORTABLE')
+    subprocess.run([cxx, *flags, '-I', CSRC, SELFTEST, '-o', str(exe)],
+                   check=True, capture_output=True, timeout=300)
+    proc = subprocess.run([*runner, str(exe), str(vectors)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert re.match(r'\d+ cases ok \(best simd 1\)', proc.stdout), proc.stdout
+
+
 def test_engine_rejects_bad_arguments(native):
     act = native.pack_signs(torch.randn(1, 4, 4, 64))
     layout = engine_weight_layout(
@@ -250,6 +303,28 @@ def test_export_matches_float_model(tmp_path, extra):
         _assert_logits_match(ref, outs[backend])
     if len(outs) == 2:  # both backends compute identical floats
         assert torch.equal(outs['native'], outs['torch'])
+
+
+def test_network_call_is_bit_exact_at_every_simd_level(native):
+    """The whole block stack in one native call (downsample inside the
+    engine, odd maps: ceil-mode pooling windows) equals the reference path
+    block by block, at every SIMD level and thread count."""
+    packed = PackedBiRealNet(pack_classifier(_small_model(
+        **{'model.backbone.convs_per_shortcut': 2})))
+    gen = torch.Generator().manual_seed(3)
+    feat = torch.randn(2, 13, 11, 16, generator=gen)
+    ref = feat
+    for block in packed.blocks:
+        ref = block.forward_torch(ref)
+    blocks = [block.spec() for block in packed.blocks]
+    threads = torch.get_num_threads()
+    try:
+        for simd, n in itertools.product(native.supported_simd(), (1, 3)):
+            torch.set_num_threads(n)
+            out = native.plan_network(blocks, simd)(feat)
+            assert torch.equal(out, ref), (simd, n)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_packed_file_is_weights_only_plain_data(tmp_path):

@@ -139,9 +139,10 @@ class NativeEngine:
                                     out.data_ptr(), torch.get_num_threads())
         return out
 
-    def plan_network(self, blocks: Sequence['BlockSpec']) -> 'NetworkPlan':
+    def plan_network(self, blocks: Sequence['BlockSpec'],
+                     simd: str = 'auto') -> 'NetworkPlan':
         """All ``blocks`` as one native call (see :class:`NetworkPlan`)."""
-        return NetworkPlan(self, blocks)
+        return NetworkPlan(self, blocks, simd)
 
     def plan_conv3x3(self,
                      channels: int,
@@ -224,11 +225,14 @@ class NetworkPlan:
     buffers are shared).
     """
 
-    def __init__(self, engine: NativeEngine,
-                 blocks: Sequence[BlockSpec]) -> None:
+    def __init__(self, engine: NativeEngine, blocks: Sequence[BlockSpec],
+                 simd: str = 'auto') -> None:
         if not blocks:
             raise ValueError('a network needs at least one block')
-        self.engine = engine
+        if simd not in SIMD_CODES:
+            raise ValueError(f'unknown simd {simd!r}; accepted: '
+                             f'{", ".join(SIMD_CODES)}')
+        self.engine, self.simd = engine, simd
         self.blocks = list(blocks)
         self._keep: List[Tensor] = []  # the library reads them by pointer
         descs = (_BlockDesc * len(blocks))()
@@ -305,10 +309,12 @@ class NetworkPlan:
             buffers = self._buffers(n, h, w)
             ret = self.engine.lib.mmb_forward(
                 x.data_ptr(), n, h, w, c, self._descs, len(self.blocks),
-                *(t.data_ptr() for t in buffers), out.data_ptr(), 0,
-                torch.get_num_threads())
+                *(t.data_ptr() for t in buffers), out.data_ptr(),
+                SIMD_CODES[self.simd], torch.get_num_threads())
         if ret != 0:
-            raise RuntimeError('the binary conv engine refused the network')
+            raise RuntimeError(
+                f'binary conv engine refused simd={self.simd!r} (this CPU '
+                f'runs up to {self.engine.best_simd})')
         return out
 
 

@@ -1,7 +1,9 @@
 // Shared by every part of the engine: the weight-group geometry, the SIMD
 // levels, the CPU probe and the arguments of one convolution.
 #pragma once
-#if defined(__x86_64__) || defined(__i386__)
+// MMB_PORTABLE: build the plain C++ kernels only, as on a CPU that is not
+// x86 (the tests use it to check the aarch64 code path here).
+#if (defined(__x86_64__) || defined(__i386__)) && !defined(MMB_PORTABLE)
 #define MMB_X86 1
 #include <immintrin.h>
 #endif
