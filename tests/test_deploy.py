@@ -327,6 +327,66 @@ def test_network_call_is_bit_exact_at_every_simd_level(native):
         torch.set_num_threads(threads)
 
 
+def _random_images(n, channels, size, mean, std, seed):
+    """Normalised random 8-bit images, as the int8 stem expects."""
+    gen = torch.Generator().manual_seed(seed)
+    pixels = torch.randint(0, 256, (n, channels, size, size), generator=gen)
+    mean = torch.tensor(mean).view(1, -1, 1, 1)
+    std = torch.tensor(std).view(1, -1, 1, 1)
+    return (pixels.float() - mean) / std
+
+
+@pytest.mark.parametrize('stride,padding,size', [(2, 3, 19), (1, 1, 9)])
+def test_int8_stem_errs_only_by_the_weight_rounding(stride, padding, size):
+    """Folded normalisation and the border correction are exact: the int8
+    stem is the int8-rounded folded weights on the pixels minus the exact
+    mean-image term (zero padding: border taps outside the image add 0)."""
+    from mmbireal.deploy.int8_stem import Int8Stem
+    if getattr(torch.ops.onednn, 'qconv2d_pointwise', None) is None:
+        pytest.skip('no oneDNN quantized conv in this PyTorch')
+    gen = torch.Generator().manual_seed(0)
+    k = 2 * padding + 1
+    weight = torch.randn(16, 3, k, k, generator=gen)
+    bias = torch.randn(16, generator=gen)
+    mean, std = [123.7, 116.3, 103.5], [58.4, 57.1, 57.4]
+    stem = Int8Stem(weight, bias, mean, std, stride, padding)
+    x = _random_images(2, 3, size, mean, std, 1)
+    m = torch.tensor(mean).double().view(1, -1, 1, 1)
+    s = torch.tensor(std).double().view(1, -1, 1, 1)
+    pixels = torch.round(x.double() * s + m)
+    folded = weight.double() / s
+    rounded = stem.w_int8.double() * stem.w_scale.double().view(-1, 1, 1, 1)
+    ref = (F.conv2d(pixels, rounded, bias.double(), stride, padding) -
+           F.conv2d(m.expand_as(x), folded, None, stride, padding))
+    out = stem(x)
+    assert out.shape == ref.shape
+    assert (out.double() - ref).abs().max() <= 1e-5 * ref.abs().max()
+    exact = F.conv2d(x, weight, bias, stride, padding)
+    assert not torch.equal(out, exact)  # it is an approximation
+
+
+def test_int8_stem_is_an_explicit_option(tmp_path):
+    model = _small_model()
+    packed = pack_classifier(model)
+    with pytest.raises(ValueError, match="unknown stem 'bf16'; accepted: "
+                       'exact, int8'):
+        PackedBiRealNet(packed, stem='bf16')
+    assert PackedBiRealNet(packed).stem == 'exact'
+    if getattr(torch.ops.onednn, 'qconv2d_pointwise', None) is None:
+        pytest.skip('no oneDNN quantized conv in this PyTorch')
+    x = _random_images(16, 1, 28, packed['meta']['mean'],
+                       packed['meta']['std'], 2)
+    exact, fast = PackedBiRealNet(packed)(x), PackedBiRealNet(
+        packed, stem='int8')(x)
+    # a random binary net amplifies the stem's rounding (signs flip); the
+    # benchmark measures the cost on Bi-Real-18
+    span = (exact.max() - exact.min()).item()
+    assert 0 < (fast - exact).abs().max().item() <= 0.25 * span
+    del packed['meta']['mean']
+    with pytest.raises(ValueError, match=r'needs .* mean/std'):
+        PackedBiRealNet(packed, stem='int8')
+
+
 def test_packed_file_is_weights_only_plain_data(tmp_path):
     model = _small_model()
     packed = pack_classifier(model)

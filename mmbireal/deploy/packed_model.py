@@ -34,15 +34,17 @@ from .file_format import (
     conv_key,
     downsample_key,
 )
+from .int8_stem import Int8Stem
 from .reference import (
-                        affine_epilogue,
-                        binary_conv3x3_torch,
-                        downsample_torch,
-                        num_words,
-                        unpack_signs,
+    affine_epilogue,
+    binary_conv3x3_torch,
+    downsample_torch,
+    num_words,
+    unpack_signs,
 )
 
 BACKENDS = ('auto', 'native', 'torch')
+STEMS = ('exact', 'int8')
 
 
 class PackedBinaryConv(nn.Module):
@@ -150,17 +152,24 @@ class PackedBiRealNet(nn.Module):
             ``'torch'`` (reference path) or ``'auto'`` (native when it
             builds, else torch after a one-line warning).
         source: File name for error messages.
+        stem: ``'exact'`` (fp32, the same floats on every backend) or
+            ``'int8'`` (:class:`~.int8_stem.Int8Stem`: faster, not
+            bit-exact; needs the mean/std of the file's meta and inputs
+            that were 8-bit images).
 
     Raises:
         CheckpointError: ``packed`` is not a valid packed Bi-Real file.
     """
 
     def __init__(self, packed: dict, backend: str = 'auto',
-                 source: str = '<dict>') -> None:
+                 source: str = '<dict>', stem: str = 'exact') -> None:
         super().__init__()
         if backend not in BACKENDS:
             raise ValueError(f'unknown backend {backend!r}; accepted: '
                              f'{", ".join(BACKENDS)}')
+        if stem not in STEMS:
+            raise ValueError(f'unknown stem {stem!r}; accepted: '
+                             f'{", ".join(STEMS)}')
         _check(isinstance(packed, dict) and packed.get('format') == FORMAT,
                source, f'not a {FORMAT} file')
         _check(packed.get('version') == VERSION, source,
@@ -179,6 +188,16 @@ class PackedBiRealNet(nn.Module):
         self.arch = arch
         meta = packed.get('meta')
         self.meta = dict(meta) if isinstance(meta, dict) else {}
+        self.stem = stem
+        self._int8_stem: Optional[Int8Stem] = None
+        if stem == 'int8':
+            if 'mean' not in self.meta or 'std' not in self.meta:
+                raise ValueError("stem='int8' needs the data preprocessor's "
+                                 'mean/std in the packed file')
+            stride, pad = (2, 3) if self.stem_type == 'imagenet' else (1, 1)
+            self._int8_stem = Int8Stem(self.stem_weight, self.stem_bias,
+                                       self.meta['mean'], self.meta['std'],
+                                       stride, pad)
         self.engine: Optional[NativeEngine] = None
         self._network: Optional[NetworkPlan] = None
         self._network_key: Optional[tuple] = None
@@ -283,7 +302,11 @@ class PackedBiRealNet(nn.Module):
         # times faster on it than on NCHW (stem 0.9 vs 6.4 ms at batch 1
         # here), and its memory is already the NHWC the blocks use
         x = x.float().contiguous(memory_format=torch.channels_last)
-        if self.stem_type == 'imagenet':
+        if self._int8_stem is not None:  # opt-in, not bit-exact
+            x = self._int8_stem(x)
+            if self.stem_type == 'imagenet':
+                x = F.max_pool2d(x, 3, 2, 1)
+        elif self.stem_type == 'imagenet':
             x = F.conv2d(x, self.stem_weight, self.stem_bias, 2, 3)
             x = F.max_pool2d(x, 3, 2, 1)
         else:
@@ -297,12 +320,14 @@ class PackedBiRealNet(nn.Module):
         return F.linear(x.mean(dim=(1, 2)), self.fc_weight, self.fc_bias)
 
 
-def load_packed(path: str, backend: str = 'auto') -> PackedBiRealNet:
-    """Load a packed Bi-Real file (weights-only) as an inference module.
+def load_packed(path: str, backend: str = 'auto',
+                stem: str = 'exact') -> PackedBiRealNet:
+    """Load a packed Bi-Real file (weights-only) as an inference module
+    (``backend``, ``stem``: see :class:`PackedBiRealNet`).
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
         CheckpointError: a corrupt, truncated or foreign file (one line).
     """
     packed = load_checkpoint_file(path, map_location='cpu')
-    return PackedBiRealNet(packed, backend=backend, source=path)
+    return PackedBiRealNet(packed, backend=backend, source=path, stem=stem)

@@ -163,15 +163,15 @@ class Row(NamedTuple):
 PACKED = 'Bi-Real-18 packed 1-bit'
 
 
-def bireal_rows(float_bireal, packed, packed_bytes: int,
+def bireal_rows(float_bireal, packed, packed_int8, packed_bytes: int,
                 size: int) -> List[Row]:
 
     def inputs(batch: int) -> torch.Tensor:
         return torch.from_numpy(peer_runtimes.random_inputs(batch, size))
 
-    def build_packed(batch: int) -> Callable[[], object]:
+    def build_packed(batch: int, model=packed) -> Callable[[], object]:
         x = inputs(batch)
-        return lambda: packed(x)
+        return lambda: model(x)
 
     def build_float(batch: int) -> Callable[[], object]:
         x = inputs(batch)
@@ -179,12 +179,38 @@ def bireal_rows(float_bireal, packed, packed_bytes: int,
 
     float_bytes = sum(t.numel() * t.element_size()
                       for t in float_bireal.state_dict().values())
-    return [
+    rows = [
         Row(PACKED, f'mmbireal engine ({packed.backend})', 'bireal18',
             packed_bytes, build_packed),
         Row('Bi-Real-18 float-emulated', f'PyTorch {torch.__version__} '
             'eager', 'bireal18', float_bytes, build_float),
     ]
+    if packed_int8 is not None:
+        rows.insert(1, Row(f'{PACKED}, int8 stem (not exact)',
+                           f'mmbireal engine ({packed.backend})', 'bireal18',
+                           packed_bytes,
+                           lambda b: build_packed(b, packed_int8)))
+    return rows
+
+
+def int8_stem_cost(packed, packed_int8, size: int, images: int = 64) -> str:
+    """How far the int8 stem moves the logits of random 8-bit images."""
+    gen = torch.Generator().manual_seed(4)
+    mean = torch.tensor(packed.meta['mean']).view(1, -1, 1, 1)
+    std = torch.tensor(packed.meta['std']).view(1, -1, 1, 1)
+    diff, agree, span = 0.0, 0, 0.0
+    for _ in range(images // 8):
+        pixels = torch.randint(0, 256, (8, packed.in_channels, size, size),
+                               generator=gen)
+        x = (pixels.float() - mean) / std
+        exact, fast = packed(x), packed_int8(x)
+        diff = max(diff, (fast - exact).abs().max().item())
+        span = max(span, (exact.max() - exact.min()).item())
+        agree += int((fast.argmax(1) == exact.argmax(1)).sum())
+    return (f'int8 stem vs exact stem on {images} random 8-bit images: '
+            f'max |logit diff| {diff:.3g} ({100 * diff / span:.1f}% of the '
+            f'logit range), top-1 agreement {100 * agree / images:.0f}% '
+            '(random weights: a trained model is the real test)')
 
 
 def bench_peers(args: argparse.Namespace, threads: int, base: List[Row],
@@ -314,13 +340,21 @@ def main(argv: Optional[List[str]] = None) -> None:
         path = osp.join(tmp, 'packed.pth')
         size = export_packed(float_bireal, path)
         packed = load_packed(path)
+        try:
+            packed_int8 = load_packed(path, stem='int8')
+        except (RuntimeError, ValueError) as e:
+            packed_int8 = None
+            print(f'int8 stem skipped: {e}')
         engine = packed.engine
         print(f'{cpu_name()}; {platform.machine()}; torch '
               f'{torch.__version__}; engine: '
               + (f'{engine.best_simd} ({engine.path})' if engine else
                  'not available, PyTorch reference path'))
         print(f'packed file: {size / 1e6:.2f} MB')
-        base = bireal_rows(float_bireal, packed, size, args.size)
+        if packed_int8 is not None:
+            print(int8_stem_cost(packed, packed_int8, args.size))
+        base = bireal_rows(float_bireal, packed, packed_int8, size,
+                           args.size)
         for threads in args.threads or [torch.get_num_threads()]:
             torch.set_num_threads(threads)
             if 'peers' in args.sections:
