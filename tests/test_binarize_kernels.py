@@ -13,6 +13,7 @@ from mmbireal.models import binarize_kernels as K
 from mmbireal.models import binarizers as B
 from mmbireal.models.binary_conv import BinaryConv2d
 from mmbireal.utils import native
+from mmbireal.utils.errors import InputError
 
 
 @pytest.fixture(scope='module')
@@ -23,10 +24,9 @@ def kernels():
     return k
 
 
-@pytest.fixture
-def torch_ops(monkeypatch):
-    """Make the binarizers use PyTorch ops only."""
-    monkeypatch.setattr(B, 'kernels_for', lambda *tensors: None)
+def _native_coded(kind):
+    return [c for c in B.registered_binarizers(kind)
+            if kind == 'weight' or c.native_code is not None]
 
 
 def _activations(numel=70_001, seed=0):
@@ -47,35 +47,65 @@ def _same(a, b):
 def test_sign_matches_pytorch_ops(kernels):
     x = _activations()
     _same(kernels.sign(x), torch.sign(x).add_(0.5).sign_())
+    _same(kernels.sign(x), K.TORCH_OPS.sign(x))
     assert kernels.sign(x)[:4].tolist() == [1.0, 1.0, 1.0, -1.0]
 
 
-@pytest.mark.parametrize('name', sorted(K.SURROGATE_KINDS))
-def test_surrogate_gradient_matches_pytorch_ops(kernels, name):
+@pytest.mark.parametrize('cls', _native_coded('activation'),
+                         ids=lambda c: c.name)
+def test_surrogate_gradient_matches_pytorch_ops(kernels, cls):
+    binarizer = cls()
     x, grad = _activations(), _activations(seed=1)
-    expected = grad * B.ACT_SURROGATE_GRADS[name](x)
-    _same(kernels.mul_surrogate_grad(x, grad, name), expected)
-    kernels.mul_surrogate_grad(x, grad, name, out=grad)  # in place
+    expected = grad * binarizer.surrogate_grad(x)
+    _same(K.TORCH_OPS.mul_surrogate_grad(x, grad, binarizer), expected)
+    _same(kernels.mul_surrogate_grad(x, grad, binarizer), expected)
+    kernels.mul_surrogate_grad(x, grad, binarizer, out=grad)  # in place
     _same(grad, expected)
 
 
-@pytest.mark.parametrize('name', sorted(B.WEIGHT_BINARIZER_SPECS))
-def test_weight_binarizer_matches_pytorch_ops(kernels, name):
-    spec = B.WEIGHT_BINARIZER_SPECS[name]
+class _Wide(B.ActBinarizer):
+    """No kernel of its own (and not registered)."""
+
+    def surrogate_grad(self, x, out=None):
+        return torch.abs(x, out=out).le_(2)
+
+
+class _BadCode(B.STE):
+    native_code = 99
+
+
+def test_surrogate_without_native_code_runs_pytorch_ops(kernels):
+    x, grad = _activations(), _activations(seed=1)
+    expected = grad * (x.abs() <= 2)
+    assert (x.abs() > 1).any() and (x.abs() > 2).any()
+    _same(kernels.mul_surrogate_grad(x, grad, _Wide()), expected)
+    with pytest.raises(ValueError, match='native_code=99: no such kernel'):
+        kernels.mul_surrogate_grad(x, grad, _BadCode())
+
+
+@pytest.mark.parametrize('cls', _native_coded('weight'),
+                         ids=lambda c: c.name)
+def test_weight_binarizer_matches_pytorch_ops(kernels, cls):
+    binarizer = cls()
     torch.manual_seed(0)
     w = torch.randn(64, 32, 3, 3) * 0.6  # some |w| >= 1
     w[0, 0, 0, :2] = torch.tensor([0.0, 1.0])
     grad = torch.randn_like(w)
-    w_b, alpha = B.binarize_weight(w, spec)
-    ref_alpha = B.channel_scale(w)
-    if spec.scaled or spec.scaled_grad:
-        torch.testing.assert_close(alpha, ref_alpha, rtol=1e-6, atol=0)
+    w_b, alpha = kernels.binarize_weight(w, binarizer)
+    if binarizer.scaled or binarizer.scaled_grad:
+        torch.testing.assert_close(alpha, K.channel_scale(w), rtol=1e-6,
+                                   atol=0)
+    else:
+        assert alpha is None
     sign = torch.where(w >= 0, 1.0, -1.0)
-    _same(w_b, sign * alpha if spec.scaled else sign)
-    # with the same alpha, the gradient is the same to the bit
-    mask = (w.abs() < 1 if spec.strict_clip else w.abs() <= 1).float()
-    scale = mask * alpha if spec.scaled_grad else mask
-    _same(B.weight_grad(w, grad.clone(), spec, alpha), grad * scale)
+    _same(w_b, sign * alpha if binarizer.scaled else sign)
+    # with the same alpha, both backends give the same bits
+    _same(K.TORCH_OPS.binarize_weight(w, binarizer, alpha=alpha)[0], w_b)
+    mask = (w.abs() < 1 if binarizer.strict_clip else w.abs() <= 1).float()
+    scale = mask * alpha if binarizer.scaled_grad else mask
+    for ops in (kernels, K.TORCH_OPS):
+        _same(ops.weight_grad_(w, grad.clone(), binarizer, alpha),
+              grad * scale)
 
 
 def test_kernels_are_used_only_where_they_apply(kernels):
@@ -97,6 +127,32 @@ def test_kernels_are_used_only_where_they_apply(kernels):
         assert K.kernels_for(leaf) is kernels
 
 
+def test_backend_is_chosen_once_per_call(kernels):
+    x = torch.randn(2, 3, 4, 5)
+    alpha = torch.rand(2, 1, 1, 1)
+    for backend in ('auto', 'native'):
+        assert K.binarize_ops(backend, x) is kernels
+        assert K.binarize_ops(backend, x, None, scale=alpha) is kernels
+        assert K.binarize_ops(backend, x.double()) is K.TORCH_OPS
+        # a scale the kernels cannot read
+        assert K.binarize_ops(backend, x, scale=alpha.double()) is \
+            K.TORCH_OPS
+        assert K.binarize_ops(backend, x, scale=alpha[:1]) is K.TORCH_OPS
+    assert K.binarize_ops('torch', x) is K.TORCH_OPS
+
+
+@pytest.mark.parametrize('backend', ['cuda', 'Torch', None])
+def test_unknown_backend_is_one_line_error(backend):
+    with pytest.raises(InputError) as info:
+        BinaryConv2d(2, 2, 3, backend=backend)
+    assert str(info.value) == (f'unknown backend {backend!r}; accepted: '
+                               'auto, native, torch')
+    conv = BinaryConv2d(2, 2, 3)
+    with pytest.raises(InputError):
+        conv.backend = backend
+    assert conv.backend == 'auto'
+
+
 def test_disabled_by_environment(monkeypatch):
     monkeypatch.setenv('MMBIREAL_TRAIN_KERNELS', 'torch')
     lazy = native.LazyLibrary(K.build_kernels, 'MMBIREAL_TRAIN_KERNELS',
@@ -113,8 +169,18 @@ def test_without_kernels_training_goes_on_after_one_warning(monkeypatch):
     x = torch.tensor([-2.0, -0.5, 0.0, 0.5], requires_grad=True)
     with failing_native_build(monkeypatch, K, 'build_kernels', K._kernels):
         for _ in range(2):
-            B.approx_sign(x).backward(torch.ones(4))
+            B.ApproxSign()(x).backward(torch.ones(4))
     assert x.grad.tolist() == [0.0, 2.0, 4.0, 2.0]  # twice 0, 1, 2, 1
+
+
+def test_native_backend_without_compiler_is_an_error(monkeypatch):
+    with failing_native_build(monkeypatch, K, 'build_kernels', K._kernels):
+        with pytest.raises(InputError) as info:
+            BinaryConv2d(2, 2, 3, backend='native')
+        assert str(info.value) == (
+            "backend 'native': the one-pass binarization kernels are not "
+            'available (see the warning); accepted here: auto, torch')
+        assert BinaryConv2d(2, 2, 3).backend == 'auto'  # falls back
 
 
 def _conv_step(conv, x):
@@ -126,6 +192,22 @@ def _conv_step(conv, x):
     return y.detach(), grads
 
 
+KERNEL_OPS = ('sign', 'mul_surrogate_grad', 'binarize_weight',
+              'weight_grad_')
+
+
+def _kernel_calls(monkeypatch):
+    """The names of the kernel ops called from now on."""
+    calls = []
+    for name in KERNEL_OPS:
+        method = getattr(K.NativeBinarizeOps, name)
+        monkeypatch.setattr(
+            K.NativeBinarizeOps, name,
+            lambda self, *a, _m=method, _n=name, **k: calls.append(_n) or
+            _m(self, *a, **k))
+    return calls
+
+
 @pytest.mark.parametrize('act,weight', [('approx_sign', 'magnitude_aware'),
                                         ('ste', 'scaled_sign'),
                                         ('approx_sign', 'sign')])
@@ -134,23 +216,15 @@ def test_binary_conv_training_step_same_with_and_without_kernels(
         kernels, monkeypatch, act, weight, channels_last):
     torch.manual_seed(0)
     conv = BinaryConv2d(16, 24, 3, padding=1, bias=False, act_binarizer=act,
-                        weight_binarizer=weight)
+                        weight_binarizer=weight, backend='native')
     x = torch.randn(4, 16, 30, 30)  # large enough for the threaded paths
     if channels_last:
         conv = conv.to(memory_format=torch.channels_last)
         x = x.to(memory_format=torch.channels_last)
-    calls = []
-    for name in ('sign', 'mul_surrogate_grad', 'binarize_weight',
-                 'weight_grad_'):
-        method = getattr(K.BinarizeKernels, name)
-        monkeypatch.setattr(
-            K.BinarizeKernels, name,
-            lambda self, *a, _m=method, _n=name, **k: calls.append(_n) or
-            _m(self, *a, **k))
+    calls = _kernel_calls(monkeypatch)
     y, (gx, gw) = _conv_step(conv, x)
-    assert set(calls) == {'sign', 'mul_surrogate_grad', 'binarize_weight',
-                          'weight_grad_'}
-    monkeypatch.setattr(B, 'kernels_for', lambda *tensors: None)
+    assert set(calls) == set(KERNEL_OPS)
+    conv.backend = 'torch'
     calls.clear()
     y_ref, (gx_ref, gw_ref) = _conv_step(conv, x)
     assert not calls
@@ -159,3 +233,32 @@ def test_binary_conv_training_step_same_with_and_without_kernels(
     torch.testing.assert_close(gx, gx_ref, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(gw, gw_ref, rtol=1e-5, atol=1e-6)
     assert gx.stride() == gx_ref.stride()
+    # the inference path (no autograd) too
+    with torch.no_grad():
+        torch.testing.assert_close(conv(x), y_ref, rtol=0, atol=0)
+        assert not calls
+        conv.backend = 'auto'
+        torch.testing.assert_close(conv(x), y, rtol=0, atol=0)
+        assert calls
+
+
+def test_environment_overrides_the_backend(kernels, monkeypatch):
+    torch.manual_seed(0)
+    conv = BinaryConv2d(8, 8, 3, padding=1, backend='native')
+    x = torch.randn(2, 8, 6, 6)
+    calls = _kernel_calls(monkeypatch)
+    y, (gx, gw) = _conv_step(conv, x)
+    assert calls
+    calls.clear()
+    monkeypatch.setenv('MMBIREAL_TRAIN_KERNELS', 'torch')
+    K._kernels.reset()
+    try:
+        # no error for 'native' either: the environment wins
+        assert BinaryConv2d(2, 2, 3, backend='native').backend == 'native'
+        y_ref, (gx_ref, gw_ref) = _conv_step(conv, x)
+        assert not calls
+    finally:
+        K._kernels.reset()
+    torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(gx, gx_ref, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(gw, gw_ref, rtol=1e-5, atol=1e-6)

@@ -13,7 +13,9 @@ from mmcv.cnn import build_activation_layer, build_conv_layer
 
 import mmbireal  # noqa: F401 (registers BinaryConv2d and LeakyClip)
 from mmbireal.models import binarizers as B
-from mmbireal.models.binary_conv import BinaryConv2d
+from mmbireal.models.binary_conv import BinaryConv2d, binary_convs
+from mmbireal.registry import BINARIZERS
+from mmbireal.utils.errors import InputError
 
 DTYPES = (torch.float32, torch.float64)
 
@@ -93,7 +95,7 @@ def _grad_of(fn, x, upstream):
 @pytest.mark.parametrize('dtype', DTYPES)
 @pytest.mark.parametrize('name', ACT_NAMES)
 def test_act_binarizer_forward_is_sign_with_sign0_plus1(name, dtype):
-    fn = B.get_act_binarizer(name)
+    fn = B.build_binarizer(name, 'activation')
     x = _tensor(SPECIAL, dtype)
     out = fn(x)
     assert out.dtype == dtype
@@ -110,7 +112,7 @@ def test_approx_sign_gradient_formula(dtype):
     gen = torch.Generator().manual_seed(1)
     upstream = torch.randn(x.shape, generator=gen, dtype=torch.float64)
     upstream = upstream.to(dtype)
-    _, grad = _grad_of(B.approx_sign, x, upstream)
+    _, grad = _grad_of(B.ApproxSign(), x, upstream)
     assert grad.dtype == dtype
     expected = _map(_approx_sign_grad, x) * upstream
     torch.testing.assert_close(grad, expected)
@@ -119,7 +121,7 @@ def test_approx_sign_gradient_formula(dtype):
 @pytest.mark.parametrize('dtype', DTYPES)
 def test_approx_sign_gradient_at_breakpoints(dtype):
     x = _tensor([-1.0, 0.0, 1.0, -0.5, 0.5, -2.0, 2.0], dtype)
-    _, grad = _grad_of(B.approx_sign, x, torch.ones_like(x))
+    _, grad = _grad_of(B.ApproxSign(), x, torch.ones_like(x))
     expected = _tensor([0.0, 2.0, 0.0, 1.0, 1.0, 0.0, 0.0], dtype)
     torch.testing.assert_close(grad, expected, rtol=0, atol=0)
 
@@ -143,11 +145,11 @@ def test_approx_sign_gradient_matches_autograd_of_paper_polynomial(dtype):
         assert ((x > lo) & (x < hi)).sum() > 50
     upstream = torch.randn(x.shape, generator=gen,
                            dtype=torch.float64).to(dtype)
-    _, grad = _grad_of(B.approx_sign, x, upstream)
+    _, grad = _grad_of(B.ApproxSign(), x, upstream)
     _, grad_ref = _grad_of(_paper_F, x, upstream)
     torch.testing.assert_close(grad, grad_ref)
     # and the forward is the sign the polynomial approximates
-    torch.testing.assert_close(B.approx_sign(x), torch.sign(x))
+    torch.testing.assert_close(B.ApproxSign()(x), torch.sign(x))
 
 
 @pytest.mark.parametrize('dtype', DTYPES)
@@ -156,11 +158,11 @@ def test_ste_gradient_formula(dtype):
     gen = torch.Generator().manual_seed(3)
     upstream = torch.randn(x.shape, generator=gen,
                            dtype=torch.float64).to(dtype)
-    _, grad = _grad_of(B.ste, x, upstream)
+    _, grad = _grad_of(B.STE(), x, upstream)
     assert grad.dtype == dtype
     torch.testing.assert_close(grad, _map(_ste_grad, x) * upstream)
     # |x| <= 1 is inclusive at both ends
-    _, g = _grad_of(B.ste, _tensor([-1.0, 1.0, -1.0001, 1.0001], dtype),
+    _, g = _grad_of(B.STE(), _tensor([-1.0, 1.0, -1.0001, 1.0001], dtype),
                     torch.ones(4, dtype=dtype))
     assert g.tolist() == [1.0, 1.0, 0.0, 0.0]
 
@@ -172,7 +174,7 @@ def test_ste_gradient_formula(dtype):
 @pytest.mark.parametrize('name', ('magnitude_aware', 'scaled_sign'))
 def test_scaled_weight_binarizer_forward(name, dtype):
     w = _weight(dtype)
-    out = B.get_weight_binarizer(name)(w)
+    out = B.build_binarizer(name, 'weight')(w)
     assert out.dtype == dtype and out.shape == w.shape
     alpha = _alpha(w)
     # the channels really have different scales
@@ -187,7 +189,7 @@ def test_scaled_weight_binarizer_forward(name, dtype):
 @pytest.mark.parametrize('dtype', DTYPES)
 def test_sign_weight_binarizer_forward_is_exactly_pm1(dtype):
     w = _weight(dtype)
-    out = B.sign(w)
+    out = B.Sign()(w)
     assert out.dtype == dtype
     torch.testing.assert_close(out, _map(_sign, w), rtol=0, atol=0)
     assert set(out.unique().tolist()) == {-1.0, 1.0}
@@ -203,7 +205,7 @@ def _upstream(w, seed=4):
 def test_magnitude_aware_gradient(dtype):
     w = _weight(dtype)
     g = _upstream(w)
-    _, grad = _grad_of(B.magnitude_aware, w, g)
+    _, grad = _grad_of(B.MagnitudeAware(), w, g)
     assert grad.dtype == dtype
     mask = _map(lambda v: 1.0 if abs(v) < 1 else 0.0, w)  # strict
     torch.testing.assert_close(grad, _alpha(w) * mask * g)
@@ -220,7 +222,7 @@ def test_magnitude_aware_gradient(dtype):
 def test_clipped_straight_through_weight_gradient(name, dtype):
     w = _weight(dtype)
     g = _upstream(w)
-    _, grad = _grad_of(B.get_weight_binarizer(name), w, g)
+    _, grad = _grad_of(B.build_binarizer(name, 'weight'), w, g)
     assert grad.dtype == dtype
     # alpha is detached: no alpha factor, no derivative of alpha
     torch.testing.assert_close(grad, _map(_ste_grad, w) * g)
@@ -233,34 +235,58 @@ def test_clipped_straight_through_weight_gradient(name, dtype):
 # lookup by name
 # ---------------------------------------------------------------------------
 def test_lookup_none_returns_none():
-    assert B.get_act_binarizer(None) is None
-    assert B.get_weight_binarizer(None) is None
+    assert B.build_binarizer(None, 'activation') is None
+    assert B.build_binarizer(None, 'weight') is None
 
 
-def test_lookup_known_names():
-    assert set(B.ACT_BINARIZERS) == set(ACT_NAMES)
-    assert set(B.WEIGHT_BINARIZERS) == set(WEIGHT_NAMES)
-    assert B.get_act_binarizer('approx_sign') is B.approx_sign
-    assert B.get_act_binarizer('ste') is B.ste
-    assert B.get_weight_binarizer('magnitude_aware') is B.magnitude_aware
-    assert B.get_weight_binarizer('scaled_sign') is B.scaled_sign
-    assert B.get_weight_binarizer('sign') is B.sign
-
-
-@pytest.mark.parametrize('getter,accepted,bad', [
-    (B.get_act_binarizer, ACT_NAMES, 'foo'),
-    (B.get_act_binarizer, ACT_NAMES, 'magnitude_aware'),
-    (B.get_weight_binarizer, WEIGHT_NAMES, 'bar'),
-    (B.get_weight_binarizer, WEIGHT_NAMES, 'approx_sign'),
+@pytest.mark.parametrize('kind,name,cls', [
+    ('activation', 'approx_sign', B.ApproxSign),
+    ('activation', 'ste', B.STE),
+    ('weight', 'magnitude_aware', B.MagnitudeAware),
+    ('weight', 'scaled_sign', B.ScaledSign),
+    ('weight', 'sign', B.Sign),
 ])
-def test_lookup_unknown_name_raises(getter, accepted, bad):
-    with pytest.raises(ValueError) as info:
-        getter(bad)
+def test_lookup_by_name_dict_or_instance(kind, name, cls):
+    assert {c.name for c in B.registered_binarizers(kind)} >= set(
+        ACT_NAMES if kind == 'activation' else WEIGHT_NAMES)
+    assert BINARIZERS.get(cls.__name__) is cls
+    by_name = B.build_binarizer(name, kind)
+    by_dict = B.build_binarizer(dict(type=cls.__name__), kind)
+    assert type(by_name) is cls and type(by_dict) is cls
+    assert by_name.name == name and by_name.kind == kind
+    instance = cls()
+    assert B.build_binarizer(instance, kind) is instance
+
+
+@pytest.mark.parametrize('kind,accepted,bad', [
+    ('activation', ACT_NAMES, 'foo'),
+    ('activation', ACT_NAMES, 'magnitude_aware'),
+    ('weight', WEIGHT_NAMES, 'bar'),
+    ('weight', WEIGHT_NAMES, 'approx_sign'),
+])
+def test_lookup_unknown_name_raises(kind, accepted, bad):
+    with pytest.raises(InputError) as info:
+        B.build_binarizer(bad, kind)
     msg = str(info.value)
-    assert bad in msg
+    assert msg.startswith(f'unknown {kind} binarizer {bad!r}; accepted: ')
     for name in accepted:
-        assert name in msg
-    assert 'None' in msg
+        assert repr(name) in msg
+    assert msg.endswith(', None')
+
+
+@pytest.mark.parametrize('kind,cfg,match', [
+    ('activation', dict(type='Sign'),
+     "unknown activation binarizer type 'Sign'; accepted: 'ApproxSign', "),
+    ('weight', dict(type='Nope'), "unknown weight binarizer type 'Nope'"),
+    ('weight', dict(kind='sign'), 'unknown weight binarizer type None'),
+    ('activation', B.Sign(), 'unknown activation binarizer Sign()'),
+    ('activation', dict(type='ApproxSign', clip=2),
+     "activation binarizer .*'clip'"),
+])
+def test_bad_binarizer_configs_raise_one_line(kind, cfg, match):
+    with pytest.raises(InputError, match=match) as info:
+        B.build_binarizer(cfg, kind)
+    assert '\n' not in str(info.value)
 
 
 # ---------------------------------------------------------------------------
@@ -548,3 +574,114 @@ def test_binary_conv_trains_under_autocast():
     assert conv.weight.grad.dtype == torch.float32
     assert conv.bias.grad.dtype == torch.float32
     assert torch.isfinite(conv.weight.grad).all()
+
+
+# ---------------------------------------------------------------------------
+# a binarizer added outside the package: one class, registered
+# ---------------------------------------------------------------------------
+@BINARIZERS.register_module()
+class WideClipSTE(B.ActBinarizer):
+    """Straight-through on ``|x| <= 2``; no native kernel code."""
+
+    def surrogate_grad(self, x, out=None):
+        return torch.abs(x, out=out).le_(2)
+
+
+@BINARIZERS.register_module()
+class StrictScaledSign(B.WeightBinarizer):
+    """``alpha * sign(w)``, alpha detached, gradient on ``|w| < 1``."""
+
+    scaled, strict_clip = True, True
+
+
+def test_new_binarizers_are_found_by_name_and_dict():
+    assert WideClipSTE.name == 'wide_clip_ste'
+    assert StrictScaledSign.name == 'strict_scaled_sign'
+    conv = _conv('wide_clip_ste', dict(type='StrictScaledSign'))
+    assert conv.act_binarizer == 'wide_clip_ste'
+    assert conv.weight_binarizer == 'strict_scaled_sign'
+    assert isinstance(conv.act_binarizer_obj, WideClipSTE)
+    # both kinds list them among what they accept, and only there
+    with pytest.raises(InputError, match="'approx_sign', 'ste', "
+                       "'wide_clip_ste', None"):
+        B.build_binarizer('strict_scaled_sign', 'activation')
+
+
+@pytest.mark.parametrize('dtype', DTYPES)  # float32: the kernels' path
+@pytest.mark.parametrize('backend', ('auto', 'torch'))
+def test_new_binarizers_train_with_their_own_gradients(dtype, backend):
+    conv = _conv('wide_clip_ste', 'strict_scaled_sign', padding=1,
+                 backend=backend).to(dtype)
+    with torch.no_grad():
+        conv.weight.copy_(_input(conv.weight.shape, dtype, seed=13) * 0.8)
+        conv.weight.view(-1)[:2] = torch.tensor([1.0, -1.0])  # clip edges
+    x = (_input((2, 3, 6, 6), dtype, seed=14) * 1.5).requires_grad_()
+    out = conv(x)
+    upstream = _upstream(out, seed=15)
+    out.backward(upstream)
+
+    w = conv.weight.detach()
+    xb = _ref_act('ste', x.detach()).requires_grad_()
+    wb = (_alpha(w) * _ref_act('ste', w)).requires_grad_()
+    ref = F.conv2d(xb, wb, None, 1, 1)
+    torch.testing.assert_close(out, ref)
+    grad_xb, grad_wb = torch.autograd.grad(ref, (xb, wb), upstream)
+    expected_x = grad_xb * (x.detach().abs() <= 2).to(dtype)
+    expected_w = grad_wb * (w.abs() < 1).to(dtype)  # strict, no alpha
+    # the cases discriminate: 1 < |x| <= 2 passes here, not under ste
+    inner = (x.abs() > 1) & (x.abs() <= 2)
+    assert inner.any() and (expected_x[inner] != 0).any()
+    assert (w.abs() == 1).any() and (expected_w == 0).any()
+    torch.testing.assert_close(x.grad, expected_x)
+    torch.testing.assert_close(conv.weight.grad, expected_w)
+
+
+def test_new_binarizers_train_a_bireal_net_built_from_a_config():
+    from mmpretrain.registry import MODELS
+    torch.manual_seed(0)
+    backbone = MODELS.build(
+        dict(type='BiRealNet', depth=18, stem_channels=8, base_channels=8,
+             conv_cfg=dict(type='BinaryConv2d',
+                           act_binarizer=dict(type='WideClipSTE'),
+                           weight_binarizer='strict_scaled_sign')))
+    convs = [conv for _, conv in binary_convs(backbone)]
+    assert len(convs) == 16
+    assert all(isinstance(c.act_binarizer_obj, WideClipSTE) and
+               isinstance(c.weight_binarizer_obj, StrictScaledSign)
+               for c in convs)
+    model = torch.nn.Sequential(backbone, _LastStagePool(),
+                                torch.nn.Linear(64, 4))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    x = torch.randn(8, 3, 32, 32)  # float32 CPU: the kernels where they go
+    y = torch.arange(8) % 4
+    losses = []
+    for _ in range(8):
+        loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        assert all(c.weight.grad is not None and
+                   c.weight.grad.abs().sum() > 0 for c in convs)
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0], losses
+
+
+class _LastStagePool(torch.nn.Module):
+
+    def forward(self, feats):
+        return feats[-1].mean((2, 3))
+
+
+def test_binary_conv_predicates_and_binary_convs():
+    model = torch.nn.Sequential(
+        _conv('approx_sign', 'sign'), _conv(None, 'sign'),
+        _conv('ste', None), _conv(None, None), torch.nn.Conv2d(3, 3, 1))
+    found = binary_convs(model)
+    assert [name for name, _ in found] == ['0', '1', '2', '3']
+    assert [(c.binarizes_input, c.binarizes_weight) for _, c in found] == [
+        (True, True), (False, True), (True, False), (False, False)]
+    conv = found[3][1]
+    conv.act_binarizer = dict(type='STE')
+    conv.weight_binarizer = B.Sign()
+    assert conv.binarizes_input and conv.binarizes_weight
+    assert conv.act_binarizer == 'ste' and conv.weight_binarizer == 'sign'

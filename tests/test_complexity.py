@@ -16,7 +16,7 @@ from mmbireal.analysis import (
     is_binary_conv,
     resolve_config_path,
 )
-from mmbireal.models import BinaryConv2d
+from mmbireal.models import BinaryConv2d, Sign
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOL = 'tools/analysis_tools/get_flops.py'
@@ -128,6 +128,15 @@ def test_real_weight_binary_conv_counts_flops():
     result = analyze_complexity(conv, x)
     assert (result.flops, result.bops) == (MACS, 0)
     assert result.memory_bits == 16 * 8 * 9 * 32
+
+
+class _TwoBitWeights(Sign):
+    bits = 2
+
+
+def test_memory_asks_the_weight_binarizer_for_its_bits():
+    conv, x = single_conv(weight_binarizer=_TwoBitWeights())
+    assert analyze_complexity(conv, x).memory_bits == 16 * 8 * 9 * 2
 
 
 def test_mixed_model_splits_binary_from_real():

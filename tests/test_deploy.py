@@ -27,7 +27,7 @@ from mmbireal.deploy import (
     pack_signs_torch,
     unpack_signs,
 )
-from mmbireal.models import BinaryConv2d
+from mmbireal.models import BinaryConv2d, WeightBinarizer, binary_convs
 from mmbireal.utils import CheckpointError
 
 FMNIST_CFG = osp.join(REPO, 'configs', 'birealnet',
@@ -385,6 +385,26 @@ def test_int8_stem_is_an_explicit_option(tmp_path):
     del packed['meta']['mean']
     with pytest.raises(ValueError, match=r'needs .* mean/std'):
         PackedBiRealNet(packed, stem='int8')
+
+
+class _DetachedScaleStrictClip(WeightBinarizer):
+    """Not registered: set as an instance. Its forward is scaled_sign's."""
+
+    scaled, strict_clip = True, True
+
+
+def test_export_asks_the_weight_binarizer_whether_it_is_scaled():
+    expected = pack_classifier(_small_model(**{
+        'model.backbone.conv_cfg.weight_binarizer': 'scaled_sign'}))
+    model = _small_model()
+    for _, conv in binary_convs(model):
+        conv.weight_binarizer = _DetachedScaleStrictClip()
+    packed = pack_classifier(model)
+    assert packed['weights'].keys() == expected['weights'].keys()
+    for key, value in expected['weights'].items():
+        assert torch.equal(packed['weights'][key], value), key
+    assert packed['meta']['weight_binarizer'] == \
+        '_detached_scale_strict_clip'
 
 
 def test_packed_file_is_weights_only_plain_data(tmp_path):

@@ -22,6 +22,8 @@ def last_error(args, tmp_path) -> str:
     (['model.backbone.conv_cfg.weight_binarizer=xnor'],
      "unknown weight binarizer 'xnor'; accepted: 'magnitude_aware', "
      "'scaled_sign', 'sign', None"),
+    (['model.backbone.conv_cfg.backend=cuda'],
+     "unknown backend 'cuda'; accepted: auto, native, torch"),
     (['model.backbone.base_channels=-8'],
      'base_channels must be a positive int, got -8'),
     (['model.backbone.act_cfg.type=Swish2'],

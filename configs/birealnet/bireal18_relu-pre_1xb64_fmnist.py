@@ -1,5 +1,5 @@
 # The paper's procedure at Fashion-MNIST scale (tools/reproduce/
-# fashion_mnist.sh): every step trains 4 epochs on the first 12,000 training
+# run_study.sh): every step trains 4 epochs on the first 12,000 training
 # images and is evaluated on the official 10,000 test images.
 # Step 1a: the real-valued network (real 3x3 convs, ReLU where sign will sit)
 # from scratch with ResNet-style SGD (lr 0.1 per 256 images, wd 1e-4),

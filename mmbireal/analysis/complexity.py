@@ -8,8 +8,8 @@ The paper's efficiency measures (Bi-Real Net, Sec. 4.4):
 * BOPs -- the multiply-accumulates of the binary convolutions, i.e. of every
   :class:`BinaryConv2d` that binarizes both its input and its weights;
 * OPs = FLOPs + BOPs / 64;
-* memory = binarized conv weights at 1 bit + every other parameter at
-  32 bits.
+* memory = binarized conv weights at 1 bit (their binarizer's ``bits``) +
+  every other parameter at 32 bits.
 
 Counting is mmengine's :class:`~mmengine.analysis.FlopAnalyzer` (a jit trace
 with per-operator handles). BatchNorm is left out: it is folded into the
@@ -32,12 +32,11 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from torch import Tensor
 
-from mmbireal.models.binary_conv import BinaryConv2d
+from mmbireal.models.binary_conv import BinaryConv2d, binary_convs
 
 #: One 64-bit word of XNOR + popcount does 64 binary MACs (the paper).
 BOPS_PER_OP = 64
-#: Bits per stored parameter: binarized conv weights and everything else.
-BINARY_BITS = 1
+#: Bits per stored real parameter (binarized weights: their binarizer's).
 REAL_BITS = 32
 
 
@@ -84,18 +83,11 @@ class Complexity:
 def is_binary_conv(module: nn.Module) -> bool:
     """Whether ``module`` is a binary x binary :class:`BinaryConv2d`.
 
-    A :class:`BinaryConv2d` with either binarizer None multiplies real
-    values, so its MACs are FLOPs.
+    A :class:`BinaryConv2d` that leaves its input or its weight real
+    multiplies real values, so its MACs are FLOPs.
     """
-    return (isinstance(module, BinaryConv2d)
-            and module.act_binarizer is not None
-            and module.weight_binarizer is not None)
-
-
-def _has_binary_weight(module: nn.Module) -> bool:
-    # A binarized weight is stored in 1 bit whatever the activations are.
-    return (isinstance(module, BinaryConv2d)
-            and module.weight_binarizer is not None)
+    return (isinstance(module, BinaryConv2d) and module.binarizes_input
+            and module.binarizes_weight)
 
 
 def _no_flops(inputs: List[Any], outputs: List[Any]) -> Counter:
@@ -104,13 +96,15 @@ def _no_flops(inputs: List[Any], outputs: List[Any]) -> Counter:
 
 
 def memory_bits(model: nn.Module) -> int:
-    """Bits to store the parameters: binarized conv weights at 1 bit,
-    every other parameter at 32 bits (shared parameters once)."""
-    binary = {
-        id(m.weight)
-        for m in model.modules() if _has_binary_weight(m)
+    """Bits to store the parameters: binarized conv weights in their
+    binarizer's bits (1), every other parameter at 32 bits (shared
+    parameters once)."""
+    # a binarized weight is stored in its bits whatever the activations are
+    bits = {
+        id(conv.weight): conv.weight_binarizer_obj.bits
+        for _, conv in binary_convs(model) if conv.binarizes_weight
     }
-    return sum(p.numel() * (BINARY_BITS if id(p) in binary else REAL_BITS)
+    return sum(p.numel() * bits.get(id(p), REAL_BITS)
                for p in model.parameters())
 
 
@@ -154,7 +148,7 @@ def analyze_complexity(
     # module's counter holds what was traced inside its __call__.
     bops = sum(
         int(per_module[analyzer.canonical_module_name(name)]['conv'])
-        for name, module in model.named_modules() if is_binary_conv(module))
+        for name, conv in binary_convs(model) if is_binary_conv(conv))
     return Complexity(
         params=int(parameter_count(model)['']),
         flops=total - bops,

@@ -24,8 +24,6 @@ from mmbireal.utils import (
 from .file_format import FORMAT, VERSION
 from .reference import pack_signs_torch
 
-SCALED_WEIGHT_BINARIZERS = ('magnitude_aware', 'scaled_sign')
-
 
 class ExportError(ValueError):
     """The model cannot be expressed in the packed format."""
@@ -50,7 +48,7 @@ def _pack_binary_conv(conv: nn.Module, bn: nn.Module, act: nn.Module,
     if not isinstance(conv, BinaryConv2d):
         raise ExportError(f'{name}: not a BinaryConv2d ({type(conv).__name__}'
                           '); only binary networks can be packed')
-    if conv.act_binarizer is None or conv.weight_binarizer is None:
+    if not (conv.binarizes_input and conv.binarizes_weight):
         raise ExportError(
             f'{name}: act_binarizer={conv.act_binarizer!r}, weight_binarizer='
             f'{conv.weight_binarizer!r}; both must binarize to be packed')
@@ -65,11 +63,8 @@ def _pack_binary_conv(conv: nn.Module, bn: nn.Module, act: nn.Module,
                           'no bias, no groups/dilation can be packed')
     weight = conv.weight.detach().double()
     scale, shift = _bn_affine(bn, name + ' BN')
-    if conv.weight_binarizer in SCALED_WEIGHT_BINARIZERS:
+    if conv.weight_binarizer_obj.scaled:  # alpha * sign(W): into the BN
         scale = scale * weight.abs().mean(dim=(1, 2, 3))
-    elif conv.weight_binarizer != 'sign':
-        raise ExportError(f'{name}: unknown weight binarizer '
-                          f'{conv.weight_binarizer!r}')
     return {
         'bits': pack_signs_torch(weight.permute(0, 2, 3, 1)),
         'scale': scale.float(),

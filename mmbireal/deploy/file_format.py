@@ -20,8 +20,9 @@ weights-only mode with no extra allow-list:
     ``64k + j``, bit 1 = +1 (``W >= 0``); ``scale``/``shift`` fp32
     ``(C_out,)``: the following BN in eval mode with the weight scale
     ``alpha = mean|W|`` folded in, ``BN(alpha * y) = y * (alpha * g /
-    sqrt(v + eps)) + (b - m * g / sqrt(v + eps))``. With
-    ``weight_binarizer='sign'`` (after BN retrain) there is no alpha.
+    sqrt(v + eps)) + (b - m * g / sqrt(v + eps))``, where the weight
+    binarizer is ``scaled``; with ``weight_binarizer='sign'`` (after BN
+    retrain) there is no alpha.
     Real-valued layers in fp32: ``stem.weight`` and ``stem.scale/shift``
     (its BN), ``layer{i}.0.downsample.weight`` ``(C_out, C_in)`` and
     ``.scale/.shift`` (:func:`downsample_key`), ``fc.weight``/``fc.bias``.

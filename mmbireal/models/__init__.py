@@ -1,29 +1,32 @@
 from .activations import LeakyClip
 from .backbones import BiRealNet
 from .binarizers import (
-                         ACT_BINARIZERS,
-                         WEIGHT_BINARIZERS,
-                         approx_sign,
-                         get_act_binarizer,
-                         get_weight_binarizer,
-                         magnitude_aware,
-                         scaled_sign,
-                         sign,
-                         ste,
+    STE,
+    ActBinarizer,
+    ApproxSign,
+    Binarizer,
+    MagnitudeAware,
+    ScaledSign,
+    Sign,
+    WeightBinarizer,
+    build_binarizer,
+    registered_binarizers,
 )
-from .binary_conv import BinaryConv2d
+from .binary_conv import BinaryConv2d, binary_convs
 
 __all__ = [
-                         'ACT_BINARIZERS',
-                         'WEIGHT_BINARIZERS',
-                         'BiRealNet',
-                         'BinaryConv2d',
-                         'LeakyClip',
-                         'approx_sign',
-                         'get_act_binarizer',
-                         'get_weight_binarizer',
-                         'magnitude_aware',
-                         'scaled_sign',
-                         'sign',
-                         'ste'
+    'STE',
+    'ActBinarizer',
+    'ApproxSign',
+    'BiRealNet',
+    'Binarizer',
+    'BinaryConv2d',
+    'LeakyClip',
+    'MagnitudeAware',
+    'ScaledSign',
+    'Sign',
+    'WeightBinarizer',
+    'binary_convs',
+    'build_binarizer',
+    'registered_binarizers'
 ]

@@ -1,8 +1,11 @@
-"""Binarizers: small named functions with a custom gradient, chosen by name.
+"""Binarizers: small registered classes, each a 1-bit forward with its own
+surrogate gradient and the facts other code asks for.
 
-Every binarizer maps a real tensor to a 1-bit one in the forward pass and
-defines its own surrogate gradient for the backward pass. A 1-bit value
-cannot encode zero, so ``sign(0) = +1`` throughout.
+A 1-bit value cannot encode zero, so ``sign(0) = +1`` throughout. Every
+binarizer is registered in :data:`mmbireal.registry.BINARIZERS` and named
+in configs by string or dict, the string being the class name in
+snake_case: ``act_binarizer='approx_sign'`` is
+``act_binarizer=dict(type='ApproxSign')`` (see :func:`build_binarizer`).
 
 Activation binarizers (``x`` is the real-valued input of a binary conv):
 
@@ -18,248 +21,290 @@ Weight binarizers (``w`` is the real-valued latent weight, shape
 * ``scaled_sign`` -- forward ``alpha * sign(w)`` with ``alpha`` detached;
   backward ``1[|w| <= 1] * g`` (the authors' PyTorch release).
 * ``sign`` -- forward exactly ``+-1``; backward ``1[|w| <= 1] * g``.
+
+A binarizer's formulas are written once, in the operations of
+:class:`~mmbireal.models.binarize_kernels.BinarizeOps`; the caller picks the
+backend (PyTorch ops or the one-pass CPU kernels) once per call. Adding a
+binarizer is one class, anywhere:
+
+Example:
+    >>> import torch
+    >>> from mmbireal.models import ActBinarizer, BinaryConv2d
+    >>> from mmbireal.registry import BINARIZERS
+    >>> @BINARIZERS.register_module()
+    ... class WideSte(ActBinarizer):
+    ...     '''Straight-through on |x| <= 2.'''
+    ...     def surrogate_grad(self, x, out=None):
+    ...         return torch.abs(x, out=out).le_(2)
+    >>> conv = BinaryConv2d(4, 4, 3, padding=1, act_binarizer='wide_ste')
+    >>> conv.act_binarizer
+    'wide_ste'
 """
-from typing import Callable, Dict, NamedTuple, Optional, Tuple
+import re
+from typing import ClassVar, Dict, List, Optional, Type, Union
 
 import torch
 from torch import Tensor
 
+from mmbireal.registry import BINARIZERS
 from mmbireal.utils.errors import InputError
 
-from .binarize_kernels import kernels_for
-
-Binarizer = Callable[[Tensor], Tensor]
+from .binarize_kernels import BinarizeOps, WeightAndScale, binarize_ops
 
 
-def sign_nonzero(x: Tensor, out: Optional[Tensor] = None) -> Tensor:
-    """``sign`` with ``sign(0) = +1`` (also for -0.0), in the dtype of ``x``,
-    into ``out`` if given.
-
-    Without the one-pass kernel: sign(x) + 0.5 is in {-0.5, 0.5, 1.5}, so
-    its sign is +-1 with 0 -> +1; three vectorised passes are ~8x faster on
-    CPU than ``torch.where(x >= 0, 1., -1.)``.
-    """
-    kernels = _kernels_for(x, out)
-    if kernels is not None:
-        return kernels.sign(x, out)
-    return torch.sign(x, out=out).add_(0.5).sign_()
+def _snake_case(name: str) -> str:
+    """``ApproxSign`` -> ``approx_sign``, ``STE`` -> ``ste``."""
+    name = re.sub(r'([A-Z]+)([A-Z][a-z])', r'\1_\2', name)
+    return re.sub(r'([a-z0-9])([A-Z])', r'\1_\2', name).lower()
 
 
-def channel_scale(w: Tensor, out: Optional[Tensor] = None) -> Tensor:
-    """Per-output-channel scale ``mean(|w|)`` over all but the first dim.
+class Binarizer:
+    """Base of the binarizers: a 1-bit forward with a surrogate gradient.
 
-    ``out`` (shaped like ``w``) takes ``|w|`` if given, saving an
-    allocation.
-    """
-    return torch.abs(w, out=out).mean(
-        dim=tuple(range(1, w.dim())), keepdim=True)
-
-
-def approx_sign_grad(x: Tensor, out: Optional[Tensor] = None) -> Tensor:
-    """ApproxSign's derivative: ``2 - 2|x|`` on ``(-1, 1)``, else 0.
-
-    ``out`` (same shape as ``x``) receives the result if given, which saves
-    an allocation; it may not be ``x`` itself.
-    """
-    # 2 - 2|x| covers both polynomial pieces; clamp zeroes |x| >= 1. Only
-    # in-place scalar ops after abs: an out-of-place rsub with alpha is ~10x
-    # slower on CPU.
-    return torch.abs(x, out=out).mul_(-2).add_(2).clamp_(min=0)
-
-
-def ste_grad(x: Tensor, out: Optional[Tensor] = None) -> Tensor:
-    """The straight-through estimator's derivative: 1 on ``|x| <= 1``.
-
-    ``out`` as for :func:`approx_sign_grad`.
-    """
-    return torch.abs(x, out=out).le_(1)
-
-
-def mul_surrogate_grad(name: str, x: Tensor, grad: Tensor,
-                       out: Optional[Tensor] = None,
-                       scratch: Optional[Tensor] = None) -> Tensor:
-    """``grad * d sign(x) / dx`` under the surrogate gradient of activation
-    binarizer ``name`` (see :data:`ACT_SURROGATE_GRADS`).
-
-    ``out`` receives the result if given (it may be ``grad``); ``scratch``
-    (shaped like ``x``, not ``x``) spares the PyTorch path an allocation.
-    """
-    kernels = _kernels_for(x, grad, out)
-    if kernels is not None:
-        return kernels.mul_surrogate_grad(x, grad, name, out)
-    return torch.mul(grad, ACT_SURROGATE_GRADS[name](x, out=scratch),
-                     out=out)
-
-
-class _SignWithSurrogate(torch.autograd.Function):
-    """sign(x) forward; :func:`mul_surrogate_grad` backward."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, name: str) -> Tensor:
-        ctx.save_for_backward(x)
-        ctx.name = name
-        return sign_nonzero(x)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):
-        x, = ctx.saved_tensors
-        return mul_surrogate_grad(ctx.name, x, grad), None
-
-
-class WeightBinarizerSpec(NamedTuple):
-    """What a weight binarizer does, for the shared implementation below.
+    Binarizers hold no tensors; one instance may serve any number of
+    layers. Subclass :class:`ActBinarizer` or :class:`WeightBinarizer`.
 
     Attributes:
-        scaled (bool): Forward ``alpha * sign(w)`` instead of ``sign(w)``.
+        name (str): The config name; the class name in snake_case unless
+            the class sets it.
+        kind (str): ``'activation'`` or ``'weight'``.
+        bits (int): Bits per binarized value at inference (1), e.g. for
+            the memory of :func:`mmbireal.analysis.memory_bits`.
+    """
+
+    name: ClassVar[str]
+    kind: ClassVar[str]
+    bits: ClassVar[int] = 1
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if 'name' not in cls.__dict__:
+            cls.name = _snake_case(cls.__name__)
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}()'
+
+
+class ActBinarizer(Binarizer):
+    """An activation binarizer: ``sign(x)`` forward, ``grad * s'(x)``
+    backward for a surrogate derivative ``s'``.
+
+    A subclass defines :meth:`surrogate_grad` as PyTorch ops. Its
+    ``native_code`` names the kernel of ``mmb_mul_surrogate_grad`` in
+    ``csrc/binarize.cpp`` that computes the same formula in one pass
+    (None, the default: PyTorch ops on every backend).
+
+    Calling the binarizer, ``binarizer(x, backend='auto')``, binarizes a
+    tensor with autograd support.
+    """
+
+    kind = 'activation'
+    native_code: ClassVar[Optional[int]] = None
+
+    def surrogate_grad(self, x: Tensor, out: Optional[Tensor] = None
+                       ) -> Tensor:
+        """The surrogate derivative ``s'(x)`` as PyTorch ops, into ``out``
+        (shaped like ``x``, not ``x``) if given."""
+        raise NotImplementedError
+
+    def binarize(self, x: Tensor, ops: BinarizeOps,
+                 out: Optional[Tensor] = None) -> Tensor:
+        """The forward: ``sign(x)``, with ``sign(0) = +1``."""
+        return ops.sign(x, out)
+
+    def mul_surrogate_grad(self, x: Tensor, grad: Tensor, ops: BinarizeOps,
+                           out: Optional[Tensor] = None,
+                           scratch: Optional[Tensor] = None) -> Tensor:
+        """The backward: ``grad * s'(x)`` (see
+        :meth:`BinarizeOps.mul_surrogate_grad`)."""
+        return ops.mul_surrogate_grad(x, grad, self, out, scratch)
+
+    def __call__(self, x: Tensor, backend: str = 'auto') -> Tensor:
+        return _SignWithSurrogate.apply(x, self, backend)
+
+
+class WeightBinarizer(Binarizer):
+    """A weight binarizer: ``sign(w)``, per output channel times ``alpha =
+    mean |w|`` if ``scaled``; backward the gradient where ``|w|`` is under
+    the clip, times ``alpha`` if ``scaled_grad``.
+
+    A subclass sets the facts below; the formulas (and the kernels) follow
+    from them. One with other formulas overrides :meth:`binarize` and
+    :meth:`weight_grad_`.
+
+    Attributes:
+        scaled (bool): Forward ``alpha * sign(w)`` instead of ``sign(w)``;
+            the packed export folds ``alpha`` into the BN.
         scaled_grad (bool): Multiply the gradient by ``alpha``.
         strict_clip (bool): Pass the gradient where ``|w| < 1`` instead of
             ``|w| <= 1``.
     """
-    scaled: bool
-    scaled_grad: bool
-    strict_clip: bool
+
+    kind = 'weight'
+    scaled: ClassVar[bool] = False
+    scaled_grad: ClassVar[bool] = False
+    strict_clip: ClassVar[bool] = False
+
+    def binarize(self, w: Tensor, ops: BinarizeOps,
+                 out: Optional[Tensor] = None,
+                 alpha: Optional[Tensor] = None) -> WeightAndScale:
+        """The forward: ``(w_b, alpha)`` (see
+        :meth:`BinarizeOps.binarize_weight`)."""
+        return ops.binarize_weight(w, self, out, alpha)
+
+    def weight_grad_(self, w: Tensor, grad: Tensor, ops: BinarizeOps,
+                     alpha: Optional[Tensor] = None,
+                     out: Optional[Tensor] = None) -> Tensor:
+        """The backward, overwriting ``grad`` (see
+        :meth:`BinarizeOps.weight_grad_`)."""
+        return ops.weight_grad_(w, grad, self, alpha, out)
+
+    def __call__(self, w: Tensor, backend: str = 'auto') -> Tensor:
+        return _WeightBinarizer.apply(w, self, backend)
 
 
-# The weight binarizers; also used by BinaryConv2d's fused function.
-WEIGHT_BINARIZER_SPECS: Dict[str, WeightBinarizerSpec] = {
-    'magnitude_aware': WeightBinarizerSpec(True, True, True),
-    'scaled_sign': WeightBinarizerSpec(True, False, False),
-    'sign': WeightBinarizerSpec(False, False, False),
-}
+@BINARIZERS.register_module()
+class ApproxSign(ActBinarizer):
+    """Sign with Bi-Real Net's ApproxSign gradient, ``2 - 2|x|`` on
+    ``(-1, 1)``, else 0."""
+
+    native_code = 0
+
+    def surrogate_grad(self, x: Tensor, out: Optional[Tensor] = None
+                       ) -> Tensor:
+        # 2 - 2|x| covers both polynomial pieces; clamp zeroes |x| >= 1.
+        # Only in-place scalar ops after abs: an out-of-place rsub with
+        # alpha is ~10x slower on CPU.
+        return torch.abs(x, out=out).mul_(-2).add_(2).clamp_(min=0)
 
 
-# Layer-4 weights are as large as layer-4 activations, and a fresh
-# weight-sized tensor costs more in page faults than a pass over it, so the
-# two functions below share alpha and write into caller-owned tensors.
-def binarize_weight(w: Tensor, spec: WeightBinarizerSpec,
-                    out: Optional[Tensor] = None,
-                    alpha: Optional[Tensor] = None
-                    ) -> Tuple[Tensor, Optional[Tensor]]:
-    """``(w_b, alpha)``: the binarized weight (in ``out`` if given) and the
-    per-channel scale (None if the binarizer needs none; computed unless
-    given)."""
-    need_alpha = spec.scaled or spec.scaled_grad
-    kernels = _kernels_for(w, out)
-    if kernels is not None and (alpha is None or _is_scale_of(alpha, w)):
-        compute = need_alpha and alpha is None
-        if compute:
-            alpha = w.new_empty((w.shape[0], ) + (1, ) * (w.dim() - 1))
-        w_b = kernels.binarize_weight(w, spec.scaled, alpha, compute, out)
-        return w_b, (alpha if need_alpha else None)
-    if need_alpha and alpha is None:
-        out = torch.empty_like(w) if out is None else out
-        alpha = channel_scale(w, out=out)  # |w| in out, then sign(w)
-    w_b = sign_nonzero(w, out=out)
-    return (w_b.mul_(alpha) if spec.scaled else w_b), alpha
+@BINARIZERS.register_module()
+class STE(ActBinarizer):
+    """Sign with the straight-through estimator: 1 on ``|x| <= 1``."""
+
+    native_code = 1
+
+    def surrogate_grad(self, x: Tensor, out: Optional[Tensor] = None
+                       ) -> Tensor:
+        return torch.abs(x, out=out).le_(1)
 
 
-def weight_grad(w: Tensor, grad: Tensor, spec: WeightBinarizerSpec,
-                alpha: Optional[Tensor] = None,
-                out: Optional[Tensor] = None) -> Tensor:
-    """The weight gradient: ``grad`` where ``|w|`` is under the clip (times
-    ``alpha`` if ``spec.scaled_grad``; the derivative of alpha itself is
-    ignored). Overwrites ``grad``; ``out`` is an optional scratch tensor."""
-    if spec.scaled_grad and alpha is None:
-        alpha = channel_scale(w)
-    alpha = alpha if spec.scaled_grad else None
-    kernels = _kernels_for(w, grad)
-    if kernels is not None and (alpha is None or _is_scale_of(alpha, w)):
-        return kernels.weight_grad_(w, grad, alpha, spec.strict_clip)
-    mask = torch.abs(w, out=out)
-    mask = mask.lt_(1) if spec.strict_clip else mask.le_(1)
-    if alpha is not None:
-        mask.mul_(alpha)
-    return grad.mul_(mask)
+@BINARIZERS.register_module()
+class MagnitudeAware(WeightBinarizer):
+    """``alpha * sign(w)`` with the paper's magnitude-aware gradient."""
+
+    scaled, scaled_grad, strict_clip = True, True, True
 
 
-def _kernels_for(*tensors: Optional[Tensor]):
-    """The one-pass CPU kernels if they accept these tensors, else None."""
-    return kernels_for(*(t for t in tensors if t is not None))
+@BINARIZERS.register_module()
+class ScaledSign(WeightBinarizer):
+    """``alpha * sign(w)``, alpha detached, clipped straight-through grad."""
+
+    scaled = True
 
 
-def _is_scale_of(alpha: Tensor, w: Tensor) -> bool:
-    """Whether the kernels can read ``alpha`` as ``w``'s per-channel
-    scale."""
-    return alpha.dtype == torch.float32 and alpha.is_contiguous() and \
-        alpha.numel() == w.shape[0] and alpha.device == w.device
+@BINARIZERS.register_module()
+class Sign(WeightBinarizer):
+    """Exactly ``+-1`` weights with a clipped straight-through gradient."""
+
+
+def sign_nonzero(x: Tensor, out: Optional[Tensor] = None) -> Tensor:
+    """``sign`` with ``sign(0) = +1`` (also for -0.0), in the dtype of
+    ``x``, into ``out`` if given (no autograd)."""
+    return binarize_ops('auto', x, out).sign(x, out)
+
+
+class _SignWithSurrogate(torch.autograd.Function):
+    """An activation binarizer's forward and backward."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, binarizer: ActBinarizer,
+                backend: str) -> Tensor:
+        ctx.save_for_backward(x)
+        ctx.binarizer, ctx.backend = binarizer, backend
+        return binarizer.binarize(x, binarize_ops(backend, x))
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, = ctx.saved_tensors
+        ops = binarize_ops(ctx.backend, x, grad)
+        return ctx.binarizer.mul_surrogate_grad(x, grad, ops), None, None
 
 
 class _WeightBinarizer(torch.autograd.Function):
-    """:func:`binarize_weight` forward, :func:`weight_grad` backward."""
+    """A weight binarizer's forward and backward."""
 
     @staticmethod
-    def forward(ctx, w: Tensor, spec: WeightBinarizerSpec) -> Tensor:
-        w_b, alpha = binarize_weight(w, spec)
+    def forward(ctx, w: Tensor, binarizer: WeightBinarizer,
+                backend: str) -> Tensor:
+        w_b, alpha = binarizer.binarize(w, binarize_ops(backend, w))
         ctx.save_for_backward(w, alpha)
-        ctx.spec = spec
+        ctx.binarizer, ctx.backend = binarizer, backend
         return w_b
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         w, alpha = ctx.saved_tensors
-        # weight_grad overwrites its input; grad is not ours
-        return weight_grad(w, grad.clone(), ctx.spec, alpha), None
+        grad = grad.clone()  # weight_grad_ overwrites it; it is not ours
+        ops = binarize_ops(ctx.backend, w, grad, scale=alpha)
+        return ctx.binarizer.weight_grad_(w, grad, ops, alpha), None, None
 
 
-def approx_sign(x: Tensor) -> Tensor:
-    """Sign with Bi-Real Net's ApproxSign gradient."""
-    return _SignWithSurrogate.apply(x, 'approx_sign')
-
-
-def ste(x: Tensor) -> Tensor:
-    """Sign with the straight-through estimator (1 on ``|x| <= 1``)."""
-    return _SignWithSurrogate.apply(x, 'ste')
-
-
-def magnitude_aware(w: Tensor) -> Tensor:
-    """``alpha * sign(w)`` with the paper's magnitude-aware gradient."""
-    return _WeightBinarizer.apply(w, WEIGHT_BINARIZER_SPECS['magnitude_aware'])
-
-
-def scaled_sign(w: Tensor) -> Tensor:
-    """``alpha * sign(w)``, alpha detached, clipped straight-through grad."""
-    return _WeightBinarizer.apply(w, WEIGHT_BINARIZER_SPECS['scaled_sign'])
-
-
-def sign(w: Tensor) -> Tensor:
-    """Exactly ``+-1`` weights with a clipped straight-through gradient."""
-    return _WeightBinarizer.apply(w, WEIGHT_BINARIZER_SPECS['sign'])
-
-
-ACT_BINARIZERS: Dict[str, Binarizer] = {
-    'approx_sign': approx_sign,
-    'ste': ste,
-}
-# their surrogate derivatives ``(x, out=None) -> Tensor`` as PyTorch ops (see
-# mul_surrogate_grad)
-ACT_SURROGATE_GRADS: Dict[str, Callable[..., Tensor]] = {
-    'approx_sign': approx_sign_grad,
-    'ste': ste_grad,
-}
-
-WEIGHT_BINARIZERS: Dict[str, Binarizer] = {
-    'magnitude_aware': magnitude_aware,
-    'scaled_sign': scaled_sign,
-    'sign': sign,
+BinarizerConfig = Union[None, str, dict, Binarizer]
+_BASES: Dict[str, Type[Binarizer]] = {
+    base.kind: base
+    for base in (ActBinarizer, WeightBinarizer)
 }
 
 
-def _lookup(table: Dict[str, Binarizer], kind: str,
-            name: Optional[str]) -> Optional[Binarizer]:
-    if name is None:
+def registered_binarizers(kind: str) -> List[Type[Binarizer]]:
+    """The registered binarizer classes of one kind (``'activation'`` or
+    ``'weight'``), by name."""
+    return sorted((cls for cls in BINARIZERS.module_dict.values()
+                   if issubclass(cls, _BASES[kind])),
+                  key=lambda cls: cls.name)
+
+
+def build_binarizer(cfg: BinarizerConfig,
+                    kind: str) -> Optional[Binarizer]:
+    """The binarizer of a config, as larq's ``quantizers.get``.
+
+    Args:
+        cfg (str | dict | Binarizer, optional): A registered name
+            (``'approx_sign'``), a dict with a registered ``type``
+            (``dict(type='ApproxSign')``, other keys go to the class), a
+            binarizer (returned as it is) or None (no binarizer: None).
+        kind (str): ``'activation'`` or ``'weight'``.
+
+    Returns:
+        Binarizer, optional: The binarizer, or None.
+
+    Raises:
+        InputError: an unknown name or type, or one of the other kind.
+    """
+    if cfg is None:
         return None
-    if name not in table:
-        accepted = ', '.join([repr(k) for k in table] + ['None'])
-        raise InputError(
-            f'unknown {kind} binarizer {name!r}; accepted: {accepted}')
-    return table[name]
-
-
-def get_act_binarizer(name: Optional[str]) -> Optional[Binarizer]:
-    """Return the activation binarizer called ``name`` (None: identity)."""
-    return _lookup(ACT_BINARIZERS, 'activation', name)
-
-
-def get_weight_binarizer(name: Optional[str]) -> Optional[Binarizer]:
-    """Return the weight binarizer called ``name`` (None: real weights)."""
-    return _lookup(WEIGHT_BINARIZERS, 'weight', name)
+    base = _BASES[kind]
+    if isinstance(cfg, base):
+        return cfg
+    classes = registered_binarizers(kind)
+    args: dict = {}
+    if isinstance(cfg, dict):
+        args = dict(cfg)
+        key = args.pop('type', None)
+        cls = key if isinstance(key, type) else (
+            BINARIZERS.get(key) if isinstance(key, str) else None)
+        if not (isinstance(cls, type) and issubclass(cls, base)):
+            accepted = ', '.join(repr(c.__name__) for c in classes)
+            raise InputError(f'unknown {kind} binarizer type {key!r}; '
+                             f'accepted: {accepted}')
+    else:
+        cls = next((c for c in classes if c.name == cfg), None)
+        if cls is None:
+            accepted = ', '.join([repr(c.name) for c in classes] + ['None'])
+            raise InputError(f'unknown {kind} binarizer {cfg!r}; accepted: '
+                             f'{accepted}')
+    try:
+        return cls(**args)
+    except TypeError as e:
+        raise InputError(f'{kind} binarizer {cfg!r}: {e}') from None

@@ -1,5 +1,5 @@
 """The binary convolution of Bi-Real Net."""
-from typing import Optional
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -9,15 +9,12 @@ from torch import Tensor
 
 from mmbireal.utils.errors import InputError
 
+from .binarize_kernels import binarize_ops, check_backend
 from .binarizers import (
-    WEIGHT_BINARIZER_SPECS,
-    WeightBinarizerSpec,
-    binarize_weight,
-    get_act_binarizer,
-    get_weight_binarizer,
-    mul_surrogate_grad,
-    sign_nonzero,
-    weight_grad,
+    ActBinarizer,
+    BinarizerConfig,
+    WeightBinarizer,
+    build_binarizer,
 )
 
 
@@ -36,20 +33,23 @@ class _BinaryConv2dFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Optional[Tensor],
-                conv: nn.Conv2d, act: Optional[str],
-                weight_spec: Optional[WeightBinarizerSpec]) -> Tensor:
-        x_b, w_b, alpha = _binarized(x, weight, act, weight_spec)
+                conv: nn.Conv2d, act: Optional[ActBinarizer],
+                weight_binarizer: Optional[WeightBinarizer],
+                backend: str) -> Tensor:
+        x_b, w_b, alpha = _binarized(x, weight, act, weight_binarizer,
+                                     backend)
         ctx.save_for_backward(x, weight, alpha)
-        ctx.conv, ctx.act, ctx.weight_spec = conv, act, weight_spec
-        ctx.has_bias = bias is not None
+        ctx.conv, ctx.act, ctx.weight_binarizer = conv, act, weight_binarizer
+        ctx.backend, ctx.has_bias = backend, bias is not None
         return F.conv2d(x_b, w_b, bias, conv.stride, conv.padding,
                         conv.dilation, conv.groups)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         x, weight, alpha = ctx.saved_tensors
-        conv, act, spec = ctx.conv, ctx.act, ctx.weight_spec
-        x_b, w_b, alpha = _binarized(x, weight, act, spec, alpha)
+        conv, act, wbin, backend = (ctx.conv, ctx.act, ctx.weight_binarizer,
+                                    ctx.backend)
+        x_b, w_b, alpha = _binarized(x, weight, act, wbin, backend, alpha)
         needs = ctx.needs_input_grad
         # under autocast the conv ran (and grad arrives) in low precision
         grad_x, grad_w, grad_b = torch.ops.aten.convolution_backward(
@@ -61,23 +61,29 @@ class _BinaryConv2dFunction(torch.autograd.Function):
         if grad_x is not None:
             grad_x = grad_x.to(x.dtype)
             if act is not None:
-                grad_x = mul_surrogate_grad(act, x, grad_x, out=grad_x,
-                                            scratch=x_b)
+                grad_x = act.mul_surrogate_grad(
+                    x, grad_x, binarize_ops(backend, x, grad_x), out=grad_x,
+                    scratch=x_b)
         if grad_w is not None:
             grad_w = grad_w.to(weight.dtype)
-            if spec is not None:
-                grad_w = weight_grad(weight, grad_w, spec, alpha, out=w_b)
-        return grad_x, grad_w, grad_b, None, None, None
+            if wbin is not None:
+                grad_w = wbin.weight_grad_(
+                    weight, grad_w,
+                    binarize_ops(backend, weight, grad_w, scale=alpha),
+                    alpha, out=w_b)
+        return grad_x, grad_w, grad_b, None, None, None, None
 
 
-def _binarized(x: Tensor, weight: Tensor, act: Optional[str],
-               spec: Optional[WeightBinarizerSpec],
+def _binarized(x: Tensor, weight: Tensor, act: Optional[ActBinarizer],
+               weight_binarizer: Optional[WeightBinarizer], backend: str,
                alpha: Optional[Tensor] = None):
     """``(x_b, w_b, alpha)``; ``x``/``weight`` themselves where not
     binarized (alpha None where the weight binarizer has none)."""
-    x_b = x if act is None else sign_nonzero(x)
-    w_b, alpha = (weight, None) if spec is None else binarize_weight(
-        weight, spec, alpha=alpha)
+    x_b = x if act is None else act.binarize(x, binarize_ops(backend, x))
+    if weight_binarizer is None:
+        return x_b, weight, None
+    w_b, alpha = weight_binarizer.binarize(
+        weight, binarize_ops(backend, weight, scale=alpha), alpha=alpha)
     return x_b, w_b, alpha
 
 
@@ -93,12 +99,21 @@ class BinaryConv2d(nn.Conv2d):
     every forward pass.
 
     Args:
-        act_binarizer (str, optional): Name of the activation binarizer,
-            ``'approx_sign'``, ``'ste'`` or None (real activations).
+        act_binarizer (str | dict | ActBinarizer, optional): The activation
+            binarizer: a name (``'approx_sign'``, ``'ste'``), a dict
+            (``dict(type='ApproxSign')``), an instance, or None (real
+            activations); see :func:`~mmbireal.models.build_binarizer`.
             Defaults to ``'approx_sign'``.
-        weight_binarizer (str, optional): Name of the weight binarizer,
-            ``'magnitude_aware'``, ``'scaled_sign'``, ``'sign'`` or None
-            (real weights). Defaults to ``'magnitude_aware'``.
+        weight_binarizer (str | dict | WeightBinarizer, optional): The
+            weight binarizer likewise (``'magnitude_aware'``,
+            ``'scaled_sign'``, ``'sign'``, or None: real weights). Defaults
+            to ``'magnitude_aware'``.
+        backend (str): Where the binarizers run: ``'auto'`` (the one-pass
+            CPU kernels where they apply, PyTorch ops elsewhere and, after
+            one warning, without a compiler), ``'native'`` (the same, but
+            an error at construction when the kernels cannot be built) or
+            ``'torch'`` (PyTorch ops). ``MMBIREAL_TRAIN_KERNELS=torch``
+            overrides it. Defaults to ``'auto'``.
         *args, **kwargs: The arguments of :class:`torch.nn.Conv2d`. Only
             ``padding_mode='zeros'`` is accepted.
 
@@ -111,12 +126,15 @@ class BinaryConv2d(nn.Conv2d):
         ...     8, 16, 3, padding=1, bias=False)
         >>> conv(torch.rand(1, 8, 5, 5)).shape
         torch.Size([1, 16, 5, 5])
+        >>> conv.binarizes_input, conv.binarizes_weight
+        (True, True)
     """
 
     def __init__(self,
                  *args,
-                 act_binarizer: Optional[str] = 'approx_sign',
-                 weight_binarizer: Optional[str] = 'magnitude_aware',
+                 act_binarizer: BinarizerConfig = 'approx_sign',
+                 weight_binarizer: BinarizerConfig = 'magnitude_aware',
+                 backend: str = 'auto',
                  **kwargs) -> None:
         super().__init__(*args, **kwargs)
         if self.padding_mode != 'zeros':
@@ -125,25 +143,59 @@ class BinaryConv2d(nn.Conv2d):
                 f'{self.padding_mode!r}')
         self.act_binarizer = act_binarizer
         self.weight_binarizer = weight_binarizer
+        self.backend = backend
 
     @property
     def act_binarizer(self) -> Optional[str]:
-        return self._act_binarizer
+        """The activation binarizer's name (None: real activations); set
+        it by name, dict or instance."""
+        act = self._act
+        return None if act is None else act.name
 
     @act_binarizer.setter
-    def act_binarizer(self, name: Optional[str]) -> None:
-        self._binarize_act = get_act_binarizer(name)  # validates the name
-        self._act_binarizer = name
+    def act_binarizer(self, cfg: BinarizerConfig) -> None:
+        self._act = build_binarizer(cfg, 'activation')  # validates
 
     @property
     def weight_binarizer(self) -> Optional[str]:
-        return self._weight_binarizer
+        """The weight binarizer's name (None: real weights); set it by
+        name, dict or instance."""
+        wbin = self._weight_bin
+        return None if wbin is None else wbin.name
 
     @weight_binarizer.setter
-    def weight_binarizer(self, name: Optional[str]) -> None:
-        self._binarize_weight = get_weight_binarizer(name)  # validates
-        self._weight_spec = WEIGHT_BINARIZER_SPECS.get(name)
-        self._weight_binarizer = name
+    def weight_binarizer(self, cfg: BinarizerConfig) -> None:
+        self._weight_bin = build_binarizer(cfg, 'weight')  # validates
+
+    @property
+    def act_binarizer_obj(self) -> Optional[ActBinarizer]:
+        """The activation binarizer itself (None: real activations)."""
+        return self._act
+
+    @property
+    def weight_binarizer_obj(self) -> Optional[WeightBinarizer]:
+        """The weight binarizer itself (None: real weights)."""
+        return self._weight_bin
+
+    @property
+    def binarizes_input(self) -> bool:
+        """Whether the input is binarized."""
+        return self._act is not None
+
+    @property
+    def binarizes_weight(self) -> bool:
+        """Whether the weight is binarized (it is then stored in
+        ``weight_binarizer_obj.bits`` bits)."""
+        return self._weight_bin is not None
+
+    @property
+    def backend(self) -> str:
+        """``'auto'``, ``'native'`` or ``'torch'`` (see the class)."""
+        return self._backend
+
+    @backend.setter
+    def backend(self, backend: str) -> None:
+        self._backend = check_backend(backend)
 
     def binary_weight(self) -> Tensor:
         """The weight the convolution really uses.
@@ -152,34 +204,45 @@ class BinaryConv2d(nn.Conv2d):
         computed once and reused until the weight changes, so the emulated
         model does not re-binarize its weights at every forward.
         """
-        if self._binarize_weight is None:
+        wbin = self._weight_bin
+        if wbin is None:
             return self.weight
         if torch.is_grad_enabled() and self.weight.requires_grad:
-            return self._binarize_weight(self.weight)
+            return wbin(self.weight, self._backend)
         w = self.weight
         # _version moves on every in-place change (optimizer step,
         # load_state_dict); data_ptr/device on .to() and re-assignment.
-        key = (w._version, w.data_ptr(), w.device, w.dtype,
-               self._weight_binarizer)
+        key = (w._version, w.data_ptr(), w.device, w.dtype, wbin,
+               self._backend)
         if getattr(self, '_cache_key', None) != key:
             with torch.no_grad():
-                self._cached_weight = self._binarize_weight(w)
+                self._cached_weight = wbin(w, self._backend)
             self._cache_key = key
         return self._cached_weight
 
     def forward(self, x: Tensor) -> Tensor:
-        if self._act_binarizer is None and self._weight_spec is None:
+        act, wbin = self._act, self._weight_bin
+        if act is None and wbin is None:
             return self._conv_forward(x, self.weight, self.bias)
         if not torch.is_grad_enabled() or isinstance(self.padding, str):
             # inference (cached weights), or 'same'/'valid' padding
-            if self._binarize_act is not None:
-                x = self._binarize_act(x)
+            if act is not None:
+                x = act(x, self._backend)
             return self._conv_forward(x, self.binary_weight(), self.bias)
         return _BinaryConv2dFunction.apply(x, self.weight, self.bias, self,
-                                           self._act_binarizer,
-                                           self._weight_spec)
+                                           act, wbin, self._backend)
 
     def extra_repr(self) -> str:
+        backend = '' if self._backend == 'auto' else \
+            f', backend={self._backend!r}'
         return (super().extra_repr() +
                 f', act_binarizer={self.act_binarizer!r}'
-                f', weight_binarizer={self.weight_binarizer!r}')
+                f', weight_binarizer={self.weight_binarizer!r}' + backend)
+
+
+def binary_convs(model: nn.Module) -> List[Tuple[str, BinaryConv2d]]:
+    """``(name, conv)`` of every :class:`BinaryConv2d` in ``model``, in
+    module order; ask each :attr:`~BinaryConv2d.binarizes_input` /
+    :attr:`~BinaryConv2d.binarizes_weight` what it binarizes."""
+    return [(name, m) for name, m in model.named_modules()
+            if isinstance(m, BinaryConv2d)]

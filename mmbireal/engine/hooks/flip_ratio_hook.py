@@ -21,7 +21,7 @@ def binary_weights_by_stage(model: nn.Module) -> StageWeights:
         model = model.module
     stages: OrderedDict[str, list] = OrderedDict()
     for name, m in model.named_modules():
-        if not isinstance(m, BinaryConv2d) or m.weight_binarizer is None:
+        if not isinstance(m, BinaryConv2d) or not m.binarizes_weight:
             continue
         parts = name.split('.')
         stage = next((p for p in parts if p.startswith('layer')), parts[0])

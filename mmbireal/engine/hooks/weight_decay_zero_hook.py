@@ -14,7 +14,7 @@ def binary_latent_weights(model) -> list:
         model = model.module
     return [
         m.weight for m in model.modules()
-        if isinstance(m, BinaryConv2d) and m.weight_binarizer is not None
+        if isinstance(m, BinaryConv2d) and m.binarizes_weight
     ]
 
 

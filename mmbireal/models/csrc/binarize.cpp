@@ -56,7 +56,7 @@ inline float mean_abs(const float* w, int64_t n) {
 
 extern "C" {
 
-int mmb_abi_version() { return 1; }
+int mmb_abi_version() { return 2; }
 
 // out = sign_nonzero(x)
 void mmb_sign(const float* x, float* out, int64_t n, int threads) {
@@ -66,17 +66,24 @@ void mmb_sign(const float* x, float* out, int64_t n, int threads) {
 }
 
 // out = grad * d sign / dx at x (out may be grad); kind 0: ApproxSign,
-// 1: straight-through
-void mmb_mul_surrogate_grad(const float* x, const float* grad, float* out,
-                            int64_t n, int kind, int threads) {
-  if (kind == 0) {
+// 1: straight-through (the binarizers' native_code). Returns 0, or -1 for
+// an unknown kind (nothing written).
+int mmb_mul_surrogate_grad(const float* x, const float* grad, float* out,
+                           int64_t n, int kind, int threads) {
+  switch (kind) {
+    case 0:
 #pragma omp parallel for num_threads(threads) schedule(static) \
     if (n >= kMinParallel)
-    for (int64_t i = 0; i < n; ++i) out[i] = grad[i] * approx_sign_grad(x[i]);
-  } else {
+      for (int64_t i = 0; i < n; ++i)
+        out[i] = grad[i] * approx_sign_grad(x[i]);
+      return 0;
+    case 1:
 #pragma omp parallel for num_threads(threads) schedule(static) \
     if (n >= kMinParallel)
-    for (int64_t i = 0; i < n; ++i) out[i] = grad[i] * ste_grad(x[i]);
+      for (int64_t i = 0; i < n; ++i) out[i] = grad[i] * ste_grad(x[i]);
+      return 0;
+    default:
+      return -1;
   }
 }
 

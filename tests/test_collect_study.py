@@ -1,0 +1,65 @@
+"""The reproduction collector: means, spreads and verdicts from run logs."""
+import json
+import os.path as osp
+
+import pytest
+from helpers import run_tool
+
+pytestmark = pytest.mark.slow
+
+FULL, STE = 'bireal18_1xb64_fmnist', 'bireal18_ste_1xb64_fmnist'
+
+
+def _write_run(root, seed: int, run: str, top1: list, flips=None) -> None:
+    folder = root / f'seed{seed}' / run / '20261201_000000' / 'vis_data'
+    folder.mkdir(parents=True)
+    lines = [dict(loss=2.0 - 0.1 * i, step=10 * (i + 1)) for i in range(3)]
+    for epoch, acc in enumerate(top1, 1):
+        lines.append({'accuracy/top1': acc, 'step': epoch})
+        if flips:
+            lines.append({'flip_ratio/all': flips[epoch - 1],
+                          'flip_ratio/layer1': flips[epoch - 1],
+                          'step': epoch})
+    (folder / 'scalars.json').write_text(
+        ''.join(json.dumps(line) + '\n' for line in lines))
+
+
+def test_mean_std_and_verdicts(tmp_path):
+    root, out = tmp_path / 'runs', tmp_path / 'out'
+    # the full method clearly better than STE: 80/81/82 vs 70/71/72
+    for seed, (a, b) in enumerate(((80.0, 70.0), (81.0, 71.0),
+                                   (82.0, 72.0))):
+        _write_run(root, seed, FULL, [75.0, 78.0, 79.0, a],
+                   flips=[0.1, 0.05, 0.01, 0.005])
+        _write_run(root, seed, STE, [60.0, 65.0, 68.0, b])
+    proc = run_tool([
+        'tools/reproduce/collect_study.py', '--work-root',
+        str(root), '--out', str(out), '--seeds', '0', '1', '2', '--', FULL,
+        STE
+    ])
+    rows = {line.split(' | ')[0].lstrip('| '): line
+            for line in proc.stdout.splitlines()}
+    full = rows['Bi-Real-18: ApproxSign + magnitude-aware, from clip '
+                'pre-training']
+    assert '| 81.00 +- 1.00 | 3 | 80.00 | 81.00 | 82.00 |' in full
+    # 10 points apart, SE sqrt(1/3 + 1/3) = 0.82
+    assert '| ApproxSign vs STE |' in proc.stdout
+    assert '+10.00 +- 0.82 | yes |' in proc.stdout
+    log = json.loads((out / 'seed1' / f'{FULL}.json').read_text())
+    assert log['finished'] and log['val_top1_by_epoch']['4'] == 81.0
+    assert log['flip_ratio_by_epoch']['all'] == {
+        '1': 0.1, '2': 0.05, '3': 0.01, '4': 0.005}
+    assert osp.isfile(out / 'curves.png')
+    assert '81.00 +- 1.00' in (out / 'README.md').read_text()
+
+
+def test_unfinished_runs_stay_out_of_the_mean(tmp_path):
+    root, out = tmp_path / 'runs', tmp_path / 'out'
+    _write_run(root, 0, FULL, [75.0, 78.0, 79.0, 80.0])
+    _write_run(root, 1, FULL, [70.0, 71.0])  # interrupted after 2 epochs
+    proc = run_tool([
+        'tools/reproduce/collect_study.py', '--work-root',
+        str(root), '--out', str(out), '--seeds', '0', '1', '--', FULL
+    ])
+    assert '| 80.00 | 1 | 80.00 | running (71.00 after epoch 2) |' in \
+        proc.stdout

@@ -1,0 +1,322 @@
+"""Collect the reproduction runs into logs, tables and a plot.
+
+Reads mmengine's ``vis_data/scalars.json`` of every run in
+``<work root>/seed<N>/<run>`` (all timestamps, so resumed runs are merged)
+of ``tools/reproduce/run_study.sh`` and writes, under ``--out`` (default
+``docs/results/fashion_mnist/``):
+
+* ``seed<N>/<run>.json``: top-1 per epoch, flip ratios per epoch (binary
+  runs), training loss, for every run that has logged anything;
+* ``README.md``: the results (mean +- sample std over the finished seeds,
+  each seed's figure) and the paper's comparisons, each difference with
+  its standard error and whether it exceeds twice that;
+* ``curves.png``: top-1 and the flip ratio against the epoch, mean over
+  seeds with the range of the seeds shaded.
+
+Runs that have not finished are listed as such and left out of the means.
+
+Runs are named ``<model>_<role>_<batch>_<data>`` (configs/birealnet/); the
+tables describe and compare them by ``<model>_<role>``, so the same code
+serves the Fashion-MNIST and the ImageNet configs.
+
+Usage: python tools/reproduce/collect_study.py [--seeds 0 1 2]
+       [--work-root DIR] [--out DIR] -- RUN [RUN ...]
+"""
+import argparse
+import glob
+import json
+import math
+import os
+import os.path as osp
+import statistics
+from typing import Dict, List, Optional
+
+import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
+from mmengine.config import Config
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+OUT = osp.join(REPO, 'docs', 'results', 'fashion_mnist')
+# the single-seed results of the first reproduction (AMD EPYC VM, before
+# the one-pass binarization kernels), kept for comparison
+PREVIOUS = 'previous-seed0-epyc'
+
+# What each run shows, in the words of the paper's ablation (by role).
+DESCRIPTIONS = {
+    'bireal18_relu-pre': 'real-valued, ReLU (step 1a)',
+    'bireal18_leakyclip-pre':
+    'real-valued, leaky-clip (step 1b, from 1a)',
+    'bireal18_clip-pre': 'real-valued, clip (step 1c, from 1b)',
+    'bireal18':
+    'Bi-Real-18: ApproxSign + magnitude-aware, from clip pre-training',
+    'bireal18_bn-retrain':
+    'Bi-Real-18 after BN retrain (+-1 weights, step 3)',
+    'bireal18_ste': 'Bi-Real-18 with STE instead of ApproxSign',
+    'bireal18_scaled-sign':
+    'Bi-Real-18 with scaled_sign instead of magnitude-aware gradient',
+    'bireal18_from-relu':
+    'Bi-Real-18 from ReLU pre-training instead of clip',
+    'bireal18_scratch': 'Bi-Real-18 from scratch',
+    'binary-resnet18_scratch':
+    '1-bit ResNet-18 (one shortcut per two convs) from scratch',
+    'bireal18_long': 'Bi-Real-18, magnitude-aware, 4x the epochs',
+    'bireal18_scaled-sign-long': 'Bi-Real-18, scaled_sign, 4x the epochs',
+}
+
+# (role A, role B, what A - B tests, the paper's finding on ImageNet)
+COMPARISONS = [
+    ('bireal18', 'bireal18_from-relu',
+     'clip vs ReLU pre-training', 'clip better by several points'),
+    ('bireal18', 'bireal18_scratch',
+     'pre-training vs binary training from scratch', 'pre-training better'),
+    ('bireal18', 'bireal18_ste',
+     'ApproxSign vs STE', 'ApproxSign better by several points'),
+    ('bireal18', 'bireal18_scaled-sign',
+     'magnitude-aware vs scaled_sign weight gradient',
+     'magnitude-aware better'),
+    ('bireal18_scratch', 'binary-resnet18_scratch',
+     'per-conv shortcut vs 1-bit ResNet, both from scratch',
+     '56.4 (full procedure) vs about 45.7'),
+    ('bireal18_bn-retrain', 'bireal18',
+     'BN retrain (+-1 weights) vs before it', 'no loss'),
+    ('bireal18_long', 'bireal18_scaled-sign-long',
+     'magnitude-aware vs scaled_sign, 4x the epochs',
+     'magnitude-aware better'),
+]
+
+
+# the data a run's name ends with -> how its results are described
+DATASETS = {
+    'fmnist': 'Fashion-MNIST, first 12,000 training images, top-1 on the '
+    '10,000 test images',
+    'in1k': 'ImageNet-1k, top-1 on the 50,000 validation images',
+}
+
+
+def role(run: str) -> str:
+    """``bireal18_ste_1xb64_fmnist`` -> ``bireal18_ste``."""
+    return run.rsplit('_', 2)[0]
+
+
+def describe(run: str) -> str:
+    return DESCRIPTIONS.get(role(run), run)
+
+
+def read_scalars(run_dir: str) -> Dict[str, Dict[int, float]]:
+    """``key -> {step: value}`` of every session of a (resumed) run."""
+    series: Dict[str, Dict[int, float]] = {}
+    for path in sorted(
+            glob.glob(osp.join(run_dir, '*', 'vis_data', 'scalars.json'))):
+        with open(path) as f:
+            for line in f:
+                record = json.loads(line)
+                step = int(record.pop('step'))
+                for key, value in record.items():
+                    if key == 'accuracy/top1' or key == 'loss' or \
+                            key.startswith('flip_ratio/'):
+                        series.setdefault(key, {})[step] = value
+    return series
+
+
+def max_epochs(run: str) -> int:
+    return Config.fromfile(osp.join(REPO, 'configs', 'birealnet',
+                                    f'{run}.py')).train_cfg.max_epochs
+
+
+def read_run(work_root: str, run: str, seed: int) -> Optional[dict]:
+    series = read_scalars(osp.join(work_root, f'seed{seed}', run))
+    if not series:
+        return None
+    top1 = series.get('accuracy/top1', {})
+    epochs = max_epochs(run)
+
+    def by_step(key: str, digits: int) -> dict:
+        return {
+            str(k): round(v, digits)
+            for k, v in sorted(series.get(key, {}).items())
+        }
+
+    return dict(
+        run=run,
+        seed=seed,
+        config=f'configs/birealnet/{run}.py',
+        description=describe(run),
+        max_epochs=epochs,
+        finished=max(top1, default=0) >= epochs,
+        val_top1_by_epoch=by_step('accuracy/top1', 2),
+        flip_ratio_by_epoch={
+            key.split('/', 1)[1]: by_step(key, 6)
+            for key in sorted(series) if key.startswith('flip_ratio/')
+        },
+        train_loss_by_iter=by_step('loss', 4),
+    )
+
+
+def final_top1(result: dict) -> float:
+    epochs = result['val_top1_by_epoch']
+    return epochs[max(epochs, key=int)]
+
+
+def mean_std(values: List[float]) -> str:
+    if not values:
+        return '-'
+    if len(values) == 1:
+        return f'{values[0]:.2f}'
+    return f'{statistics.mean(values):.2f} +- {statistics.stdev(values):.2f}'
+
+
+def results_table(runs: List[str], results: Dict[str, Dict[int, dict]],
+                  seeds: List[int], previous: Dict[str, float]) -> str:
+    rows = [
+        '| run | top-1 (%), mean +- std | n | ' +
+        ' | '.join(f'seed {s}' for s in seeds) +
+        ' | earlier seed 0 (EPYC, before the kernels) | epochs | config |',
+        '|---|---|---|' + '---|' * len(seeds) + '---|---|---|',
+    ]
+    for run in runs:
+        cells = []
+        done = []
+        for seed in seeds:
+            r = results[run].get(seed)
+            if r is None:
+                cells.append('not run yet')
+            elif r['finished']:
+                done.append(final_top1(r))
+                cells.append(f'{final_top1(r):.2f}')
+            elif r['val_top1_by_epoch']:
+                last = max(r['val_top1_by_epoch'], key=int)
+                cells.append(f'running ({final_top1(r):.2f} after epoch '
+                             f'{last})')
+            else:
+                cells.append('running')
+        before = previous.get(role(run))
+        before = '-' if before is None else f'{before:.2f}'
+        rows.append(f'| {describe(run)} | {mean_std(done)} | '
+                    f'{len(done)} | ' + ' | '.join(cells) +
+                    f' | {before} | {max_epochs(run)} | '
+                    f'[{run}](../../../configs/birealnet/{run}.py) |')
+    return '\n'.join(rows)
+
+
+def comparison_table(results: Dict[str, Dict[int, dict]]) -> str:
+    """A - B with its standard error ``sqrt(s_A^2/n_A + s_B^2/n_B)``;
+    'exceeds' when |A - B| is more than twice that (needs 2+ seeds each)."""
+    results = {role(run): per_seed for run, per_seed in results.items()}
+    rows = [
+        '| comparison | paper (ImageNet) | here: A vs B (mean top-1) | '
+        'A - B +- SE | beyond 2 SE? |', '|---|---|---|---|---|'
+    ]
+    for a, b, what, paper in COMPARISONS:
+        if a not in results or b not in results:
+            continue
+        va = [final_top1(r) for r in results[a].values() if r['finished']]
+        vb = [final_top1(r) for r in results[b].values() if r['finished']]
+        if not va or not vb:
+            rows.append(f'| {what} | {paper} | not run yet | - | - |')
+            continue
+        diff = statistics.mean(va) - statistics.mean(vb)
+        here = (f'{statistics.mean(va):.2f} vs {statistics.mean(vb):.2f} '
+                f'(n = {len(va)}, {len(vb)})')
+        if len(va) < 2 or len(vb) < 2:
+            rows.append(f'| {what} | {paper} | {here} | {diff:+.2f} | '
+                        'needs 2+ seeds each |')
+            continue
+        se = math.sqrt(
+            statistics.variance(va) / len(va) +
+            statistics.variance(vb) / len(vb))
+        verdict = 'yes' if abs(diff) > 2 * se else 'no'
+        rows.append(f'| {what} | {paper} | {here} | {diff:+.2f} +- '
+                    f'{se:.2f} | {verdict} |')
+    return '\n'.join(rows)
+
+
+def plot(runs: List[str], results: Dict[str, Dict[int, dict]], path: str,
+         title: str) -> None:
+    fig, (ax, ax_flip) = plt.subplots(1, 2, figsize=(13, 5))
+    for run in runs:
+        per_seed = [r for r in results[run].values() if r['val_top1_by_epoch']]
+        if not per_seed:
+            continue
+        for axis, get in ((ax, lambda r: r['val_top1_by_epoch']),
+                          (ax_flip,
+                           lambda r: r['flip_ratio_by_epoch'].get('all', {}))):
+            curves = [get(r) for r in per_seed]
+            epochs = sorted({int(e) for c in curves for e in c})
+            if not epochs:
+                continue
+            values = [[c[str(e)] for c in curves if str(e) in c]
+                      for e in epochs]
+            line, = axis.plot(epochs, [statistics.mean(v) for v in values],
+                              marker='o', label=describe(run))
+            if len(curves) > 1:
+                axis.fill_between(epochs, [min(v) for v in values],
+                                  [max(v) for v in values],
+                                  color=line.get_color(), alpha=0.15)
+    ax.set_ylabel('top-1 (%)')
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=6, loc='lower right')
+    ax_flip.set_ylabel('binary weights that changed sign in the epoch')
+    ax_flip.set_yscale('log')
+    ax_flip.set_title('flip ratio (FlipRatioHook, all stages)')
+    for axis in (ax, ax_flip):
+        axis.set_xlabel('epoch (mean over seeds, range shaded)')
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def read_previous(out: str) -> Dict[str, float]:
+    previous = {}
+    for path in glob.glob(osp.join(out, PREVIOUS, '*.json')):
+        with open(path) as f:
+            r = json.load(f)
+        if r.get('finished'):
+            previous[role(r['run'])] = final_top1(r)
+    return previous
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('runs', nargs='+', help='config names, in order')
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--work-root', default=osp.join(REPO, 'work_dirs'),
+                        help='folder holding seed<N>/<run> work dirs')
+    parser.add_argument('--out', default=OUT, help='where to write')
+    args = parser.parse_args()
+    out = args.out
+    results: Dict[str, Dict[int, dict]] = {}
+    for run in args.runs:
+        results[run] = {}
+        for seed in args.seeds:
+            result = read_run(args.work_root, run, seed)
+            if result is None:
+                continue
+            results[run][seed] = result
+            os.makedirs(osp.join(out, f'seed{seed}'), exist_ok=True)
+            with open(osp.join(out, f'seed{seed}', f'{run}.json'), 'w') as f:
+                json.dump(result, f, indent=1)
+    table = results_table(args.runs, results, args.seeds, read_previous(out))
+    comparisons = comparison_table(results)
+    print(table, comparisons, sep='\n\n')
+    data = DATASETS.get(args.runs[0].rsplit('_', 1)[-1], 'top-1')
+    plot(args.runs, results, osp.join(out, 'curves.png'), data)
+    with open(osp.join(out, 'README.md'), 'w') as f:
+        f.write(
+            '# Reproduction: results\n\n'
+            f'{data}, after the last epoch of each run. Written by '
+            '`tools/reproduce/collect_study.py` from the runs of '
+            '`tools/reproduce/run_study.sh`. Mean +- '
+            'sample standard deviation over the finished seeds (n); each '
+            "seed's binary runs start from that seed's own pre-training "
+            'chain. Logs: `seed<N>/<run>.json`.\n\n'
+            f'{table}\n\n![top-1 and flip ratio vs epoch](curves.png)\n\n'
+            '## Against the paper\n\nA - B with its standard error '
+            'sqrt(s_A^2/n_A + s_B^2/n_B); "yes" when the difference is more '
+            'than twice that.\n\n'
+            f'{comparisons}\n')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# The paper's procedure and its ablation with our configs, once per seed;
+# each seed's binary runs start from that seed's own pre-training chain.
+# Resumable run by run: a finished run is skipped, an interrupted one
+# continues from its last checkpoint.
+#
+# Fashion-MNIST (default; configs/birealnet/*_1xb64_fmnist.py): every step 4
+# epochs on the first 12,000 training images, evaluated on the 10,000 test
+# images after each epoch; about 2-2.5 hours per seed on 2 idle cores.
+# ImageNet (--imagenet; configs/birealnet/*_in1k.py, data in data/imagenet):
+# the paper's schedules, for GPUs (--gpus N runs tools/dist_train.sh).
+#
+#   bash tools/reproduce/run_study.sh                   # seeds 0 1 2
+#   bash tools/reproduce/run_study.sh --seeds "0"       # one seed
+#   bash tools/reproduce/run_study.sh --study           # the magnitude-
+#       aware study: magnitude_aware and scaled_sign with 4x the epochs
+#   bash tools/reproduce/run_study.sh --imagenet --gpus 8 [--study]
+#   bash tools/reproduce/run_study.sh --runs "A B"      # these configs
+#   bash tools/reproduce/run_study.sh --collect         # results only
+#
+# Runs go to $MMBIREAL_WORK_DIRS/seed<N>/<config> (default work root:
+# work_dirs in the checkout); point it outside the checkout to keep them
+# across fresh clones. The configs' `load_from` paths under work_dirs/ are
+# redirected to the same seed's runs. Results: docs/results/<data set>/
+# (tools/reproduce/collect_study.py).
+set -euo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)"
+cd "$REPO"
+PYTHON=${PYTHON:-python}
+# always this checkout's code, whatever mmbireal the interpreter has installed
+export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
+ROOT=${MMBIREAL_WORK_DIRS:-work_dirs}
+
+# step -> config name: <model>_<role>_<batch>_<data>; in dependency order
+# (each pre-training step loads the previous one, the binary runs load them)
+fmnist_runs() {
+    RUNS=(
+        bireal18_relu-pre_1xb64_fmnist
+        bireal18_leakyclip-pre_1xb64_fmnist
+        bireal18_clip-pre_1xb64_fmnist
+        bireal18_1xb64_fmnist
+        bireal18_bn-retrain_1xb64_fmnist
+        bireal18_ste_1xb64_fmnist
+        bireal18_scaled-sign_1xb64_fmnist
+        bireal18_from-relu_1xb64_fmnist
+        bireal18_scratch_1xb64_fmnist
+        binary-resnet18_scratch_1xb64_fmnist
+    )
+    # the same binary step from the same seed's clip checkpoint, 4x budget
+    STUDY=(
+        bireal18_long_1xb64_fmnist
+        bireal18_scaled-sign-long_1xb64_fmnist
+    )
+    DATA=fashion_mnist
+}
+imagenet_runs() {
+    RUNS=(
+        bireal18_relu-pre_8xb32_in1k
+        bireal18_leakyclip-pre_8xb32_in1k
+        bireal18_clip-pre_8xb32_in1k
+        bireal18_8xb16_in1k
+        bireal18_bn-retrain_8xb16_in1k
+        bireal18_ste_8xb16_in1k
+        bireal18_scaled-sign_8xb16_in1k
+        bireal18_from-relu_8xb16_in1k
+        bireal18_scratch_8xb16_in1k
+        binary-resnet18_scratch_8xb16_in1k
+    )
+    STUDY=(
+        bireal18_long_8xb16_in1k
+        bireal18_scaled-sign-long_8xb16_in1k
+    )
+    DATA=imagenet
+}
+
+fmnist_runs
+SEEDS=(0 1 2)
+collect_only=0 study=0 gpus=0 runs=()
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --seeds) read -r -a SEEDS <<<"$2"; shift 2 ;;
+        --runs) read -r -a runs <<<"$2"; shift 2 ;;
+        --study) study=1; shift ;;
+        --imagenet) imagenet_runs; shift ;;
+        --gpus) gpus=$2; shift 2 ;;
+        --collect) collect_only=1; shift ;;
+        *) echo "error: unknown argument $1; accepted: --seeds \"0 1 2\"," \
+               "--study, --imagenet, --gpus N, --runs \"CONFIG ...\"," \
+               "--collect" >&2; exit 2 ;;
+    esac
+done
+ALL_RUNS=("${RUNS[@]}" "${STUDY[@]}")
+if [[ ${#runs[@]} -gt 0 ]]; then
+    TRAIN=("${runs[@]}")
+elif [[ $study == 1 ]]; then
+    TRAIN=("${STUDY[@]}")
+else
+    TRAIN=("${RUNS[@]}")
+fi
+
+config_value() {  # config_value RUN KEY: train_cfg.max_epochs or load_from
+    "$PYTHON" -c "from mmengine.config import Config; \
+c = Config.fromfile('configs/birealnet/$1.py'); \
+print(c.train_cfg.max_epochs if '$2' == 'epochs' else c.get('load_from') or '')"
+}
+
+train() {  # train CONFIG ARGS...
+    if [[ $gpus -gt 0 ]]; then
+        PYTHON="$PYTHON" bash tools/dist_train.sh "$1" "$gpus" "${@:2}"
+    else
+        "$PYTHON" tools/train.py "$@"
+    fi
+}
+
+if [[ $collect_only == 0 ]]; then
+    for seed in "${SEEDS[@]}"; do
+        for run in "${TRAIN[@]}"; do
+            work="$ROOT/seed$seed/$run"
+            done_ckpt="$work/epoch_$(config_value "$run" epochs).pth"
+            if [[ -f "$done_ckpt" ]]; then
+                echo "[reproduce] seed $seed $run: done ($done_ckpt)"
+                continue
+            fi
+            args=(--cfg-options "randomness.seed=$seed")
+            load_from="$(config_value "$run" load_from)"
+            if [[ -f "$work/last_checkpoint" ]]; then
+                args=(--resume "${args[@]}")  # continue the interrupted run
+            elif [[ "$load_from" == work_dirs/* ]]; then
+                args+=("load_from=$ROOT/seed$seed/${load_from#work_dirs/}")
+            fi
+            echo "[reproduce] seed $seed $run: training ${args[*]}"
+            train "configs/birealnet/$run.py" --work-dir "$work" "${args[@]}"
+        done
+    done
+fi
+"$PYTHON" tools/reproduce/collect_study.py --work-root "$ROOT" \
+    --out "docs/results/$DATA" --seeds "${SEEDS[@]}" -- "${ALL_RUNS[@]}"
