@@ -201,6 +201,7 @@ class PackedBiRealNet(nn.Module):
         self.engine: Optional[NativeEngine] = None
         self._network: Optional[NetworkPlan] = None
         self._network_key: Optional[tuple] = None
+        self._buffer_slots: Optional[list] = None
         if backend != 'torch':
             self.engine = get_engine()
             if self.engine is None and backend == 'native':
@@ -284,12 +285,20 @@ class PackedBiRealNet(nn.Module):
 
     def network_plan(self) -> NetworkPlan:
         """The blocks as one native call, rebuilt if a buffer was replaced
-        (the plan holds raw pointers)."""
-        key = (self.engine, *(t.data_ptr() for t in self.buffers()))
-        if self._network_key != key:
+        (the plan reads the buffers it was built on through raw pointers;
+        in-place updates such as ``load_state_dict`` are seen as they are).
+        """
+        if self._buffer_slots is None:
+            self._buffer_slots = [(m._buffers, name)
+                                  for m in self.blocks.modules()
+                                  for name in m._buffers]
+        current = [buffers[name] for buffers, name in self._buffer_slots]
+        key = self._network_key
+        if key is None or key[0] is not self.engine or any(
+                a is not b for a, b in zip(key[1], current)):
             self._network = self.engine.plan_network(
                 [block.spec() for block in self.blocks])
-            self._network_key = key
+            self._network_key = (self.engine, current)
         return self._network
 
     @torch.no_grad()
