@@ -1,7 +1,8 @@
 """Packaging for mmbireal, following MMPretrain's setup.py conventions.
 
 * Requirements come from ``requirements/*.txt`` (``install_requires`` from
-  ``runtime.txt``; extras ``tests``, ``mim`` and ``all``).
+  ``runtime.txt``; extras ``tests``, ``mim``, ``all`` and ``bench``, the
+  peer runtimes of the deployment benchmark, which ``all`` leaves out).
 * MIM support: ``mim train mmbireal <config>.py`` looks for
   ``<installed mmbireal>/.mim/{configs,tools,model-index.yml}``.
 
@@ -280,6 +281,7 @@ if __name__ == '__main__':
             'all': parse_requirements('requirements.txt'),
             'tests': parse_requirements('requirements/tests.txt'),
             'mim': parse_requirements('requirements/mminstall.txt'),
+            'bench': parse_requirements('requirements/bench.txt'),
         },
         cmdclass=cmdclass,
         zip_safe=False,

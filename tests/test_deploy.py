@@ -4,6 +4,8 @@ exported network against the float-emulated model."""
 import itertools
 import os.path as osp
 import re
+import shutil
+import subprocess
 
 import pytest
 import torch
@@ -175,6 +177,57 @@ def test_engine_bit_exact(native, n, h, w, c, cout, stride, seed):
                                                         shift)))
 
 
+SELFTEST = osp.join(REPO, 'tests', 'native', 'engine_selftest.cpp')
+CSRC = osp.join(REPO, 'mmbireal', 'deploy', 'csrc')
+
+
+def _write_selftest_vectors(path, cases):
+    """The reference path's results for engine_selftest.cpp."""
+    chunks = []
+    for n, h, w, c, cout, stride, seed in cases:
+        x, weight, gen = _case(n, h, w, c, cout, seed)
+        bits = pack_signs_torch(weight.permute(0, 2, 3, 1))
+        w_pm1 = unpack_signs(bits, c).permute(0, 3, 1, 2).contiguous()
+        dots = binary_conv3x3_torch(x, w_pm1, stride)
+        scale = torch.randn(cout, generator=gen)
+        shift = torch.randn(cout, generator=gen)
+        res = torch.randn(*dots.shape, generator=gen)
+        out = affine_epilogue(dots, scale, shift, res)
+        chunks += [torch.tensor([n, h, w, c, cout, stride]), x,
+                   engine_weight_layout(bits), scale, shift, res,
+                   dots.to(torch.int32), out, pack_signs_torch(out)]
+    with open(path, 'wb') as f:
+        for t in chunks:
+            f.write(t.contiguous().numpy().tobytes())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('target', ['portable', 'aarch64'])
+def test_engine_selftest_without_x86_simd(tmp_path, target):
+    """The plain C++ kernels (every CPU that is not x86, here forced with
+    MMB_PORTABLE) and an aarch64 cross build under qemu-aarch64 match the
+    reference path bit for bit. No speed is claimed for either."""
+    cxx = 'g++' if target == 'portable' else 'aarch64-linux-gnu-g++'
+    runner = [] if target == 'portable' else ['qemu-aarch64', '-L',
+                                               '/usr/aarch64-linux-gnu']
+    if shutil.which(cxx) is None or (runner and shutil.which(runner[0])
+                                     is None):
+        pytest.skip(f'needs {cxx} {" ".join(runner[:1])} (Debian '
+                    'g++-aarch64-linux-gnu, qemu-user)')
+    vectors = tmp_path / 'vectors.bin'
+    _write_selftest_vectors(vectors, list(_cases())[::5])
+    exe = tmp_path / 'selftest'
+    flags = ['-O2', '-std=c++17', '-fopenmp', '-ffp-contract=off']
+    if target == 'portable':
+        flags.append('-DMMB_PORTABLE')
+    subprocess.run([cxx, *flags, '-I', CSRC, SELFTEST, '-o', str(exe)],
+                   check=True, capture_output=True, timeout=300)
+    proc = subprocess.run([*runner, str(exe), str(vectors)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert re.match(r'\d+ cases ok \(best simd 1\)', proc.stdout), proc.stdout
+
+
 def test_engine_rejects_bad_arguments(native):
     act = native.pack_signs(torch.randn(1, 4, 4, 64))
     layout = engine_weight_layout(
@@ -260,6 +313,88 @@ def test_export_matches_float_model(tmp_path, extra):
         _assert_logits_match(ref, outs[backend])
     if len(outs) == 2:  # both backends compute identical floats
         assert torch.equal(outs['native'], outs['torch'])
+
+
+def test_network_call_is_bit_exact_at_every_simd_level(native):
+    """The whole block stack in one native call (downsample inside the
+    engine, odd maps: ceil-mode pooling windows) equals the reference path
+    block by block, at every SIMD level and thread count."""
+    packed = PackedBiRealNet(pack_classifier(_small_model(
+        **{'model.backbone.convs_per_shortcut': 2})))
+    gen = torch.Generator().manual_seed(3)
+    feat = torch.randn(2, 13, 11, 16, generator=gen)
+    ref = feat
+    for block in packed.blocks:
+        ref = block.forward_torch(ref)
+    blocks = [block.spec() for block in packed.blocks]
+    threads = torch.get_num_threads()
+    try:
+        for simd, n in itertools.product(native.supported_simd(), (1, 3)):
+            torch.set_num_threads(n)
+            out = native.plan_network(blocks, simd)(feat)
+            assert torch.equal(out, ref), (simd, n)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _random_images(n, channels, size, mean, std, seed):
+    """Normalised random 8-bit images, as the int8 stem expects."""
+    gen = torch.Generator().manual_seed(seed)
+    pixels = torch.randint(0, 256, (n, channels, size, size), generator=gen)
+    mean = torch.tensor(mean).view(1, -1, 1, 1)
+    std = torch.tensor(std).view(1, -1, 1, 1)
+    return (pixels.float() - mean) / std
+
+
+@pytest.mark.parametrize('stride,padding,size', [(2, 3, 19), (1, 1, 9)])
+def test_int8_stem_errs_only_by_the_weight_rounding(stride, padding, size):
+    """Folded normalisation and the border correction are exact: the int8
+    stem is the int8-rounded folded weights on the pixels minus the exact
+    mean-image term (zero padding: border taps outside the image add 0)."""
+    from mmbireal.deploy.int8_stem import Int8Stem
+    if getattr(torch.ops.onednn, 'qconv2d_pointwise', None) is None:
+        pytest.skip('no oneDNN quantized conv in this PyTorch')
+    gen = torch.Generator().manual_seed(0)
+    k = 2 * padding + 1
+    weight = torch.randn(16, 3, k, k, generator=gen)
+    bias = torch.randn(16, generator=gen)
+    mean, std = [123.7, 116.3, 103.5], [58.4, 57.1, 57.4]
+    stem = Int8Stem(weight, bias, mean, std, stride, padding)
+    x = _random_images(2, 3, size, mean, std, 1)
+    m = torch.tensor(mean).double().view(1, -1, 1, 1)
+    s = torch.tensor(std).double().view(1, -1, 1, 1)
+    pixels = torch.round(x.double() * s + m)
+    folded = weight.double() / s
+    rounded = stem.w_int8.double() * stem.w_scale.double().view(-1, 1, 1, 1)
+    ref = (F.conv2d(pixels, rounded, bias.double(), stride, padding) -
+           F.conv2d(m.expand_as(x), folded, None, stride, padding))
+    out = stem(x)
+    assert out.shape == ref.shape
+    assert (out.double() - ref).abs().max() <= 1e-5 * ref.abs().max()
+    exact = F.conv2d(x, weight, bias, stride, padding)
+    assert not torch.equal(out, exact)  # it is an approximation
+
+
+def test_int8_stem_is_an_explicit_option(tmp_path):
+    model = _small_model()
+    packed = pack_classifier(model)
+    with pytest.raises(ValueError, match="unknown stem 'bf16'; accepted: "
+                       'exact, int8'):
+        PackedBiRealNet(packed, stem='bf16')
+    assert PackedBiRealNet(packed).stem == 'exact'
+    if getattr(torch.ops.onednn, 'qconv2d_pointwise', None) is None:
+        pytest.skip('no oneDNN quantized conv in this PyTorch')
+    x = _random_images(16, 1, 28, packed['meta']['mean'],
+                       packed['meta']['std'], 2)
+    exact, fast = PackedBiRealNet(packed)(x), PackedBiRealNet(
+        packed, stem='int8')(x)
+    # a random binary net amplifies the stem's rounding (signs flip); the
+    # benchmark measures the cost on Bi-Real-18
+    span = (exact.max() - exact.min()).item()
+    assert 0 < (fast - exact).abs().max().item() <= 0.25 * span
+    del packed['meta']['mean']
+    with pytest.raises(ValueError, match=r'needs .* mean/std'):
+        PackedBiRealNet(packed, stem='int8')
 
 
 class _DetachedScaleStrictClip(WeightBinarizer):
@@ -438,12 +573,58 @@ def test_corrupt_packed_files_give_one_line_errors(tmp_path):
 
 
 def test_benchmark_tool_smoke():
-    """Tiny settings only: checks it runs and prints both tables."""
+    """Tiny settings only: the roofline runs per layer of the network."""
     proc = run_tool(['tools/deployment/benchmark_binary.py', '--iters', '1',
                      '--warmup', '0', '--size', '32', '--batch', '1',
-                     '--threads', '1'])
-    assert 'Bi-Real-18 packed' in proc.stdout
-    assert '7x7x512' not in proc.stdout and '1x1x512' in proc.stdout
+                     '--threads', '1', '--sections', 'roofline'])
+    assert re.search(r'measured peak \d+ G binary MAC/s', proc.stdout)
+    assert '7x7x512' not in proc.stdout and '-> 1x1x512' in proc.stdout
+    assert 'whole networks' not in proc.stdout
+
+
+def _peer_runtimes():
+    import importlib
+    import sys
+    sys.path.insert(0, osp.join(REPO, 'tools', 'deployment'))
+    try:
+        return importlib.import_module('peer_runtimes')
+    finally:
+        sys.path.pop(0)
+
+
+def test_benchmark_skips_a_missing_runtime_with_a_note(monkeypatch,
+                                                       tmp_path):
+    peers = _peer_runtimes()
+    monkeypatch.setattr(peers, '_runtime', lambda module: None)
+    rows, skipped = peers.build_peers(str(tmp_path), 32, 1)
+    # eager PyTorch is always there; every other peer is skipped, not faked
+    assert [(r.name, r.runtime.split()[0]) for r in rows] == [
+        ('ResNet-18 fp32', 'PyTorch')]
+    assert len(skipped) == len(peers.PEER_ROWS) - 1
+    assert all('is not installed (pip install mmbireal[bench])' in s.reason
+               for s in skipped)
+
+
+@pytest.mark.slow
+def test_benchmark_peer_table():
+    """Every peer row is timed or skipped with a reason; fp32 runtimes are
+    checked against eager PyTorch."""
+    proc = run_tool(['tools/deployment/benchmark_binary.py', '--iters', '2',
+                     '--warmup', '0', '--size', '32', '--batch', '1',
+                     '--threads', '1', '--sections', 'peers'])
+    out = proc.stdout
+    assert re.search(r'^Bi-Real-18 packed 1-bit .* 1\.00x', out, re.M)
+    assert 'NOT measured here' in out and '69.758' in out
+    peers = _peer_runtimes()
+    for _, arch, _, _, what in peers.PEER_ROWS:
+        name = {'resnet18': 'ResNet-18', 'mobilenet_v2': 'MobileNetV2'}[arch]
+        precision, runtime = what.split(', ')
+        timed = re.search(rf'^{name} {precision.split()[0]}.*  '
+                          rf'{runtime.split()[-1]}',
+                          out, re.M | re.I)
+        assert timed or f'skipped {name} {what}: ' in out, what
+    for check in re.findall(r'^check .*$', out, re.M):
+        assert check.endswith('(ok)'), check
 
 
 def test_build_model_keeps_the_configs_normalisation():

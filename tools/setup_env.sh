@@ -16,7 +16,9 @@
 # The pip steps are skipped when the hash of the requirement files, setup.py,
 # the version and this script matches the one stored in the venv and the
 # installed versions still match the pins. MMBIREAL_FORCE=1 reinstalls;
-# MMBIREAL_SKIP_DATASET=1 skips the dataset.
+# MMBIREAL_SKIP_DATASET=1 skips the dataset. MMBIREAL_BENCH=1 also installs
+# the deployment benchmark's peer runtimes (requirements/bench.txt; off by
+# default: no test needs them).
 
 if [[ "${BASH_SOURCE[0]}" != "${0}" ]]; then
     # Sourced: do the work in a child bash, so that `set -e` / `exit` never
@@ -90,6 +92,7 @@ fi
 state="$(
     {
         echo "repo=$REPO"
+        echo "bench=${MMBIREAL_BENCH:-}"
         "$VPY" -c 'import sys; print(sys.version)'
         cd "$REPO"
         sha256sum requirements/*.txt setup.py mmbireal/version.py tools/setup_env.sh
@@ -161,6 +164,10 @@ else
     pip_install mmengine mmcv-lite mmpretrain numpy openmim opendatalab openxlab
     # 4. test tools
     pip_install -r "$REPO/requirements/tests.txt"
+    # 4b. optional: the benchmark's peer runtimes
+    if [[ -n "${MMBIREAL_BENCH:-}" ]]; then
+        pip_install -r "$REPO/requirements/bench.txt"
+    fi
     # 5. this checkout, editable. An old MIM link must go first so that pip
     #    can never write through it into the checkout.
     if [[ -L "$SITE/mmbireal" ]]; then

@@ -12,8 +12,11 @@ after a one-line warning, and callers use the PyTorch reference path, which
 computes the same integers and the same floats.
 """
 import ctypes
+import glob
 import os.path as osp
-from typing import List, NamedTuple, Optional
+import threading
+import time
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -22,8 +25,9 @@ from mmbireal.utils import native
 
 from .reference import num_words
 
-ABI_VERSION = 1
-SOURCE = osp.join(osp.dirname(osp.abspath(__file__)), 'csrc', 'binconv.cpp')
+ABI_VERSION = 2
+CSRC = osp.join(osp.dirname(osp.abspath(__file__)), 'csrc')
+SOURCE = osp.join(CSRC, 'binconv.cpp')  # includes the csrc/*.h
 SIMD_CODES = {'auto': 0, 'scalar': 1, 'avx2': 2, 'avx512': 3}
 SIMD_NAMES = {1: 'scalar', 2: 'avx2', 3: 'avx512'}
 LANES = 8  # output channels per weight group (csrc: kLanes)
@@ -61,8 +65,9 @@ def build_engine(cxx: Optional[str] = None,
         EngineBuildError: no compiler, a failed build or a library that
             does not load.
     """
-    lib, path, flags = native.build_library(SOURCE, ABI_VERSION,
-                                            directory or cache_dir(), cxx)
+    lib, path, flags = native.build_library(
+        SOURCE, ABI_VERSION, directory or cache_dir(), cxx,
+        depends=sorted(glob.glob(osp.join(CSRC, '*.h'))))
     return NativeEngine(lib, path, flags)
 
 
@@ -82,6 +87,16 @@ class NativeEngine:
             _c_ptr, _c_ptr, _c_ptr, _c_ptr, _c_ptr, _c_ptr, ctypes.c_int,
             ctypes.c_int
         ]
+        lib.mmb_forward.restype = ctypes.c_int
+        lib.mmb_forward.argtypes = [
+            _c_ptr, _c_i64, _c_i64, _c_i64, _c_i64, _c_ptr, _c_i64, _c_ptr,
+            _c_ptr, _c_ptr, _c_ptr, _c_ptr, _c_ptr, _c_ptr, ctypes.c_int,
+            ctypes.c_int
+        ]
+        lib.mmb_peak_rate.restype = ctypes.c_double
+        lib.mmb_peak_rate.argtypes = [
+            ctypes.c_int, ctypes.c_int, _c_i64, ctypes.c_int
+        ]
         self.lib = lib
         self.path = path
         self.flags = flags
@@ -91,6 +106,24 @@ class NativeEngine:
         """The SIMD paths this CPU can run, slowest first."""
         best = SIMD_CODES[self.best_simd]
         return [SIMD_NAMES[c] for c in range(1, best + 1)]
+
+    def peak_rate(self, kind: str, threads: int,
+                  seconds: float = 0.2) -> float:
+        """Measured peak MACs per second of this CPU at the engine's best
+        SIMD level on ``threads`` threads: ``kind='binary'`` counts one MAC
+        per bit of XOR + popcount + accumulate, ``'fp32'`` one per lane of a
+        fused multiply-add. Runs for about ``seconds``; best of three.
+        """
+        code = {'binary': 0, 'fp32': 1}[kind]
+        iters = 1 << 10
+        while True:  # grow until one run takes a measurable time
+            start = time.perf_counter()
+            rate = self.lib.mmb_peak_rate(code, 0, iters, threads)
+            if time.perf_counter() - start >= seconds / 3:
+                break
+            iters *= 4
+        return max(rate, *(self.lib.mmb_peak_rate(code, 0, iters, threads)
+                           for _ in range(2)))
 
     def pack_signs(self, x: Tensor) -> Tensor:
         """Pack ``x >= 0`` along the last dim (float32) into int64 words."""
@@ -105,6 +138,11 @@ class NativeEngine:
             self.lib.mmb_pack_signs(x.data_ptr(), rows, channels,
                                     out.data_ptr(), torch.get_num_threads())
         return out
+
+    def plan_network(self, blocks: Sequence['BlockSpec'],
+                     simd: str = 'auto') -> 'NetworkPlan':
+        """All ``blocks`` as one native call (see :class:`NetworkPlan`)."""
+        return NetworkPlan(self, blocks, simd)
 
     def plan_conv3x3(self,
                      channels: int,
@@ -152,6 +190,132 @@ class NativeEngine:
         plan = self.plan_conv3x3(channels, weight, out_channels, stride,
                                  scale, shift, simd)
         return plan(act_bits, residual, want_out, want_dot, want_bits)
+
+
+class _BlockDesc(ctypes.Structure):
+    """csrc/network.h: BlockDesc."""
+    _fields_ = [('cin', _c_i64), ('cout', _c_i64), ('stride', _c_i64),
+                ('nconv', _c_i64), ('wgt', _c_ptr * 2), ('scale', _c_ptr * 2),
+                ('shift', _c_ptr * 2), ('down_wt', _c_ptr),
+                ('down_bias', _c_ptr)]
+
+
+class BlockSpec(NamedTuple):
+    """One block for :class:`NetworkPlan`.
+
+    ``convs``: one or two ``(engine weight, scale, shift)``, the first with
+    ``stride``; ``downsample``: None (identity shortcut) or the folded 1x1
+    ``(weight (C_out, C_in), bias (C_out,))`` after an avg-pool of
+    ``stride``.
+    """
+    in_channels: int
+    out_channels: int
+    stride: int
+    convs: Sequence[Tuple[Tensor, Tensor, Tensor]]
+    downsample: Optional[Tuple[Tensor, Tensor]]
+
+
+class NetworkPlan:
+    """All binary blocks of a network as one native call (``mmb_forward``):
+    one thread team for the whole stack, the downsample shortcuts inside
+    the engine, scratch buffers kept per input shape.
+
+    Computes the same floats as :func:`~.reference.downsample_torch` and
+    the reference convs block by block. Calls are serialised (the scratch
+    buffers are shared).
+    """
+
+    def __init__(self, engine: NativeEngine, blocks: Sequence[BlockSpec],
+                 simd: str = 'auto') -> None:
+        if not blocks:
+            raise ValueError('a network needs at least one block')
+        if simd not in SIMD_CODES:
+            raise ValueError(f'unknown simd {simd!r}; accepted: '
+                             f'{", ".join(SIMD_CODES)}')
+        self.engine, self.simd = engine, simd
+        self.blocks = list(blocks)
+        self._keep: List[Tensor] = []  # the library reads them by pointer
+        descs = (_BlockDesc * len(blocks))()
+        for d, b in zip(descs, self.blocks):
+            if len(b.convs) not in (1, 2) or b.stride not in (1, 2):
+                raise ValueError('blocks have 1 or 2 convs, stride 1 or 2')
+            cin = b.in_channels
+            for k, (weight, scale, shift) in enumerate(b.convs):
+                # checks the layout as a single conv would
+                plan = Conv3x3Plan(engine, cin, weight, b.out_channels, 1,
+                                   scale, shift)
+                self._keep += [plan.weight, plan.scale, plan.shift]
+                d.wgt[k], d.scale[k], d.shift[k] = (
+                    t.data_ptr() for t in (plan.weight, plan.scale,
+                                           plan.shift))
+                cin = b.out_channels
+            d.cin, d.cout, d.stride, d.nconv = (b.in_channels,
+                                                b.out_channels, b.stride,
+                                                len(b.convs))
+            if b.downsample is not None:
+                wt = _check_float(b.downsample[0],
+                                  (b.out_channels, b.in_channels))
+                wt = wt.t().contiguous()  # (C_in, C_out): C_out innermost
+                bias = _check_float(b.downsample[1], (b.out_channels, ))
+                self._keep += [wt, bias]
+                d.down_wt, d.down_bias = wt.data_ptr(), bias.data_ptr()
+        self._descs = descs
+        self._lock = threading.Lock()
+        self._scratch: Dict[tuple, List[Tensor]] = {}
+
+    def _buffers(self, n: int, h: int, w: int) -> List[Tensor]:
+        key = (n, h, w)
+        if key not in self._scratch:
+            feat = ident = pooled = 1
+            words = n * h * w * num_words(self.blocks[0].in_channels)
+            for b in self.blocks:
+                ho, wo = (h - 1) // b.stride + 1, (w - 1) // b.stride + 1
+                out = n * ho * wo * b.out_channels
+                feat = max(feat, out)
+                words = max(words, n * ho * wo * num_words(b.out_channels),
+                            n * h * w * num_words(b.in_channels))
+                if b.downsample is not None:
+                    ident = max(ident, out)
+                    pooled = max(pooled, n * ho * wo * b.in_channels)
+                h, w = ho, wo
+            f32 = torch.float32
+            self._scratch = {key: [  # one shape at a time is kept
+                torch.empty(feat, dtype=f32), torch.empty(feat, dtype=f32),
+                torch.empty(ident, dtype=f32),
+                torch.empty(pooled, dtype=f32),
+                torch.empty(words, dtype=torch.int64),
+                torch.empty(words, dtype=torch.int64)
+            ]}
+        return self._scratch[key]
+
+    def out_shape(self, n: int, h: int, w: int) -> Tuple[int, int, int, int]:
+        for b in self.blocks:
+            h, w = (h - 1) // b.stride + 1, (w - 1) // b.stride + 1
+        return n, h, w, self.blocks[-1].out_channels
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """``(N, H, W, C_in)`` float32 (the stem's output) -> the last
+        block's ``(N, H', W', C_out)``."""
+        c = self.blocks[0].in_channels
+        if x.dtype != torch.float32 or x.dim() != 4 or x.shape[3] != c:
+            raise ValueError(f'expected float32 (N, H, W, {c}), got '
+                             f'{x.dtype} {tuple(x.shape)}')
+        x = x.contiguous()
+        n, h, w, _ = x.shape
+        out = torch.empty(self.out_shape(n, h, w), dtype=torch.float32)
+        if out.numel() == 0:
+            return out
+        with self._lock:
+            buffers = self._buffers(n, h, w)
+            ret = self.engine.lib.mmb_forward(
+                x.data_ptr(), n, h, w, c, self._descs, len(self.blocks),
+                *(t.data_ptr() for t in buffers), out.data_ptr(),
+                SIMD_CODES[self.simd], torch.get_num_threads())
+        if ret != 0:
+            raise RuntimeError(
+                f'binary conv engine refused simd={self.simd!r} (this CPU '
+                f'runs up to {self.engine.best_simd})')
+        return out
 
 
 def _check_float(t: Optional[Tensor], size: tuple) -> Optional[Tensor]:

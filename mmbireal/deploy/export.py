@@ -1,33 +1,6 @@
 """Export a trained Bi-Real Net classifier to the packed 1-bit format.
 
-The packed file is a plain ``torch.save`` of dicts, lists, ints, strings and
-tensors, so :func:`mmbireal.utils.load_checkpoint_file` reads it in
-weights-only mode with no extra allow-list:
-
-``format``/``version``
-    ``'mmbireal-packed-bireal'`` / 1.
-``arch``
-    Enough to rebuild the network without the config: ``depth``,
-    ``stem_type``, ``in_channels``, ``stem_channels``, ``widths``,
-    ``strides``, ``blocks`` (per stage), ``convs_per_shortcut``,
-    ``num_classes``.
-``weights``
-    Binary 3x3 convs (``layer{i}.{j}.conv{k}.*``): ``bits`` int64
-    ``(C_out, 3, 3, ceil(C_in / 64))`` -- 1 bit per weight, packed along
-    input channels, bit ``j`` of word ``k`` = input channel ``64k + j``,
-    bit 1 = +1 (``W >= 0``); ``scale``/``shift`` fp32 ``(C_out,)``: the
-    following BN in eval mode with the weight scale ``alpha = mean|W|``
-    folded in, ``BN(alpha * y) = y * (alpha * g / sqrt(v + eps)) +
-    (b - m * g / sqrt(v + eps))``, where the weight binarizer is
-    ``scaled``; with ``weight_binarizer='sign'`` (after BN retrain) there
-    is no alpha.
-    Real-valued layers in fp32: ``stem.weight`` and ``stem.scale/shift``
-    (its BN), ``layer{i}.0.downsample.weight`` ``(C_out, C_in)`` and
-    ``.scale/.shift``, ``fc.weight``/``fc.bias``.
-``meta``
-    Strings and numbers only: binarizer names, the data preprocessor's
-    mean/std (not applied by the packed model, as ``mode='tensor'`` does
-    not apply them either).
+The file format (name, version, key schema) is :mod:`.file_format`'s.
 """
 import io
 import os
@@ -41,10 +14,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmbireal.models import BinaryConv2d, BiRealNet
 
+from .file_format import FORMAT, VERSION
 from .reference import pack_signs_torch
-
-FORMAT = 'mmbireal-packed-bireal'
-VERSION = 1
 
 
 class ExportError(ValueError):

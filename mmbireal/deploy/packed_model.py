@@ -22,20 +22,30 @@ from mmbireal.models.backbones.bireal_net import STEM_GEOMETRIES
 from mmbireal.utils import CheckpointError, load_checkpoint_file
 
 from .engine import (
+    BlockSpec,
     Conv3x3Plan,
     NativeEngine,
+    NetworkPlan,
     engine_weight_layout,
     get_engine,
 )
-from .export import FORMAT, VERSION
+from .file_format import (
+    FORMAT,
+    VERSION,
+    conv_key,
+    downsample_key,
+)
+from .int8_stem import Int8Stem
 from .reference import (
-                        affine_epilogue,
-                        binary_conv3x3_torch,
-                        num_words,
-                        unpack_signs,
+    affine_epilogue,
+    binary_conv3x3_torch,
+    downsample_torch,
+    num_words,
+    unpack_signs,
 )
 
 BACKENDS = ('auto', 'native', 'torch')
+STEMS = ('exact', 'int8')
 
 
 class PackedBinaryConv(nn.Module):
@@ -105,26 +115,21 @@ class PackedBlock(nn.Module):
             self.register_buffer('down_bias', downsample[1])
 
     def shortcut(self, x: Tensor) -> Tensor:
-        """Identity, or avg-pool 2x2 (ceil mode) + 1x1 conv + BN, NHWC."""
+        """Identity, or avg-pool 2x2 (ceil mode) + 1x1 conv + BN, NHWC, in
+        the engine's order of operations."""
         if not self.has_downsample:
             return x
-        if self.stride > 1:
-            x = F.avg_pool2d(
-                x.permute(0, 3, 1, 2),
-                self.stride,
-                self.stride,
-                ceil_mode=True,
-                count_include_pad=False).permute(0, 2, 3, 1)
-        return F.linear(x, self.down_weight, self.down_bias).contiguous()
+        return downsample_torch(x, self.stride, self.down_weight,
+                                self.down_bias)
 
-    def forward_native(self, engine: NativeEngine, x: Tensor, bits: Tensor,
-                       need_bits: bool) -> Tuple[Tensor, Optional[Tensor]]:
-        identity = self.shortcut(x)
-        for conv in self.convs[:-1]:
-            # Only the signs of an inner conv's output are ever used.
-            _, bits = conv.forward_native(engine, bits, None, False, True)
-        return self.convs[-1].forward_native(engine, bits, identity, True,
-                                             need_bits)
+    def spec(self) -> BlockSpec:
+        """This block for :meth:`NativeEngine.plan_network`."""
+        return BlockSpec(
+            self.convs[0].in_channels, self.convs[-1].out_channels,
+            self.stride,
+            [(c.engine_weight, c.scale, c.shift) for c in self.convs],
+            (self.down_weight, self.down_bias) if self.has_downsample else
+            None)
 
     def forward_torch(self, x: Tensor) -> Tensor:
         identity = self.shortcut(x)
@@ -148,17 +153,24 @@ class PackedBiRealNet(nn.Module):
             ``'torch'`` (reference path) or ``'auto'`` (native when it
             builds, else torch after a one-line warning).
         source: File name for error messages.
+        stem: ``'exact'`` (fp32, the same floats on every backend) or
+            ``'int8'`` (:class:`~.int8_stem.Int8Stem`: faster, not
+            bit-exact; needs the mean/std of the file's meta and inputs
+            that were 8-bit images).
 
     Raises:
         CheckpointError: ``packed`` is not a valid packed Bi-Real file.
     """
 
     def __init__(self, packed: dict, backend: str = 'auto',
-                 source: str = '<dict>') -> None:
+                 source: str = '<dict>', stem: str = 'exact') -> None:
         super().__init__()
         if backend not in BACKENDS:
             raise ValueError(f'unknown backend {backend!r}; accepted: '
                              f'{", ".join(BACKENDS)}')
+        if stem not in STEMS:
+            raise ValueError(f'unknown stem {stem!r}; accepted: '
+                             f'{", ".join(STEMS)}')
         _check(isinstance(packed, dict) and packed.get('format') == FORMAT,
                source, f'not a {FORMAT} file')
         _check(packed.get('version') == VERSION, source,
@@ -177,7 +189,20 @@ class PackedBiRealNet(nn.Module):
         self.arch = arch
         meta = packed.get('meta')
         self.meta = dict(meta) if isinstance(meta, dict) else {}
+        self.stem = stem
+        self._int8_stem: Optional[Int8Stem] = None
+        if stem == 'int8':
+            if 'mean' not in self.meta or 'std' not in self.meta:
+                raise ValueError("stem='int8' needs the data preprocessor's "
+                                 'mean/std in the packed file')
+            self._int8_stem = Int8Stem(self.stem_weight, self.stem_bias,
+                                       self.meta['mean'], self.meta['std'],
+                                       self.stem_geometry.stride,
+                                       self.stem_geometry.padding)
         self.engine: Optional[NativeEngine] = None
+        self._network: Optional[NetworkPlan] = None
+        self._network_key: Optional[tuple] = None
+        self._buffer_slots: Optional[list] = None
         if backend != 'torch':
             self.engine = get_engine()
             if self.engine is None and backend == 'native':
@@ -227,28 +252,28 @@ class PackedBiRealNet(nn.Module):
         for i, (width, stride, num) in enumerate(zip(widths, strides,
                                                      blocks)):
             for j in range(num):
-                prefix = f'layer{i + 1}.{j}'
                 block_stride = stride if j == 0 else 1
                 convs = []
                 cin = channels
                 for c in range(cps):
-                    name = f'{prefix}.conv{c}'
                     convs.append(
                         PackedBinaryConv(
-                            tensor(f'{name}.bits',
+                            tensor(conv_key(i, j, c, 'bits'),
                                    (width, 3, 3, num_words(cin)),
                                    torch.int64),
-                            tensor(f'{name}.scale', (width, ), f32),
-                            tensor(f'{name}.shift', (width, ), f32), cin,
-                            block_stride if c == 0 else 1))
+                            tensor(conv_key(i, j, c, 'scale'), (width, ),
+                                   f32),
+                            tensor(conv_key(i, j, c, 'shift'), (width, ),
+                                   f32), cin, block_stride if c == 0 else 1))
                     cin = width
                 downsample = None
                 if j == 0 and (stride != 1 or channels != width):
-                    dw = tensor(f'{prefix}.downsample.weight',
+                    dw = tensor(downsample_key(i, j, 'weight'),
                                 (width, channels), f32)
-                    ds = tensor(f'{prefix}.downsample.scale', (width, ), f32)
+                    ds = tensor(downsample_key(i, j, 'scale'), (width, ),
+                                f32)
                     downsample = (dw * ds.view(-1, 1),
-                                  tensor(f'{prefix}.downsample.shift',
+                                  tensor(downsample_key(i, j, 'shift'),
                                          (width, ), f32))
                 layers.append(PackedBlock(convs, downsample, block_stride))
                 channels = width
@@ -260,6 +285,24 @@ class PackedBiRealNet(nn.Module):
         self.register_buffer('fc_bias', tensor('fc.bias', (num_classes, ),
                                                   f32))
 
+    def network_plan(self) -> NetworkPlan:
+        """The blocks as one native call, rebuilt if a buffer was replaced
+        (the plan reads the buffers it was built on through raw pointers;
+        in-place updates such as ``load_state_dict`` are seen as they are).
+        """
+        if self._buffer_slots is None:
+            self._buffer_slots = [(m._buffers, name)
+                                  for m in self.blocks.modules()
+                                  for name in m._buffers]
+        current = [buffers[name] for buffers, name in self._buffer_slots]
+        key = self._network_key
+        if key is None or key[0] is not self.engine or any(
+                a is not b for a, b in zip(key[1], current)):
+            self._network = self.engine.plan_network(
+                [block.spec() for block in self.blocks])
+            self._network_key = (self.engine, current)
+        return self._network
+
     @torch.no_grad()
     def forward(self, x: Tensor) -> Tensor:
         """Logits ``(N, num_classes)`` of an NCHW float batch."""
@@ -270,26 +313,28 @@ class PackedBiRealNet(nn.Module):
         # times faster on it than on NCHW (stem 0.9 vs 6.4 ms at batch 1
         # here), and its memory is already the NHWC the blocks use
         x = x.float().contiguous(memory_format=torch.channels_last)
-        x = self.stem_geometry.forward(x, self.stem_weight, self.stem_bias)
+        if self._int8_stem is not None:  # opt-in, not bit-exact
+            x = self.stem_geometry.pool(self._int8_stem(x))
+        else:
+            x = self.stem_geometry.forward(x, self.stem_weight,
+                                           self.stem_bias)
         x = x.permute(0, 2, 3, 1).contiguous()  # NHWC from here on
         if self.engine is None:
             for block in self.blocks:
                 x = block.forward_torch(x)
         else:
-            bits = self.engine.pack_signs(x)
-            last = len(self.blocks) - 1
-            for i, block in enumerate(self.blocks):
-                x, bits = block.forward_native(self.engine, x, bits,
-                                               need_bits=i < last)
+            x = self.network_plan()(x)
         return F.linear(x.mean(dim=(1, 2)), self.fc_weight, self.fc_bias)
 
 
-def load_packed(path: str, backend: str = 'auto') -> PackedBiRealNet:
-    """Load a packed Bi-Real file (weights-only) as an inference module.
+def load_packed(path: str, backend: str = 'auto',
+                stem: str = 'exact') -> PackedBiRealNet:
+    """Load a packed Bi-Real file (weights-only) as an inference module
+    (``backend``, ``stem``: see :class:`PackedBiRealNet`).
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
         CheckpointError: a corrupt, truncated or foreign file (one line).
     """
     packed = load_checkpoint_file(path, map_location='cpu')
-    return PackedBiRealNet(packed, backend=backend, source=path)
+    return PackedBiRealNet(packed, backend=backend, source=path, stem=stem)

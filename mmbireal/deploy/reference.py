@@ -88,3 +88,35 @@ def affine_epilogue(dots: Tensor, scale: Tensor, shift: Tensor,
     if residual is not None:
         out = out + residual
     return out
+
+
+def downsample_torch(x: Tensor, stride: int, weight: Tensor,
+                     bias: Tensor) -> Tensor:
+    """The downsample shortcut on NHWC: avg-pool ``stride`` (ceil mode,
+    padding not counted), then the 1x1 conv ``weight`` ``(C_out, C_in)``
+    with ``bias``, in the engine's order of operations.
+
+    Each sum and product is a separate fp32 op in a fixed order -- pooled
+    taps row by row from 0, a border window adding 0 for its missing taps,
+    then one division by the count; the 1x1 conv input channel by input
+    channel, then the bias -- so the engine's ``mmb_forward``, which does
+    the same without FMA contraction, gives identical floats. (A GEMM's
+    blocking would round differently.)
+    """
+    if stride > 1:
+        n, h, w, c = x.shape
+        ho, wo = -(-h // stride), -(-w // stride)
+        padded = F.pad(x, (0, 0, 0, wo * stride - w, 0, ho * stride - h))
+        pooled = x.new_zeros(n, ho, wo, c)
+        for dy in range(stride):
+            for dx in range(stride):
+                pooled = pooled + padded[:, dy::stride, dx::stride]
+        ones = F.pad(x.new_ones(h, w), (0, wo * stride - w, 0,
+                                        ho * stride - h))
+        count = ones.reshape(ho, stride, wo, stride).sum((1, 3))
+        x = pooled / count.view(1, ho, wo, 1)
+    weight_t = weight.t()
+    out = x[..., 0:1] * weight_t[0]
+    for k in range(1, x.shape[-1]):
+        out = out + x[..., k:k + 1] * weight_t[k]
+    return out + bias

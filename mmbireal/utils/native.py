@@ -26,7 +26,16 @@ import shutil
 import subprocess
 import threading
 import warnings
-from typing import Callable, FrozenSet, Generic, List, Optional, Tuple, TypeVar
+from typing import (
+    Callable,
+    FrozenSet,
+    Generic,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    TypeVar,
+)
 
 BASE_FLAGS = [
     '-O3', '-fopenmp', '-ffp-contract=off', '-fPIC', '-shared', '-std=c++17'
@@ -96,7 +105,8 @@ def _load(path: str, abi_version: int) -> ctypes.CDLL:
 def build_library(source: str,
                   abi_version: int,
                   directory: str,
-                  cxx: Optional[str] = None
+                  cxx: Optional[str] = None,
+                  depends: Sequence[str] = ()
                   ) -> Tuple[ctypes.CDLL, str, List[str]]:
     """Compile ``source`` (or reuse a cached build) and load it.
 
@@ -105,6 +115,8 @@ def build_library(source: str,
         abi_version: What its ``mmb_abi_version()`` must return.
         directory: The cache directory (see :func:`cache_dir`).
         cxx: The C++ compiler; default ``$CXX`` or ``g++``.
+        depends: The headers ``source`` includes; their text is part of
+            the cache key, so editing one rebuilds the library.
 
     Returns:
         ``(library, path, flags)``.
@@ -123,8 +135,10 @@ def build_library(source: str,
                                  text=True, timeout=60).stdout
     except (OSError, subprocess.SubprocessError) as e:
         raise NativeBuildError(f'{cxx}: {e}') from None
-    with open(source, 'rb') as f:
-        text = f.read()
+    text = b''
+    for name in (source, *depends):
+        with open(name, 'rb') as f:
+            text += f.read() + b'\0'
     stem = osp.splitext(osp.basename(source))[0]
     # -march=native first (the point of a local build); a compiler that
     # refuses it still gets portable code.

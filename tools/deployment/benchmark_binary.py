@@ -1,70 +1,78 @@
-"""Latency of packed 1-bit Bi-Real-18 against float networks, one run.
+"""Packed 1-bit Bi-Real-18 against what a CPU user would ship instead.
 
-    python tools/deployment/benchmark_binary.py [--threads N] [--iters 20]
-        [--warmup 5] [--batch 1 8] [--size 224] [--config C --checkpoint K]
+    python tools/deployment/benchmark_binary.py [--threads 2 1] [--iters 30]
+        [--warmup 5] [--batch 1 8] [--size 224]
+        [--sections peers roofline] [--config C --checkpoint K]
 
-Times (median over ``--iters`` runs after ``--warmup`` runs, same thread
-count for everything):
+Two reports, each at every ``--threads`` value (the same count for every
+runtime) and batch size:
 
-* whole networks at each batch size: the packed Bi-Real-18
-  (``mmbireal.deploy``), a float ResNet-18 (mmpretrain's ``ResNet(18)`` +
-  global pooling + fc) and the float-emulated Bi-Real-18 (the training
-  graph in eval mode);
-* one 3x3 conv per stage (56x56x64, 28x28x128, 14x14x256, 7x7x512 at
-  224 px, stride 1): the float ``F.conv2d`` against the binary conv on
-  already packed input, and against the whole binary step (pack the input
-  signs, conv, folded BN, residual add, pack the output signs).
+* ``peers``: whole networks in one process, timed in interleaved rounds
+  whose order rotates every round, so all see the same machine state. Rows:
+  the packed Bi-Real-18 (``mmbireal.deploy``), the float-emulated
+  Bi-Real-18 (the training graph in eval mode) and the peers of
+  ``peer_runtimes.py``: ResNet-18 fp32 in eager PyTorch, onnxruntime and
+  OpenVINO (fp32 and its default precision), ResNet-18 int8 in onnxruntime
+  (static QDQ, per-channel) and OpenVINO (NNCF), MobileNetV2 int8 in
+  onnxruntime. Each row: median ms, the packed model's speed-up (median of
+  the per-round time ratios, with quartiles), file size and the model's
+  *published* ImageNet top-1. Peers whose runtime is missing (the ``bench``
+  extra: ``pip install mmbireal[bench]``) are listed as skipped.
+* ``roofline``: this CPU's measured peak of XOR + popcount (binary MACs)
+  and of fp32 FMA, from micro-kernels in the engine, and per layer of the
+  packed model its time, rate and fraction of that peak.
 
-Without ``--checkpoint`` the weights are random, which does not change the
-latency. Measure on an otherwise idle machine.
+Without ``--checkpoint`` the weights are random, which changes no latency.
+Measure on an otherwise idle machine.
 """
 import argparse
 import os.path as osp
 import platform
 import statistics
+import sys
 import tempfile
 import time
-from typing import Callable, List, Optional
+from typing import Callable, Dict, List, NamedTuple, Optional
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 from mmbireal.apis import build_model
-from mmbireal.deploy import (
-    engine_weight_layout,
-    export_packed,
-    get_engine,
-    load_packed,
-    pack_signs_torch,
-)
+from mmbireal.deploy import export_packed, load_packed
 from mmbireal.utils.launch import fail
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+import peer_runtimes  # the tool's own sibling module
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEFAULT_CONFIG = osp.join(REPO, 'configs', 'birealnet',
                           'bireal18_8xb16_in1k.py')
-STAGES = ((56, 64), (28, 128), (14, 256), (7, 512))  # at 224 px
+SECTIONS = ('peers', 'roofline')
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description='Packed 1-bit Bi-Real-18 vs float networks')
-    parser.add_argument('--threads', type=int, default=None,
-                        help='torch/OpenMP threads (default: torch default)')
-    parser.add_argument('--iters', type=int, default=20,
-                        help='timed runs per measurement (median reported)')
+        description='Packed 1-bit Bi-Real-18 vs float and int8 networks')
+    parser.add_argument('--threads', type=int, nargs='+', default=None,
+                        help='thread counts, each used by every runtime '
+                        '(default: torch default)')
+    parser.add_argument('--iters', type=int, default=30,
+                        help='timed rounds (peers) / runs (layers); the '
+                        'median is reported')
     parser.add_argument('--warmup', type=int, default=5,
                         help='untimed runs before timing')
     parser.add_argument('--batch', type=int, nargs='+', default=[1, 8],
                         help='batch sizes (default: 1 8)')
     parser.add_argument('--size', type=int, default=224,
                         help='input height and width (default 224)')
+    parser.add_argument('--sections', nargs='+', default=list(SECTIONS),
+                        choices=SECTIONS, help='reports to print')
     parser.add_argument('--config', default=DEFAULT_CONFIG,
                         help='Bi-Real-18 config (ImageNet stem)')
     parser.add_argument('--checkpoint', default=None,
                         help='weights to load (default: random)')
     args = parser.parse_args(argv)
-    bad_threads = args.threads is not None and args.threads < 1
+    bad_threads = args.threads is not None and min(args.threads) < 1
     if (args.iters < 1 or args.warmup < 0 or args.size < 8 or bad_threads
             or min(args.batch) < 1):
         parser.error('need --iters >= 1, --warmup >= 0, --size >= 8, '
@@ -72,6 +80,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return args
 
 
+# ---------------------------------------------------------------------------
+# timing
+# ---------------------------------------------------------------------------
 def median_ms(fn: Callable[[], object], iters: int, warmup: int) -> float:
     """Median wall time of ``fn()`` in milliseconds."""
     with torch.no_grad():
@@ -85,24 +96,37 @@ def median_ms(fn: Callable[[], object], iters: int, warmup: int) -> float:
     return 1e3 * statistics.median(times)
 
 
-def float_resnet18() -> nn.Module:
-    """ResNet-18 (mmpretrain) with the 1000-class head, eval mode."""
-    from mmpretrain.models import ResNet
+def interleaved_ms(fns: Dict[str, Callable[[], object]], rounds: int,
+                   warmup: int) -> Dict[str, List[float]]:
+    """Per-round wall times (ms) of every ``fns`` entry, one call each per
+    round, the order rotated by one every round (not reversed: with three
+    or more entries reversal runs the outer ones twice in a row, warm)."""
+    order = list(fns)
+    times: Dict[str, List[float]] = {name: [] for name in order}
+    with torch.no_grad():
+        for name in order:
+            for _ in range(warmup):
+                fns[name]()
+        for _ in range(rounds):
+            for name in order:
+                start = time.perf_counter()
+                fns[name]()
+                times[name].append(1e3 * (time.perf_counter() - start))
+            order = order[1:] + order[:1]
+    return times
 
-    class Classifier(nn.Module):
 
-        def __init__(self) -> None:
-            super().__init__()
-            self.backbone = ResNet(18)
-            self.fc = nn.Linear(512, 1000)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            feat = self.backbone(x)[-1]
-            return self.fc(feat.mean(dim=(2, 3)))
-
-    return Classifier().eval()
+def quartiles(values: List[float]) -> tuple:
+    """(first quartile, median, third quartile)."""
+    if len(values) < 2:
+        return values[0], values[0], values[0]
+    q1, q2, q3 = statistics.quantiles(values, n=4, method='inclusive')
+    return q1, q2, q3
 
 
+# ---------------------------------------------------------------------------
+# printing
+# ---------------------------------------------------------------------------
 def cpu_name() -> str:
     try:
         with open('/proc/cpuinfo') as f:
@@ -117,93 +141,198 @@ def cpu_name() -> str:
 def print_table(header: List[str], rows: List[List[str]]) -> None:
     widths = [max(len(r[i]) for r in [header, *rows])
               for i in range(len(header))]
-    line = '  '.join(h.ljust(w) if i == 0 else h.rjust(w)
+    line = '  '.join(h.ljust(w) if i < 2 else h.rjust(w)
                      for i, (h, w) in enumerate(zip(header, widths)))
     print(line)
     print('-' * len(line))
     for row in rows:
-        print('  '.join(c.ljust(w) if i == 0 else c.rjust(w)
+        print('  '.join(c.ljust(w) if i < 2 else c.rjust(w)
                         for i, (c, w) in enumerate(zip(row, widths))))
 
 
-def bench_networks(args: argparse.Namespace, float_bireal: nn.Module,
-                   packed: nn.Module, resnet: nn.Module) -> None:
+# ---------------------------------------------------------------------------
+# peers
+# ---------------------------------------------------------------------------
+class Row(NamedTuple):
+    name: str
+    runtime: str
+    model: str  # key of peer_runtimes.PUBLISHED_TOP1
+    size_bytes: int
+    build: Callable[[int], Callable[[], object]]
+
+
+PACKED = 'Bi-Real-18 packed 1-bit'
+
+
+def bireal_rows(float_bireal, packed, packed_int8, packed_bytes: int,
+                size: int) -> List[Row]:
+
+    def inputs(batch: int) -> torch.Tensor:
+        return torch.from_numpy(peer_runtimes.random_inputs(batch, size))
+
+    def build_packed(batch: int, model=packed) -> Callable[[], object]:
+        x = inputs(batch)
+        return lambda: model(x)
+
+    def build_float(batch: int) -> Callable[[], object]:
+        x = inputs(batch)
+        return lambda: float_bireal(x, mode='tensor')
+
+    float_bytes = sum(t.numel() * t.element_size()
+                      for t in float_bireal.state_dict().values())
+    rows = [
+        Row(PACKED, f'mmbireal engine ({packed.backend})', 'bireal18',
+            packed_bytes, build_packed),
+        Row('Bi-Real-18 float-emulated', f'PyTorch {torch.__version__} '
+            'eager', 'bireal18', float_bytes, build_float),
+    ]
+    if packed_int8 is not None:
+        rows.insert(1, Row(f'{PACKED}, int8 stem (not exact)',
+                           f'mmbireal engine ({packed.backend})', 'bireal18',
+                           packed_bytes,
+                           lambda b: build_packed(b, packed_int8)))
+    return rows
+
+
+def int8_stem_cost(packed, packed_int8, size: int, images: int = 64) -> str:
+    """How far the int8 stem moves the logits of random 8-bit images."""
+    gen = torch.Generator().manual_seed(4)
+    mean = torch.tensor(packed.meta['mean']).view(1, -1, 1, 1)
+    std = torch.tensor(packed.meta['std']).view(1, -1, 1, 1)
+    diff, agree, span = 0.0, 0, 0.0
+    for _ in range(images // 8):
+        pixels = torch.randint(0, 256, (8, packed.in_channels, size, size),
+                               generator=gen)
+        x = (pixels.float() - mean) / std
+        exact, fast = packed(x), packed_int8(x)
+        diff = max(diff, (fast - exact).abs().max().item())
+        span = max(span, (exact.max() - exact.min()).item())
+        agree += int((fast.argmax(1) == exact.argmax(1)).sum())
+    return (f'int8 stem vs exact stem on {images} random 8-bit images: '
+            f'max |logit diff| {diff:.3g} ({100 * diff / span:.1f}% of the '
+            f'logit range), top-1 agreement {100 * agree / images:.0f}% '
+            '(random weights: a trained model is the real test)')
+
+
+def bench_peers(args: argparse.Namespace, threads: int, base: List[Row],
+                workdir: str) -> None:
+    peers, skipped = peer_runtimes.build_peers(workdir, args.size, threads)
+    rows = base + [Row(p.name, p.runtime, p.model, p.size_bytes, p.build)
+                   for p in peers]
+    table = []
+    for batch in args.batch:
+        fns = {r.name + ' | ' + r.runtime: r.build(batch) for r in rows}
+        times = interleaved_ms(fns, args.iters, args.warmup)
+        ref = times[rows[0].name + ' | ' + rows[0].runtime]
+        for r in rows:
+            t = times[r.name + ' | ' + r.runtime]
+            q1, med, q3 = quartiles([a / b for a, b in zip(t, ref)])
+            top1, _ = peer_runtimes.PUBLISHED_TOP1[r.model]
+            table.append([
+                r.name, r.runtime, str(batch), f'{statistics.median(t):.2f}',
+                f'{med:.2f}x [{q1:.2f}-{q3:.2f}]',
+                f'{r.size_bytes / 1e6:.1f}', f'{top1:.1f}'
+            ])
+    print(f'\nwhole networks, {args.size}x{args.size}, {threads} thread(s), '
+          f'{args.iters} interleaved rounds')
+    print_table(['model', 'runtime', 'batch', 'median ms',
+                 'packed speed-up [quartiles]', 'file MB',
+                 'top-1 (published)'], table)
+    print('speed-up = median over rounds of (row time / packed time); > 1: '
+          'the packed model is faster')
+    print('top-1: published ImageNet-1k figures, NOT measured here (int8 '
+          'rows quote their float model):')
+    for model, (top1, source) in peer_runtimes.PUBLISHED_TOP1.items():
+        print(f'  {model}: {top1} ({source})')
+    for p in peers:
+        if p.check:
+            print(f'check {p.name} ({p.runtime}): {p.check}')
+    for s in skipped:
+        print(f'skipped {s.name}: {s.reason}')
+
+
+# ---------------------------------------------------------------------------
+# roofline
+# ---------------------------------------------------------------------------
+class Layer(NamedTuple):
+    name: str
+    kind: str  # 'binary' or 'fp32'
+    macs: int
+    run: Callable[[], object]
+
+
+def packed_layers(packed, x: torch.Tensor) -> List[Layer]:
+    """The stem conv and every binary conv of ``packed`` as it runs them,
+    each with its real input and its multiply-accumulate count."""
+    engine = packed.engine
+    layers = []
+    x = x.float().contiguous(memory_format=torch.channels_last)
+    k = packed.stem_weight.shape[-1]
+    geometry = packed.stem_geometry
+    stride, pad = geometry.stride, geometry.padding
+    stem = F.conv2d(x, packed.stem_weight, packed.stem_bias, stride, pad)
+    layers.append(Layer(
+        f'stem {k}x{k} conv -> {stem.shape[2]}x{stem.shape[3]}x'
+        f'{stem.shape[1]}', 'fp32',
+        stem.numel() * x.shape[1] * k * k,
+        lambda: F.conv2d(x, packed.stem_weight, packed.stem_bias, stride,
+                         pad)))
+    stem = geometry.pool(stem)
+    feat = stem.permute(0, 2, 3, 1).contiguous()
+    bits = engine.pack_signs(feat)
+    for b, block in enumerate(packed.blocks):
+        identity = block.shortcut(feat)
+        for c, conv in enumerate(block.convs):
+            last = c == len(block.convs) - 1
+            res = identity if last else None
+            out, new_bits = conv.forward_native(engine, bits, res, last,
+                                                True)
+            n, h, w, _ = new_bits.shape
+            cout = conv.out_channels
+            layers.append(Layer(
+                f'block {b} conv {c} -> {h}x{w}x{cout}', 'binary',
+                n * h * w * cout * 9 * conv.in_channels,
+                lambda conv=conv, bits=bits, res=res, last=last:
+                conv.forward_native(engine, bits, res, last, True)))
+            bits = new_bits
+        feat = out
+    return layers
+
+
+def bench_roofline(args: argparse.Namespace, threads: int, packed) -> None:
+    engine = packed.engine
+    if engine is None:
+        print('\nroofline: skipped (no native engine)')
+        return
+    peak = {kind: engine.peak_rate(kind, threads)
+            for kind in ('binary', 'fp32')}
+    print(f'\nroofline, {threads} thread(s), engine {engine.best_simd}: '
+          f'measured peak {peak["binary"] / 1e9:.0f} G binary MAC/s '
+          f'(XOR + popcount + add), {peak["fp32"] / 1e9:.1f} G fp32 MAC/s '
+          '(FMA)')
     rows = []
     for batch in args.batch:
-        x = torch.randn(batch, 3, args.size, args.size)
-        t_res = median_ms(lambda x=x: resnet(x), args.iters, args.warmup)
-        t_emu = median_ms(lambda x=x: float_bireal(x, mode='tensor'),
-                          args.iters, args.warmup)
-        t_pack = median_ms(lambda x=x: packed(x), args.iters, args.warmup)
-        rows += [
-            ['ResNet-18 (float)', str(batch), f'{t_res:.2f}', '1.00x',
-             f'{t_res / t_pack:.2f}x'],
-            ['Bi-Real-18 float-emulated', str(batch), f'{t_emu:.2f}',
-             f'{t_res / t_emu:.2f}x', f'{t_emu / t_pack:.2f}x'],
-            [f'Bi-Real-18 packed ({packed.backend})', str(batch),
-             f'{t_pack:.2f}', f'{t_res / t_pack:.2f}x', '1.00x'],
-        ]
-    print(f'\nwhole network, {args.size}x{args.size} input')
-    print_table(['model', 'batch', 'median ms', 'speed vs ResNet-18',
-                 'packed speed-up'], rows)
-
-
-def bench_layers(args: argparse.Namespace) -> None:
-    engine = get_engine()
-    rows = []
-    for batch in args.batch:
-        for hw224, channels in STAGES:
-            hw = max(1, -(-hw224 * args.size // 224))
-            gen = torch.Generator().manual_seed(0)
-            x = torch.randn(batch, hw, hw, channels, generator=gen)
-            weight = torch.randn(channels, channels, 3, 3, generator=gen)
-            scale = torch.rand(channels, generator=gen)
-            shift = torch.randn(channels, generator=gen)
-            x_nchw = x.permute(0, 3, 1, 2).contiguous()
-            t_float = median_ms(
-                lambda x_nchw=x_nchw, weight=weight: F.conv2d(
-                    x_nchw, weight, padding=1), args.iters, args.warmup)
-            name = f'{hw}x{hw}x{channels}'
-            if engine is None:
-                rows.append([name, str(batch), f'{t_float:.3f}', '-', '-',
-                             '-'])
-                continue
-            packed_w = engine_weight_layout(
-                pack_signs_torch(weight.permute(0, 2, 3, 1)))
-            bits = engine.pack_signs(x)
-
-            # planned once, as a loaded model does
-            plain = engine.plan_conv3x3(channels, packed_w, channels, 1)
-            fused = engine.plan_conv3x3(channels, packed_w, channels, 1,
-                                        scale, shift)
-
-            def conv_only(bits=bits, plain=plain) -> object:
-                return plain(bits, want_out=False, want_dot=True)
-
-            def full_step(x=x, fused=fused) -> object:
-                return fused(engine.pack_signs(x), x, want_bits=True)
-
-            t_conv = median_ms(conv_only, args.iters, args.warmup)
-            t_full = median_ms(full_step, args.iters, args.warmup)
-            rows.append([name, str(batch), f'{t_float:.3f}',
-                         f'{t_conv:.3f}', f'{t_full:.3f}',
-                         f'{t_float / t_conv:.2f}x / '
-                         f'{t_float / t_full:.2f}x'])
-    print('\none 3x3 conv, stride 1 (1-bit step = pack + conv + BN + add '
-          '+ pack)')
-    print_table(['layer', 'batch', 'float conv ms', '1-bit conv ms',
-                 '1-bit step ms', 'speed-up conv / step'], rows)
+        x = torch.from_numpy(peer_runtimes.random_inputs(batch, args.size))
+        total = 0.0
+        for layer in packed_layers(packed, x):
+            t = median_ms(layer.run, args.iters, args.warmup)
+            total += t
+            rate = layer.macs / (t * 1e-3)
+            rows.append([layer.name, layer.kind, str(batch), f'{t:.3f}',
+                         f'{layer.macs / 1e6:.0f}', f'{rate / 1e9:.0f}',
+                         f'{100 * rate / peak[layer.kind]:.0f}%'])
+        whole = median_ms(lambda x=x: packed(x), args.iters, args.warmup)
+        rows.append(['(all layers above)', '', str(batch), f'{total:.3f}',
+                     '', '', ''])
+        rows.append(['(whole forward)', '', str(batch), f'{whole:.3f}', '',
+                     '', ''])
+    print_table(['layer', 'MACs', 'batch', 'median ms', 'M MACs',
+                 'G MAC/s', 'of peak'], rows)
 
 
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    engine = get_engine()
-    print(f'{cpu_name()}; torch {torch.__version__}; '
-          f'{torch.get_num_threads()} threads; engine: '
-          + (f'{engine.best_simd} ({engine.path})' if engine else
-             'not available, PyTorch reference path'))
+    peer_runtimes.quiet_runtimes()
     try:
         float_bireal = build_model(args.config, args.checkpoint)
     except Exception as e:  # noqa: BLE001 (config/checkpoint: one line)
@@ -212,9 +341,27 @@ def main(argv: Optional[List[str]] = None) -> None:
         path = osp.join(tmp, 'packed.pth')
         size = export_packed(float_bireal, path)
         packed = load_packed(path)
-    print(f'packed file: {size / 1e6:.2f} MB')
-    bench_networks(args, float_bireal, packed, float_resnet18())
-    bench_layers(args)
+        try:
+            packed_int8 = load_packed(path, stem='int8')
+        except (RuntimeError, ValueError) as e:
+            packed_int8 = None
+            print(f'int8 stem skipped: {e}')
+        engine = packed.engine
+        print(f'{cpu_name()}; {platform.machine()}; torch '
+              f'{torch.__version__}; engine: '
+              + (f'{engine.best_simd} ({engine.path})' if engine else
+                 'not available, PyTorch reference path'))
+        print(f'packed file: {size / 1e6:.2f} MB')
+        if packed_int8 is not None:
+            print(int8_stem_cost(packed, packed_int8, args.size))
+        base = bireal_rows(float_bireal, packed, packed_int8, size,
+                           args.size)
+        for threads in args.threads or [torch.get_num_threads()]:
+            torch.set_num_threads(threads)
+            if 'peers' in args.sections:
+                bench_peers(args, threads, base, tmp)
+            if 'roofline' in args.sections:
+                bench_roofline(args, threads, packed)
 
 
 if __name__ == '__main__':

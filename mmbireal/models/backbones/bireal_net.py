@@ -83,7 +83,11 @@ class StemGeometry:
                 bias: Optional[Tensor]) -> Tensor:
         """The stem as functions: conv with ``weight``/``bias`` (a BN folded
         into them), then the max-pool if any."""
-        x = F.conv2d(x, weight, bias, self.stride, self.padding)
+        return self.pool(F.conv2d(x, weight, bias, self.stride,
+                                  self.padding))
+
+    def pool(self, x: Tensor) -> Tensor:
+        """The max-pool as a function (``x`` itself if there is none)."""
         if self.max_pool is None:
             return x
         return F.max_pool2d(x, *self.max_pool)

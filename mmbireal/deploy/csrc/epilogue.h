@@ -1,0 +1,35 @@
+// The fused epilogue, written once for every kernel: from the mismatch
+// counts of one output pixel and up to 64 output channels to
+//   dot = k_valid - 2 * count            (int32, optional)
+//   v   = (float)dot * scale; v = v + shift; v = v + res
+//                                        (each rounded: no FMA contraction)
+//   out = v (optional), bit = (v >= 0)   (one word of packed signs)
+// That is exactly what the PyTorch reference path computes.
+//
+// Deliberately included once per instruction set, inside that kernel's
+// namespace, after it has defined
+//   MMB_ISA          the target attribute of its functions, and
+//   struct Lanes     Counts (how eight channels' counts are held) and
+//                    uint32_t run(A, Counts, k_valid, pix, co, n): the
+//                    per-channel work above for n <= 8 channels from co,
+//                    returning their sign bits.
+// so the kernels differ only in how they hold the counts.
+// (No include guard, on purpose.)
+
+// The epilogue of one output pixel (global index pix) and one chunk of 64
+// output channels whose NG groups' counts are acc[0..NG).
+template <int NG>
+MMB_ISA __attribute__((always_inline)) inline void epilogue(
+    const ConvArgs &A, const Lanes::Counts (&acc)[NG], int64_t k_valid,
+    int64_t pix, int64_t chunk) {
+  const int64_t co0 = chunk * 64;
+  uint64_t word = 0;
+#pragma GCC unroll 8
+  for (int g = 0; g < NG; ++g) {
+    const int64_t co = co0 + g * kLanes;
+    const int n = (int)std::min<int64_t>(kLanes, A.cout - co);
+    word |= (uint64_t)Lanes::run(A, acc[g], k_valid, pix, co, n)
+            << (g * kLanes);
+  }
+  if (A.bits) A.bits[pix * A.nchunk + chunk] = word;
+}

@@ -1,0 +1,128 @@
+// The whole stack of binary blocks in one call: one OpenMP region for the
+// network, a barrier between steps, buffers owned by the caller and reused
+// across calls. Between the stem and the head nothing returns to Python,
+// so batch 1 pays neither per-layer interpreter and ctypes overhead nor a
+// thread fork per layer.
+//
+// Per block: identity = x, or avg-pool (stride x stride, ceil mode,
+// padding not counted) + 1x1 conv with the BN folded in (the downsample);
+// then its one or two binary convs on the packed signs, the last one with
+// the residual add. The real-valued steps round exactly as the PyTorch
+// reference path (reference.py: downsample_torch) does:
+//   pooled = (((0 + a) + b) + c) + d, the missing taps of a border window
+//            adding 0, then / count
+//   y[co]  = ((x[0] * w[co][0] + x[1] * w[co][1]) + ...) + bias[co],
+//            each product and sum rounded (no FMA contraction).
+#pragma once
+#include <omp.h>
+
+#include "bitpack.h"
+#include "common.h"
+
+namespace mmb {
+
+// One block as the Python side lays it out (engine.py: BlockDesc).
+struct BlockDesc {
+  int64_t cin, cout, stride, nconv;
+  const uint64_t *wgt[2];  // engine weight layout, conv 0 and conv 1
+  const float *scale[2], *shift[2];
+  const float *down_wt;    // (cin, cout): the 1x1 weight transposed, or null
+  const float *down_bias;  // (cout)
+};
+
+// Rows [r0, r1) of the avg-pool of x (n*h rows... as output rows of the
+// pooled map) -- output pixel range [p0, p1) of the pooled map.
+inline void avg_pool_pixels(const float *x, int64_t h, int64_t w, int64_t c,
+                            int64_t s, int64_t ho, int64_t wo, int64_t p0,
+                            int64_t p1, float *out) {
+  for (int64_t p = p0; p < p1; ++p) {
+    const int64_t img = p / (ho * wo), rem = p % (ho * wo);
+    const int64_t oy = rem / wo, ox = rem % wo;
+    float *o = out + p * c;
+    for (int64_t k = 0; k < c; ++k) o[k] = 0.0f;
+    int count = 0;
+    for (int64_t dy = 0; dy < s; ++dy)
+      for (int64_t dx = 0; dx < s; ++dx) {
+        const int64_t iy = oy * s + dy, ix = ox * s + dx;
+        if (iy >= h || ix >= w) continue;  // adds 0 in the reference
+        const float *xi = x + ((img * h + iy) * w + ix) * c;
+        for (int64_t k = 0; k < c; ++k) o[k] = o[k] + xi[k];
+        ++count;
+      }
+    const float d = (float)count;
+    for (int64_t k = 0; k < c; ++k) o[k] = o[k] / d;
+  }
+}
+
+// y[p][co] for pixels [p0, p1): the 1x1 conv, input channel order.
+// Register blocked: kPix pixels x kCo output channels of accumulators are
+// carried through the whole input-channel loop (the order of operations
+// per element is unchanged, so blocking changes no bit); tails take the
+// same loop one pixel / channel at a time.
+constexpr int kPix = 4, kVec = 16, kCo = 2 * kVec;
+// GCC's generic vectors: zmm / ymm / NEON as the target has them, and
+// element-wise IEEE mul and add (never contracted: -ffp-contract=off).
+typedef float VecF __attribute__((vector_size(4 * kVec)));
+
+inline VecF load_vec(const float *p) {
+  VecF v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return v;
+}
+
+// Pixels p .. p + np - 1 (np <= kPix), channels co0 .. co0 + kCo - 1.
+inline void linear_block(const float *x, int64_t cin, const float *wt,
+                         const float *bias, int64_t cout, int64_t p, int np,
+                         int64_t co0, float *y) {
+  VecF acc[kPix][2];
+  const VecF w0 = load_vec(wt + co0), w1 = load_vec(wt + co0 + kVec);
+  for (int i = 0; i < np; ++i) {
+    const float xi = x[(p + i) * cin];
+    acc[i][0] = xi * w0;
+    acc[i][1] = xi * w1;
+  }
+  for (int64_t k = 1; k < cin; ++k) {
+    const float *wk = wt + k * cout + co0;
+    const VecF a = load_vec(wk), b = load_vec(wk + kVec);
+    for (int i = 0; i < np; ++i) {
+      const float xk = x[(p + i) * cin + k];
+      acc[i][0] = acc[i][0] + xk * a;
+      acc[i][1] = acc[i][1] + xk * b;
+    }
+  }
+  const VecF b0 = load_vec(bias + co0), b1 = load_vec(bias + co0 + kVec);
+  for (int i = 0; i < np; ++i) {
+    const VecF r0 = acc[i][0] + b0, r1 = acc[i][1] + b1;
+    __builtin_memcpy(y + (p + i) * cout + co0, &r0, sizeof r0);
+    __builtin_memcpy(y + (p + i) * cout + co0 + kVec, &r1, sizeof r1);
+  }
+}
+
+// Pixel p, the channels cb .. cout - 1 (fewer than kCo) past the blocks.
+inline void linear_tail(const float *x, int64_t cin, const float *wt,
+                        const float *bias, int64_t cout, int64_t p,
+                        int64_t cb, float *y) {
+  float acc[kCo];
+  const int n = (int)(cout - cb);
+  for (int j = 0; j < n; ++j) acc[j] = x[p * cin] * wt[cb + j];
+  for (int64_t k = 1; k < cin; ++k)
+    for (int j = 0; j < n; ++j)
+      acc[j] = acc[j] + x[p * cin + k] * wt[k * cout + cb + j];
+  for (int j = 0; j < n; ++j) y[p * cout + cb + j] = acc[j] + bias[cb + j];
+}
+
+inline void linear_pixels(const float *x, int64_t cin, const float *wt,
+                          const float *bias, int64_t cout, int64_t p0,
+                          int64_t p1, float *y) {
+  const int64_t cb = cout / kCo * kCo;
+  for (int64_t p = p0; p < p1; p += kPix) {
+    const int np = (int)std::min<int64_t>(kPix, p1 - p);
+    for (int64_t co = 0; co < cb; co += kCo)
+      linear_block(x, cin, wt, bias, cout, p, np, co, y);
+    if (cb < cout)
+      for (int i = 0; i < np; ++i)
+        linear_tail(x, cin, wt, bias, cout, p + i, cb, y);
+  }
+}
+
+}  // namespace mmb

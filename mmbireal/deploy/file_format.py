@@ -1,0 +1,51 @@
+"""The packed 1-bit Bi-Real file: its name, version and key schema.
+
+Shared by the writer (:mod:`.export`) and the reader
+(:mod:`.packed_model`), so the reader never imports the training-side
+writer. The file is a plain ``torch.save`` of dicts, lists, ints, strings
+and tensors, so :func:`mmbireal.utils.load_checkpoint_file` reads it in
+weights-only mode with no extra allow-list:
+
+``format``/``version``
+    :data:`FORMAT` / :data:`VERSION`.
+``arch``
+    Enough to rebuild the network without the config: ``depth``,
+    ``stem_type``, ``in_channels``, ``stem_channels``, ``widths``,
+    ``strides``, ``blocks`` (per stage), ``convs_per_shortcut``,
+    ``num_classes``.
+``weights``
+    Binary 3x3 convs (:func:`conv_key`, ``layer{i}.{j}.conv{k}.*``):
+    ``bits`` int64 ``(C_out, 3, 3, ceil(C_in / 64))`` -- 1 bit per weight,
+    packed along input channels, bit ``j`` of word ``k`` = input channel
+    ``64k + j``, bit 1 = +1 (``W >= 0``); ``scale``/``shift`` fp32
+    ``(C_out,)``: the following BN in eval mode with the weight scale
+    ``alpha = mean|W|`` folded in, ``BN(alpha * y) = y * (alpha * g /
+    sqrt(v + eps)) + (b - m * g / sqrt(v + eps))``, where the weight
+    binarizer is ``scaled``; with ``weight_binarizer='sign'`` (after BN
+    retrain) there is no alpha.
+    Real-valued layers in fp32: ``stem.weight`` and ``stem.scale/shift``
+    (its BN), ``layer{i}.0.downsample.weight`` ``(C_out, C_in)`` and
+    ``.scale/.shift`` (:func:`downsample_key`), ``fc.weight``/``fc.bias``.
+``meta``
+    Strings and numbers only: binarizer names, the data preprocessor's
+    mean/std (not applied by the packed model, as ``mode='tensor'`` does
+    not apply them either).
+"""
+
+FORMAT = 'mmbireal-packed-bireal'
+VERSION = 1
+
+
+def block_key(stage: int, block: int) -> str:
+    """Prefix of block ``block`` (0-based) of stage ``stage`` (0-based)."""
+    return f'layer{stage + 1}.{block}'
+
+
+def conv_key(stage: int, block: int, conv: int, field: str) -> str:
+    """``bits``/``scale``/``shift`` of binary conv ``conv`` of a block."""
+    return f'{block_key(stage, block)}.conv{conv}.{field}'
+
+
+def downsample_key(stage: int, block: int, field: str) -> str:
+    """``weight``/``scale``/``shift`` of a block's 1x1 downsample."""
+    return f'{block_key(stage, block)}.downsample.{field}'
