@@ -1,4 +1,5 @@
 """Shared set-up of tools/train.py and tools/test.py."""
+import argparse
 import os
 import os.path as osp
 import shlex
@@ -10,10 +11,32 @@ import torch.distributed as torch_dist
 from mmengine.config import Config
 
 from .checkpoint import check_checkpoint_fits
-from .config import read_config, unexpected_argument_message
+from .config import (
+    add_cfg_options,
+    read_config,
+    unexpected_argument_message,
+)
 from .errors import CheckpointError, InputError, InvalidLossError
 
 T = TypeVar('T')
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """The arguments tools/train.py and tools/test.py share with
+    MMPretrain's (``--cfg-options``, ``--launcher``, ``--local-rank``),
+    and ``--verbose``."""
+    add_cfg_options(parser)
+    parser.add_argument(
+        '--verbose',
+        action='store_true',
+        help="print mmengine's whole start-up log (environment, config, "
+        'hook order) on the console too; the log file always has it')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
 
 def fail(message: str) -> NoReturn:
