@@ -268,10 +268,12 @@ if __name__ == '__main__':
         long_description=readme(),
         long_description_content_type='text/markdown',
         keywords='binary neural networks, 1-bit CNN, Bi-Real Net, mmpretrain',
+        license='Apache License 2.0',
         packages=find_packages(include=(PACKAGE, f'{PACKAGE}.*')),
         include_package_data=True,
         python_requires='>=3.8',
         classifiers=[
+            'License :: OSI Approved :: Apache Software License',
             'Programming Language :: Python :: 3',
             'Operating System :: OS Independent',
             'Topic :: Scientific/Engineering :: Artificial Intelligence',

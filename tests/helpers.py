@@ -84,3 +84,24 @@ def failing_native_build(monkeypatch, module, build_name: str,
         assert lazy.fallback in ours[0]
     finally:
         lazy.reset()
+
+
+def tiny_random_checkpoint(root) -> tuple:
+    """A narrow quick-start config (8-64 channels) in ``root`` and a
+    checkpoint of its model with random weights and BN statistics;
+    returns both paths."""
+    import torch
+    from mmengine.config import Config
+    from mmpretrain import get_model
+    config = osp.join(str(root), 'tiny.py')
+    with open(config, 'w') as f:
+        f.write(f"_base_ = '{REPO}/configs/birealnet/"
+                "bireal18_1xb64-quick_fmnist.py'\n"
+                'model = dict(backbone=dict(stem_channels=8, '
+                'base_channels=8), head=dict(in_channels=64))\n')
+    torch.manual_seed(0)
+    model = get_model(Config.fromfile(config))
+    randomize_bn(model)
+    checkpoint = osp.join(str(root), 'random.pth')
+    torch.save({'state_dict': model.state_dict(), 'meta': {}}, checkpoint)
+    return config, checkpoint

@@ -9,11 +9,13 @@ from typing import List
 import pytest
 import torch
 import torch.nn as nn
+from mmengine.config import Config
 
 from mmbireal.analysis import (
     analyze_complexity,
     config_complexity,
     is_binary_conv,
+    pipeline_input_size,
     resolve_config_path,
 )
 from mmbireal.models import BinaryConv2d, Sign
@@ -170,6 +172,40 @@ def test_tool_small_grayscale_input():
                                512 * 10 + 512 * 4 * 4)
     assert result['bops'] > 0
     assert result['ops'] == result['flops'] + result['bops'] / 64
+
+
+def test_tool_defaults_to_the_test_crop():
+    # no --shape: the Fashion-MNIST test pipeline's 28 px CenterCrop
+    assert run_json([QUICK_FMNIST]) == run_json([QUICK_FMNIST, '--shape',
+                                                 '28'])
+    proc = run_tool([QUICK_FMNIST])
+    assert 'input:  1 x 1 x 28 x 28' in proc.stdout
+    assert 'note:' not in proc.stderr
+
+
+def test_tool_falls_back_to_224_and_says_so():
+    # without its CenterCrop (pipeline.2) the pipeline fixes no size
+    options = ['--cfg-options',
+               'test_dataloader.dataset.pipeline.2.type=PackInputs']
+    proc = run_tool([QUICK_FMNIST, *options])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'input:  1 x 1 x 224 x 224' in proc.stdout
+    assert 'has no CenterCrop or Resize: counting at 224 x 224' in \
+        proc.stderr
+
+
+def test_pipeline_input_size():
+    cfg = Config.fromfile(osp.join(REPO, BIREAL18))
+    assert pipeline_input_size(cfg) == (224, 224)
+    # mmcv sizes are (w, h)
+    cfg.test_dataloader.dataset.pipeline = [
+        dict(type='Resize', scale=(64, 48)),
+        dict(type='CenterCrop', crop_size=(40, 30))
+    ]
+    assert pipeline_input_size(cfg) == (30, 40)
+    cfg.test_dataloader.dataset.pipeline = [dict(type='ResizeEdge',
+                                                 scale=256)]
+    assert pipeline_input_size(cfg) is None
 
 
 def test_tool_table():

@@ -172,3 +172,14 @@ def test_wheel_ships_mim_files(tmp_path):
     # the native sources compiled on first use
     assert {'mmbireal/deploy/csrc/binconv.cpp',
             'mmbireal/models/csrc/binarize.cpp'} <= names
+    # the license text, and the license in the metadata
+    (license_file, ) = [n for n in names if n.endswith('.dist-info/LICENSE')
+                        or '.dist-info/licenses/LICENSE' in n]
+    with zipfile.ZipFile(wheel) as archive:
+        text = archive.read(license_file).decode()
+        (meta, ) = [n for n in names if n.endswith('.dist-info/METADATA')]
+        metadata_text = archive.read(meta).decode()
+    assert 'Apache License' in text and 'Version 2.0, January 2004' in text
+    assert 'License: Apache License 2.0' in metadata_text
+    assert 'Classifier: License :: OSI Approved :: Apache Software ' \
+        'License' in metadata_text

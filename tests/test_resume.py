@@ -87,3 +87,33 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(
     final = load_checkpoint_file(osp.join(parts_bn, 'epoch_1.pth'))
     conv = final['state_dict']['backbone.layer1.0.conv.weight']
     assert set(conv.unique().tolist()) <= {-1.0, 1.0}
+
+
+def test_quick_start_settings_resume_exactly(fmnist_available, tmp_path):
+    """The quick start's own loader settings (a worker, no persistent
+    workers) with its Adam + cosine schedule: killed in epoch 2 and resumed
+    it ends with the uninterrupted run's weights."""
+    options = [*DETERMINISTIC, 'train_dataloader.num_workers=1',
+               'train_cfg.max_epochs=2']
+    base = 'bireal18_1xb64-quick_fmnist.py'
+    hooks = [dict(type='WeightDecayZeroHook')]
+    whole = str(tmp_path / 'whole')
+    train(write_config(tmp_path / 'plain.py', base, 0, hooks), whole,
+          '--cfg-options', *options)
+    parts = str(tmp_path / 'parts')
+    log = interrupted_then_resumed(tmp_path, base, hooks, 6, options, parts)
+    assert 'resumed epoch: 1, iter: 6' in log
+    assert_same_weights(osp.join(whole, 'epoch_2.pth'),
+                        osp.join(parts, 'epoch_2.pth'))
+
+
+def test_quick_start_config_checkpoints_within_its_run():
+    from mmengine.config import Config
+    cfg = Config.fromfile(
+        osp.join(REPO, 'configs/birealnet/bireal18_1xb64-quick_fmnist.py'))
+    iterations = 12000 // cfg.train_dataloader.batch_size  # per epoch
+    assert cfg.train_dataloader.persistent_workers is False
+    assert cfg.default_hooks.iter_checkpoint.interval < iterations
+    # progress lines during an epoch and during the 40-batch validation
+    val_batches = -(-10000 // cfg.val_dataloader.batch_size)
+    assert cfg.default_hooks.logger.interval <= val_batches // 2

@@ -3,18 +3,19 @@ import argparse
 import os
 import os.path as osp
 
-from mmengine.config import DictAction
+from mmengine.config import ConfigDict
 from mmengine.evaluator import DumpResults
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
 
 import mmbireal  # noqa: F401 (registers modules and the checkpoint loader)
 from mmbireal.datasets import check_datasets
 from mmbireal.utils.launch import (
+    add_run_options,
+    build_runner,
     check_start_checkpoint,
     check_writable_dir,
     fail,
     load_config,
+    print_metrics,
     run_or_fail,
     setup_distributed,
 )
@@ -22,24 +23,56 @@ from mmbireal.utils.launch import (
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Test (evaluate) a model')
-    parser.add_argument('config', help='test config file path')
+    parser.add_argument(
+        'config', help='test config file path or pkg::rel/path.py')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='where to save the evaluation')
     parser.add_argument('--out', help='dump the predictions to this pickle')
     parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config entries, key=value')
+        '--show-dir',
+        help='save images with their ground truth and prediction drawn '
+        '(every --interval-th test image) to this folder')
     parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
+        '--interval',
+        type=int,
+        default=1,
+        help='with --show-dir: draw every N-th test image (default 1)')
+    parser.add_argument(
+        '--tta',
+        action='store_true',
+        help="test-time augmentation with the config's tta_model and "
+        'tta_pipeline')
+    add_run_options(parser)
+    args = run_or_fail(parser.parse_args)
+    if args.interval < 1:
+        fail(f'--interval must be at least 1, got {args.interval}')
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
+
+
+def enable_visualization(cfg, show_dir: str, interval: int) -> None:
+    """Draw every ``interval``-th test image with its labels into
+    ``show_dir`` (MMPretrain's VisualizationHook; 1-channel images in
+    gray, small ones enlarged so the text fits)."""
+    hooks = cfg.setdefault('default_hooks', ConfigDict())
+    vis = hooks.get('visualization') or ConfigDict(type='VisualizationHook')
+    if str(vis.get('type')).split('.')[-1] == 'VisualizationHook':
+        vis.type = 'GrayAwareVisualizationHook'
+    vis.update(enable=True, out_dir=show_dir, interval=interval)
+    hooks.visualization = vis
+
+
+def use_tta(cfg, config: str) -> None:
+    """Wrap the model in the config's ``tta_model`` and test with its
+    ``tta_pipeline``, or exit with one line if it has neither."""
+    missing = [k for k in ('tta_model', 'tta_pipeline') if not cfg.get(k)]
+    if missing:
+        fail(f'--tta: config {config} does not set {" and ".join(missing)}; '
+             "add e.g. tta_model = dict(type='AverageClsScoreTTA') and a "
+             'tta_pipeline ending in TestTimeAug (see '
+             'configs/_base_/datasets/fashion_mnist_bs64.py)')
+    cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
+    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
 
 
 def main() -> None:
@@ -60,19 +93,18 @@ def main() -> None:
     cfg.resume = False
     run_or_fail(lambda: check_start_checkpoint(cfg, head_may_differ=False),
                 also=(KeyError, ))  # an unknown `type` in the model
+    if args.show_dir:
+        enable_visualization(cfg, args.show_dir, args.interval)
+    if args.tta:  # after the check: it compares the unwrapped model
+        use_tta(cfg, args.config)
     setup_distributed(cfg, args.launcher)
-    runner = run_or_fail(
-        lambda: RUNNERS.build(cfg)
-        if 'runner_type' in cfg else Runner.from_cfg(cfg),
-        also=(KeyError, ))  # an unknown `type` in the config
+    runner = build_runner(cfg, args.verbose)
     if args.out:
         runner.test_evaluator.metrics.append(
             DumpResults(out_file_path=args.out))
     metrics = run_or_fail(runner.test)
     if runner.rank == 0:
-        for name, value in metrics.items():
-            print(f'{name}: {value:.2f}' if isinstance(value, float) else
-                  f'{name}: {value}')
+        print_metrics(metrics)
 
 
 if __name__ == '__main__':

@@ -4,17 +4,24 @@ import os
 import os.path as osp
 
 import torch
-from mmengine.config import DictAction
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
 
 import mmbireal  # noqa: F401 (registers modules and the checkpoint loader)
 from mmbireal.datasets import check_datasets
+from mmbireal.engine.hooks.session_hooks import (
+    BinaryWeightDecayCheckHook,
+    FinalValidationHook,
+    StopOnInterruptHook,
+)
 from mmbireal.utils.launch import (
+    add_run_options,
+    build_runner,
+    check_resume_source,
     check_start_checkpoint,
     check_writable_dir,
+    exit_interrupted,
     fail,
     load_config,
+    print_metrics,
     run_or_fail,
     setup_distributed,
 )
@@ -22,7 +29,8 @@ from mmbireal.utils.launch import (
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Train a model')
-    parser.add_argument('config', help='train config file path')
+    parser.add_argument(
+        'config', help='train config file path or pkg::rel/path.py')
     parser.add_argument('--work-dir', help='where to save logs and models')
     parser.add_argument(
         '--resume',
@@ -48,19 +56,8 @@ def parse_args() -> argparse.Namespace:
         '--no-persistent-workers',
         action='store_true',
         help='disable persistent_workers in the dataloaders')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config entries, key=value (e.g. '
-        'train_cfg.max_epochs=1 load_from=None)')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
+    add_run_options(parser)
+    args = run_or_fail(parser.parse_args)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
 
@@ -108,25 +105,36 @@ def merge_args(cfg, args):
 def main() -> None:
     args = parse_args()
     cfg = merge_args(load_config(args.config), args)
+    try:
+        train(cfg, args)
+    except KeyboardInterrupt:
+        exit_interrupted(cfg.work_dir, args.resume, args.launcher)
+
+
+def train(cfg, args: argparse.Namespace) -> None:
+    """Check the run's inputs, train, print the final validation."""
     if cfg.get('load_from') and not cfg.get('resume') and not osp.isfile(
             cfg.load_from):
         fail(f'load_from checkpoint {cfg.load_from} does not exist (train '
              'the previous step first, or pass --cfg-options '
              'load_from=None to start from scratch)')
+    check_resume_source(cfg, args.resume)
     check_writable_dir(cfg.work_dir)
     run_or_fail(lambda: check_datasets(cfg))
     run_or_fail(lambda: check_start_checkpoint(cfg, head_may_differ=True),
                 also=(KeyError, ))  # an unknown `type` in the model
     setup_distributed(cfg, args.launcher)
-    runner = run_or_fail(
-        lambda: RUNNERS.build(cfg)
-        if 'runner_type' in cfg else Runner.from_cfg(cfg),
-        also=(KeyError, ))  # an unknown `type` in the config
-    run_or_fail(runner.train)
-    if runner.rank == 0:  # the last validation, for scripts and humans
-        for key, buffer in runner.message_hub.log_scalars.items():
-            if key.startswith('val/') and 'time' not in key:
-                print(f'{key[4:]}: {buffer.current():.2f}')
+    runner = build_runner(cfg, args.verbose)
+    final, stop = FinalValidationHook(), StopOnInterruptHook()
+    for hook in (final, BinaryWeightDecayCheckHook(), stop):
+        runner.register_hook(hook)
+    if args.launcher == 'none':
+        with stop.deferring():
+            run_or_fail(runner.train)
+    else:  # every rank must stop at the same step: the launcher decides
+        run_or_fail(runner.train)
+    if runner.rank == 0 and final.metrics:  # for scripts and humans
+        print_metrics(final.metrics)
 
 
 if __name__ == '__main__':

@@ -9,12 +9,14 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50),
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3),
     # an iteration checkpoint too, so an interrupted epoch loses at most
-    # `interval` iterations (the newest one is kept)
+    # `interval` iterations; two are kept because mmengine deletes the
+    # oldest before writing the next, and an interruption while writing
+    # would otherwise leave none
     iter_checkpoint=dict(
         type='CheckpointHook',
         by_epoch=False,
         interval=500,
-        max_keep_ckpts=1,
+        max_keep_ckpts=2,
         save_last=False),
     # stop at the first NaN/inf loss, before a broken checkpoint is written
     invalid_loss=dict(type='StopOnInvalidLossHook'),

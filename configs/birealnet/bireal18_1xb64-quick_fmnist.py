@@ -5,7 +5,7 @@
 _base_ = [
     '../_base_/models/bireal18_fmnist.py',
     '../_base_/datasets/fashion_mnist_bs64.py',
-    '../_base_/default_runtime.py',
+    '../_base_/default_runtime_fmnist.py',
 ]
 train_dataloader = dict(dataset=dict(indices=12000))
 optim_wrapper = dict(

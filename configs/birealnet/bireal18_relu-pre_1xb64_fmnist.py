@@ -7,7 +7,7 @@
 _base_ = [
     '../_base_/models/bireal18_fmnist.py',
     '../_base_/datasets/fashion_mnist_bs64.py',
-    '../_base_/default_runtime.py',
+    '../_base_/default_runtime_fmnist.py',
 ]
 model = dict(backbone=dict(conv_cfg=None, act_cfg=dict(type='ReLU')))
 optim_wrapper = dict(

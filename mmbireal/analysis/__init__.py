@@ -7,11 +7,12 @@ from .complexity import (
     is_binary_conv,
     load_config,
     memory_bits,
+    pipeline_input_size,
     resolve_config_path,
 )
 
 __all__ = [
     'BOPS_PER_OP', 'Complexity', 'analyze_complexity', 'config_complexity',
-    'input_channels', 'is_binary_conv', 'load_config', 'memory_bits',
-    'resolve_config_path'
+    'input_channels', 'is_binary_conv', 'load_config',
+    'memory_bits', 'pipeline_input_size', 'resolve_config_path'
 ]

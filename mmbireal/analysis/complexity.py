@@ -19,11 +19,9 @@ are not counted either; :attr:`Complexity.uncounted_ops` lists them.
 The trace attributes every operator to the modules that called it, so the
 conv MACs inside a binary :class:`BinaryConv2d` are moved from FLOPs to BOPs.
 """
-import importlib.util
-import os.path as osp
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -33,6 +31,8 @@ from torch import Tensor
 
 from mmbireal.apis import build_model
 from mmbireal.models.binary_conv import BinaryConv2d, binary_convs
+from mmbireal.utils.config import read_config as load_config
+from mmbireal.utils.config import resolve_config_path  # noqa: F401
 
 #: One 64-bit word of XNOR + popcount does 64 binary MACs (the paper).
 BOPS_PER_OP = 64
@@ -157,27 +157,30 @@ def analyze_complexity(
         uncounted_ops=dict(analyzer.unsupported_ops()))
 
 
-def resolve_config_path(path: str) -> str:
-    """Turn ``'pkg::rel/path.py'`` into the installed package's
-    ``.mim/configs/rel/path.py``; other paths are returned unchanged."""
-    if '::' not in path:
-        return path
-    package, _, rel = path.partition('::')
-    spec = importlib.util.find_spec(package) if package.isidentifier() \
-        else None
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            f'config {path}: package {package!r} is not installed')
-    root = next(iter(spec.submodule_search_locations))
-    return osp.join(root, '.mim', 'configs', rel)
+def _size_hw(size) -> Tuple[int, int]:
+    """mmcv's ``int`` or ``(w, h)`` as ``(h, w)``."""
+    if isinstance(size, int):
+        return size, size
+    width, height = size
+    return int(height), int(width)
 
 
-def load_config(path: str) -> Config:
-    """Read a config file; ``pkg::`` paths are looked up in the package."""
-    resolved = resolve_config_path(path)
-    if not osp.isfile(resolved):
-        raise FileNotFoundError(f'config file {path} does not exist')
-    return Config.fromfile(resolved)
+def pipeline_input_size(cfg: Config) -> Optional[Tuple[int, int]]:
+    """``(H, W)`` of the images the config's test pipeline produces: the
+    size set by its last ``CenterCrop`` (``crop_size``) or ``Resize``
+    (``scale``); None if neither fixes it (e.g. ``ResizeEdge`` alone)."""
+    loader = cfg.get('test_dataloader') or {}
+    pipeline = (loader.get('dataset') or {}).get('pipeline') \
+        or cfg.get('test_pipeline') or []
+    size = None
+    for transform in pipeline:
+        if not isinstance(transform, dict):
+            continue
+        kind = str(transform.get('type', '')).split('.')[-1]
+        key = {'CenterCrop': 'crop_size', 'Resize': 'scale'}.get(kind)
+        if key and transform.get(key) is not None:
+            size = _size_hw(transform[key])
+    return size
 
 
 def input_channels(cfg: Config) -> int:

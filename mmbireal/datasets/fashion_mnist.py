@@ -1,8 +1,10 @@
 """Fashion-MNIST read in place from its IDX files, never downloaded."""
 import os.path as osp
+import warnings
 import zlib
 from typing import List, Optional
 
+import numpy as np
 from mmpretrain.datasets import BaseDataset
 from mmpretrain.datasets.categories import FASHIONMNIST_CATEGORITES
 from mmpretrain.datasets.mnist import read_sn3_pascalvincent_tensor
@@ -14,6 +16,16 @@ from mmbireal.utils.errors import InputError
 DEFAULT_ROOT = '/usr/share/datasets/fashion-mnist'
 INSTALL_HINT = ('install it with `apt-get install dataset-fashion-mnist` or '
                 'set data_root to a folder holding the four IDX files')
+
+
+def _read_idx(path: str) -> np.ndarray:
+    """One IDX file as an array, with MMPretrain's reader."""
+    with warnings.catch_warnings():
+        # it wraps a read-only buffer in a tensor; nothing writes to it
+        warnings.filterwarnings(
+            'ignore', message='The given NumPy array is not writable',
+            category=UserWarning)
+        return read_sn3_pascalvincent_tensor(path, strict=True).numpy()
 
 
 @DATASETS.register_module()
@@ -70,9 +82,7 @@ class LocalFashionMNIST(BaseDataset):
             self._find(f'{prefix}-labels-idx1-ubyte')
         ]
         try:
-            images, labels = (
-                read_sn3_pascalvincent_tensor(p, strict=True).numpy()
-                for p in paths)
+            images, labels = (_read_idx(p) for p in paths)
         except (AssertionError, EOFError, OSError, ValueError,
                 zlib.error) as e:
             raise InputError(

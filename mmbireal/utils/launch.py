@@ -1,17 +1,42 @@
 """Shared set-up of tools/train.py and tools/test.py."""
+import argparse
 import os
 import os.path as osp
+import shlex
 import sys
-from typing import Callable, NoReturn, Tuple, TypeVar
+from typing import Callable, List, NoReturn, Optional, Tuple, TypeVar
 
 import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config
 
 from .checkpoint import check_checkpoint_fits
+from .config import (
+    add_cfg_options,
+    read_config,
+    unexpected_argument_message,
+)
 from .errors import CheckpointError, InputError, InvalidLossError
 
 T = TypeVar('T')
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """The arguments tools/train.py and tools/test.py share with
+    MMPretrain's (``--cfg-options``, ``--launcher``, ``--local-rank``),
+    and ``--verbose``."""
+    add_cfg_options(parser)
+    parser.add_argument(
+        '--verbose',
+        action='store_true',
+        help="print mmengine's whole start-up log (environment, config, "
+        'hook order) on the console too; the log file always has it')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
 
 def fail(message: str) -> NoReturn:
@@ -21,11 +46,12 @@ def fail(message: str) -> NoReturn:
 
 
 def load_config(path: str) -> Config:
-    """Read a config file or exit with a clear message."""
-    if not osp.isfile(path):
-        fail(f'config file {path} does not exist')
+    """Read a config file (a path or ``pkg::rel/path.py``) or exit with a
+    clear message."""
     try:
-        return Config.fromfile(path)
+        return read_config(path)
+    except FileNotFoundError as e:
+        fail(str(e))
     # syntax errors, a missing _base_, failed custom imports... all end here
     except Exception as e:  # noqa: BLE001
         fail(f'cannot read config {path}: {type(e).__name__}: {e}')
@@ -40,14 +66,16 @@ def setup_distributed(cfg: Config, launcher: str) -> None:
     skips its own) and build DDP without device ids.
     """
     cfg.launcher = launcher
+    if not torch.cuda.is_available():
+        # also without a launcher, so the logged settings say gloo, not nccl
+        cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
+        cfg.env_cfg.dist_cfg.backend = 'gloo'
     if launcher == 'none':
         return
     if launcher == 'pytorch':
         os.environ.setdefault('LOCAL_RANK', '0')
     if torch.cuda.is_available():
         return
-    cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
-    cfg.env_cfg.dist_cfg.backend = 'gloo'
     if launcher == 'pytorch' and not torch_dist.is_initialized():
         torch_dist.init_process_group(backend='gloo')
     wrapper = cfg.get('model_wrapper_cfg') or dict(
@@ -96,8 +124,9 @@ USER_ERRORS = (InputError, CheckpointError, InvalidLossError,
 def run_or_fail(step: Callable[[], T], also: Tuple[type, ...] = ()) -> T:
     """Run ``step``; turn the errors a user can fix into one-line exits.
 
-    Bad configuration or data, a refused or unreadable checkpoint, a missing
-    file and a NaN loss are answered with their message alone (``also``
+    Bad configuration or data (including a config entry that the class
+    built from it does not take), a refused or unreadable checkpoint, a
+    missing file and a NaN loss are answered with their message alone (``also``
     adds more types, e.g. the registry's KeyError while building from a
     config); anything else keeps its traceback: it is a bug to report.
     """
@@ -106,3 +135,93 @@ def run_or_fail(step: Callable[[], T], also: Tuple[type, ...] = ()) -> T:
     except USER_ERRORS + also as e:
         # KeyError's str() is the repr of its argument
         fail(e.args[0] if isinstance(e, KeyError) and e.args else str(e))
+    except TypeError as e:
+        # a config entry the class built from it does not take
+        message = unexpected_argument_message(e)
+        if message is None:
+            raise
+        fail(message)
+
+
+def build_runner(cfg: Config, verbose: bool = False):
+    """The config's runner (``runner_type``), else mmengine's Runner with
+    the readable console of :class:`ConsoleSummaryRunner` (``verbose``:
+    mmengine's full console output); a config mistake ends in one line."""
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+
+    from .console import ConsoleSummaryRunner
+    if 'runner_type' in cfg:
+        build = RUNNERS.build
+    else:
+        build = (Runner if verbose else ConsoleSummaryRunner).from_cfg
+    return run_or_fail(lambda: build(cfg),
+                       also=(KeyError, ))  # an unknown `type` in the config
+
+
+def print_metrics(metrics: dict) -> None:
+    """``name: value`` lines on stdout, floats with two decimals."""
+    for name, value in metrics.items():
+        print(f'{name}: {value:.2f}' if isinstance(value, float) else
+              f'{name}: {value}')
+
+
+def latest_checkpoint(work_dir: str) -> Optional[str]:
+    """The checkpoint ``work_dir/last_checkpoint`` names (mmengine's
+    record of the newest one), if both exist."""
+    record = osp.join(work_dir, 'last_checkpoint')
+    if not osp.isfile(record):
+        return None
+    with open(record) as f:
+        path = f.read().strip()
+    return path if path and osp.isfile(path) else None
+
+
+def check_resume_source(cfg: Config, resume: Optional[str]) -> None:
+    """Exit with one line if ``--resume`` has nothing to resume from,
+    instead of mmengine's silent start from scratch."""
+    if resume == 'auto' and latest_checkpoint(cfg.work_dir) is None:
+        fail(f'--resume: no checkpoint to resume in {cfg.work_dir} (it has '
+             'no last_checkpoint naming an existing file); to train from '
+             'scratch, run the same command without --resume')
+    if resume not in (None, 'auto') and not osp.isfile(resume):
+        fail(f'--resume: checkpoint {resume} does not exist')
+
+
+def _resume_command(resume: Optional[str]) -> List[str]:
+    """This process's command line with ``--resume`` (and no path)."""
+    argv, skip = [], False
+    for arg in sys.argv:
+        if skip:
+            skip = False
+            if arg == resume:
+                continue
+        if arg == '--resume':
+            skip = True
+            continue
+        if not arg.startswith('--resume='):
+            argv.append(arg)
+    return [sys.executable, *argv, '--resume']
+
+
+def exit_interrupted(work_dir: str, resume: Optional[str],
+                     launcher: str = 'none') -> NoReturn:
+    """After Ctrl-C: one line on stderr naming the checkpoint to resume
+    from and the command (or saying there is none); exit status 130."""
+    if int(os.environ.get('RANK', 0)) == 0:
+        checkpoint = latest_checkpoint(work_dir)
+        if checkpoint is None and resume not in (None, 'auto'):
+            # nothing newer was saved: the same command resumes again
+            checkpoint, command = resume, [sys.executable, *sys.argv]
+        else:
+            command = _resume_command(resume)
+        how = (shlex.join(command) if launcher == 'none' else
+               'the same launcher command with --resume')
+        if checkpoint is None:
+            print(f'interrupted before a checkpoint was saved in {work_dir}'
+                  ': nothing to resume; start again with the same command',
+                  file=sys.stderr)
+        else:
+            print(f'interrupted: resume from {checkpoint} with: {how}',
+                  file=sys.stderr)
+    sys.exit(130)

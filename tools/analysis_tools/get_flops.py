@@ -3,6 +3,10 @@ efficiency measures; see :mod:`mmbireal.analysis.complexity`).
 
     python tools/analysis_tools/get_flops.py CONFIG [--shape H W] [--json]
 
+Without ``--shape`` the input is the size the config's test pipeline
+produces (its ``CenterCrop``/``Resize``; 28 x 28 for the Fashion-MNIST
+configs), else 224 x 224 with a note on stderr.
+
 CONFIG may be a path or ``pkg::rel/path.py`` (e.g.
 ``mmpretrain::resnet/resnet18_8xb32_in1k.py``). With ``--json`` stdout is
 one JSON object with the keys ``params``, ``flops``, ``bops``, ``ops`` and
@@ -15,15 +19,16 @@ import os
 import sys
 from typing import Iterator, List, Optional
 
-from mmengine.config import DictAction
-
 from mmbireal.analysis import (
     Complexity,
     config_complexity,
     input_channels,
-    load_config,
+    pipeline_input_size,
 )
-from mmbireal.utils.launch import fail
+from mmbireal.utils.config import add_cfg_options
+from mmbireal.utils.launch import fail, load_config, run_or_fail
+
+FALLBACK_SHAPE = [224, 224]
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -34,18 +39,16 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--shape',
         type=int,
         nargs='+',
-        default=[224, 224],
-        help='input height and width (one value: square); default 224 224')
+        help='input height and width (one value: square); default: the '
+        "size of the config's test pipeline (CenterCrop/Resize), else 224")
     parser.add_argument(
         '--json',
         action='store_true',
         help='print one JSON object (params, flops, bops, ops, memory_mbit)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config entries, key=value')
-    args = parser.parse_args(argv)
+    add_cfg_options(parser)
+    args = run_or_fail(lambda: parser.parse_args(argv))
+    if args.shape is None:
+        return args
     if len(args.shape) == 1:
         args.shape = args.shape * 2
     if len(args.shape) != 2 or min(args.shape) <= 0:
@@ -65,6 +68,18 @@ def stdout_to_stderr() -> Iterator[None]:
         sys.stdout.flush()
         os.dup2(saved, 1)
         os.close(saved)
+
+
+def default_shape(cfg, config: str) -> List[int]:
+    """The test pipeline's image size; 224 x 224 (said on stderr) if the
+    pipeline does not fix one."""
+    size = pipeline_input_size(cfg)
+    if size is None:
+        print(f'note: the test pipeline of {config} has no CenterCrop or '
+              f'Resize: counting at {FALLBACK_SHAPE[0]} x {FALLBACK_SHAPE[1]}'
+              ' (pass --shape H W for another size)', file=sys.stderr)
+        return list(FALLBACK_SHAPE)
+    return list(size)
 
 
 def format_table(config: str, shape: List[int], channels: int,
@@ -100,18 +115,13 @@ def format_table(config: str, shape: List[int], channels: int,
 def main() -> None:
     args = parse_args()
     with stdout_to_stderr():
-        try:
-            cfg = load_config(args.config)
-        except FileNotFoundError as e:
-            fail(str(e))
-        # syntax errors, a missing _base_, failed custom imports...
-        except Exception as e:  # noqa: BLE001
-            fail(f'cannot read config {args.config}: {type(e).__name__}: '
-                 f'{e}')
+        cfg = load_config(args.config)
         if args.cfg_options is not None:
             cfg.merge_from_dict(args.cfg_options)
         if 'model' not in cfg:
             fail(f'config {args.config} defines no model')
+        if args.shape is None:
+            args.shape = default_shape(cfg, args.config)
         try:
             result = config_complexity(cfg, args.shape)
         except (KeyError, TypeError, ValueError, RuntimeError) as e:

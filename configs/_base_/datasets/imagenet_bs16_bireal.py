@@ -20,6 +20,17 @@ test_pipeline = [
     dict(type='CenterCrop', crop_size=224),
     dict(type='PackInputs'),
 ]
+# tools/test.py --tta: the crop and its mirror image, scores averaged
+tta_model = dict(type='AverageClsScoreTTA')
+tta_pipeline = [
+    *test_pipeline[:-1],
+    dict(
+        type='TestTimeAug',
+        transforms=[[
+            dict(type='RandomFlip', prob=1.0, direction='horizontal'),
+            dict(type='RandomFlip', prob=0.0, direction='horizontal'),
+        ], [dict(type='PackInputs')]]),
+]
 
 train_dataloader = dict(
     batch_size=16,

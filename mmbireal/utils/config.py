@@ -1,0 +1,136 @@
+"""Reading configs and explaining config mistakes in one line."""
+import argparse
+import importlib.util
+import inspect
+import os.path as osp
+import re
+from types import FrameType, TracebackType
+from typing import Iterator, List, Optional
+
+from mmengine.config import Config, DictAction
+
+from .errors import InputError
+
+
+def resolve_config_path(path: str) -> str:
+    """Turn ``'pkg::rel/path.py'`` into the installed package's
+    ``.mim/configs/rel/path.py``; other paths are returned unchanged."""
+    if '::' not in path:
+        return path
+    package, _, rel = path.partition('::')
+    spec = importlib.util.find_spec(package) if package.isidentifier() \
+        else None
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            f'config {path}: package {package!r} is not installed')
+    root = next(iter(spec.submodule_search_locations))
+    return osp.join(root, '.mim', 'configs', rel)
+
+
+def read_config(path: str) -> Config:
+    """Read a config file; ``pkg::`` paths (e.g.
+    ``'mmpretrain::resnet/resnet18_8xb32_in1k.py'``) are looked up in the
+    installed package.
+
+    Raises:
+        FileNotFoundError: The file (or the package) does not exist.
+    """
+    resolved = resolve_config_path(path)
+    if not osp.isfile(resolved):
+        raise FileNotFoundError(f'config file {path} does not exist')
+    return Config.fromfile(resolved)
+
+
+class CfgOptionsAction(DictAction):
+    """mmengine's ``--cfg-options`` parser with one-line errors.
+
+    ``key=dict(...)`` values are refused (mmengine's parser does not read
+    them and recurses until Python gives up); so are values it cannot
+    parse, such as unbalanced brackets.
+    """
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        for item in values:
+            key, _, value = item.partition('=')
+            if re.match(r'\s*dict\s*\(', value):
+                raise InputError(
+                    f'{option_string} {key}=dict(...) is not supported: '
+                    'give each entry as its own key=value, e.g. '
+                    f'{key}.type=X {key}.depth=18 (accepted values: numbers, '
+                    'strings, True/False/None, [a,b] and (a,b))')
+        try:
+            super().__call__(parser, namespace, values, option_string)
+        # mmengine asserts on brackets it cannot pair
+        except (AssertionError, RecursionError, ValueError) as e:
+            raise InputError(
+                f'{option_string}: cannot parse {" ".join(values)!r} '
+                f'({type(e).__name__}: {e}); write key=value pairs, lists as '
+                'key="[a,b]"') from None
+
+
+def add_cfg_options(parser: argparse.ArgumentParser) -> None:
+    """The ``--cfg-options`` argument of the tools."""
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=CfgOptionsAction,
+        help='override config entries, key=value (e.g. '
+        'train_cfg.max_epochs=1 load_from=None; lists as key="[a,b]")')
+
+
+_UNEXPECTED = re.compile(
+    r"(\w+)\.__init__\(\) got an unexpected keyword argument '(\w+)'")
+
+
+def _frames(error: BaseException) -> Iterator[FrameType]:
+    """The frames of ``error``'s traceback and of the errors it
+    happened in, innermost first."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        frames: List[FrameType] = []
+        tb: Optional[TracebackType] = error.__traceback__
+        while tb is not None:
+            frames.append(tb.tb_frame)
+            tb = tb.tb_next
+        yield from reversed(frames)
+        error = error.__cause__ or error.__context__
+
+
+def _accepted_arguments(cls: type) -> List[str]:
+    params = inspect.signature(cls).parameters.values()
+    return [
+        p.name for p in params
+        if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
+
+
+def unexpected_argument_message(error: TypeError) -> Optional[str]:
+    """One line for a config entry that a registry-built class does not
+    take (a typo such as ``model.backbone.depht=18``, or arguments left
+    from another backbone after changing ``type``).
+
+    Returns None unless ``error`` was raised by mmengine's registry
+    building a class with a keyword argument it does not accept; other
+    TypeErrors are bugs and keep their traceback.
+    """
+    match = _UNEXPECTED.search(str(error))
+    if match is None:
+        return None
+    name, key = match.groups()
+    for frame in _frames(error):
+        if not frame.f_code.co_filename.replace('\\', '/').endswith(
+                'mmengine/registry/build_functions.py'):
+            continue
+        cls = frame.f_locals.get('obj_cls')
+        kwargs = frame.f_locals.get('args')
+        if not (inspect.isclass(cls) and cls.__name__ == name):
+            continue
+        accepted = _accepted_arguments(cls)
+        unknown = [key]
+        if isinstance(kwargs, dict):
+            unknown = [k for k in kwargs if k not in accepted] or unknown
+        listed = ', '.join(repr(k) for k in unknown)
+        return (f'{name} does not take the argument(s) {listed} given in '
+                f'the config; accepted: {", ".join(accepted)}')
+    return None

@@ -1,0 +1,119 @@
+"""A console log a person can read; the log file keeps every detail.
+
+mmengine's runner starts every run by printing the whole environment
+(including PyTorch's 2 KB build flags), the whole config and a 90-line
+table of hook calls, and some of its dependencies warn about things a user
+of this project cannot change. :class:`ConsoleSummaryRunner` prints one
+summary line instead of the first three on the console (the run's log file
+still gets them in full) and :func:`quiet_known_warnings` silences the
+warnings listed in :data:`KNOWN_WARNINGS`, by message; every other warning
+is shown as before.
+"""
+import logging
+import re
+import sys
+import warnings
+from typing import Optional, Tuple, Type
+
+import torch
+from mmengine.runner import Runner
+
+# (start of the message, category, why the user cannot act on it)
+KNOWN_WARNINGS: Tuple[Tuple[str, Type[Warning], str], ...] = (
+    ('pkg_resources is deprecated as an API', UserWarning,
+     'mmengine finds packages through pkg_resources; setuptools is pinned '
+     'below 82 (requirements/constraints.txt), which still has it'),
+    ('Fail to import ``MultiScaleDeformableAttention``', UserWarning,
+     'mmcv-lite has no compiled ops; no MMPretrain classifier uses this '
+     'detection op'),
+)
+
+# Start-up messages of mmengine that the console replaces by the summary
+# line or drops (the log file keeps them): the environment, the config,
+# the hook table, a SyncBN notice for a model without SyncBN and two
+# deprecation notices about mmengine's own file-client code.
+FILE_ONLY_PREFIXES = (
+    '\n' + '-' * 60 + '\nSystem environment:',
+    'Config:\n',
+    'Hooks will be executed in the following order:',
+    'Distributed training is not used, all SyncBatchNorm',
+    '"FileClient" will be deprecated in future.',
+    '"HardDiskBackend" is the alias of "LocalBackend"',
+)
+
+
+def quiet_known_warnings() -> None:
+    """Ignore the warnings of :data:`KNOWN_WARNINGS` (and only those)."""
+    for start, category, _ in KNOWN_WARNINGS:
+        warnings.filterwarnings(
+            'ignore', message=re.escape(start), category=category)
+
+
+class ConsoleSummaryFilter(logging.Filter):
+    """Keeps the file-only start-up messages and repeats of the previous
+    message (two checkpoint hooks announce the same folder) off the
+    console handler."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._previous: Optional[str] = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message.startswith(FILE_ONLY_PREFIXES):
+            return False
+        repeated = message == self._previous
+        self._previous = message
+        return not repeated
+
+
+def _version(module: str) -> str:
+    return getattr(sys.modules.get(module), '__version__', '?')
+
+
+def environment_summary(runner: Runner) -> str:
+    """One line: device, processes, versions, seed and the log file."""
+    if torch.cuda.is_available():
+        device = f'CUDA ({torch.cuda.get_device_name(0)})'
+    else:
+        device = 'CPU (CUDA not available)'
+    processes = f'{runner.world_size} process' + (
+        'es' if runner.world_size > 1 else '')
+    if runner.distributed:
+        processes += f' ({runner.launcher} launcher)'
+    versions = ', '.join(
+        f'{name} {_version(module)}'
+        for name, module in (('PyTorch', 'torch'), ('MMEngine', 'mmengine'),
+                             ('MMPretrain', 'mmpretrain'), ('mmbireal',
+                                                            'mmbireal')))
+    python = sys.version.split()[0]
+    return (f'{device}, {processes}; Python {python}, {versions}; seed '
+            f'{runner.seed}; environment, config and hooks in full: '
+            f'{runner.logger.log_file}')
+
+
+class ConsoleSummaryRunner(Runner):
+    """mmengine's :class:`~mmengine.runner.Runner` whose console shows
+    one summary line in place of the environment, config and hook table.
+
+    Everything else is the base class's: the log file under the work dir
+    gets all messages, and what the run does is unchanged. The tools use
+    it unless ``--verbose`` is given or the config sets ``runner_type``.
+
+    Example:
+        >>> runner = ConsoleSummaryRunner.from_cfg(cfg)
+    """
+
+    def build_logger(self, *args, **kwargs):
+        logger = super().build_logger(*args, **kwargs)
+        for handler in logger.handlers:
+            # the console handler; FileHandler subclasses StreamHandler
+            if type(handler) is logging.StreamHandler and not any(
+                    isinstance(f, ConsoleSummaryFilter)
+                    for f in handler.filters):
+                handler.addFilter(ConsoleSummaryFilter())
+        return logger
+
+    def _log_env(self, env_cfg: dict) -> None:
+        super()._log_env(env_cfg)
+        self.logger.info(environment_summary(self))

@@ -1,0 +1,67 @@
+"""tools/test.py --show-dir / --interval and --tta, as in MMPretrain."""
+import pickle
+
+import cv2
+import numpy as np
+import pytest
+from helpers import run_tool, tiny_random_checkpoint
+
+# 64 test images in batches of 256 (one batch)
+OPTIONS = ['test_dataloader.num_workers=0',
+           'test_dataloader.dataset.indices=64']
+
+
+@pytest.fixture(scope='module')
+def tiny_checkpoint(tmp_path_factory):
+    root = tmp_path_factory.mktemp('test_tool')
+    return (*tiny_random_checkpoint(root), root)
+
+
+def run_test_tool(config, checkpoint, *args):
+    return run_tool(['tools/test.py', config, checkpoint, *args,
+                     '--cfg-options', *OPTIONS])
+
+
+@pytest.mark.slow
+def test_show_dir_draws_every_interval_th_image_in_gray(
+        fmnist_available, tiny_checkpoint):
+    config, checkpoint, root = tiny_checkpoint
+    show = root / 'vis'
+    run_test_tool(config, checkpoint, '--work-dir', str(root / 'w'),
+              '--show-dir', str(show), '--interval', '16')
+    names = sorted(p.name for p in show.iterdir())
+    assert names == ['0_0.png', '16_0.png', '32_0.png', '48_0.png']
+    image = cv2.imread(str(show / '16_0.png'))
+    # 28 px enlarged to 224 so the labels are readable
+    assert image.shape == (224, 224, 3)
+    # drawn in gray (a false-colour map would make the channels differ);
+    # only the label box has colour
+    gray = (image[..., 0] == image[..., 1]) & (image[..., 1] == image[..., 2])
+    assert gray.mean() > 0.7
+
+
+@pytest.mark.slow
+def test_tta_averages_the_flipped_view(fmnist_available, tiny_checkpoint):
+    config, checkpoint, root = tiny_checkpoint
+    scores = {}
+    for name, args in (('plain', ()), ('tta', ('--tta', ))):
+        out = root / f'{name}.pkl'
+        proc = run_test_tool(config, checkpoint, '--work-dir', str(root / 'w'),
+                         '--out', str(out), *args)
+        assert 'accuracy/top1: ' in proc.stdout
+        with open(out, 'rb') as f:
+            scores[name] = np.stack([s['pred_score'] for s in pickle.load(f)])
+    assert scores['plain'].shape == scores['tta'].shape == (64, 10)
+    assert not np.allclose(scores['plain'], scores['tta'])
+    # AverageClsScoreTTA: each image's scores still sum to 1
+    assert np.allclose(scores['tta'].sum(1), 1, atol=1e-5)
+
+    proc = run_tool(['tools/test.py', config, checkpoint, '--work-dir',
+                     str(root / 'w'), '--tta', '--cfg-options', *OPTIONS,
+                     'tta_model=None'], check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f'error: --tta: config {config} does not set tta_model; add e.g. '
+        "tta_model = dict(type='AverageClsScoreTTA') and a tta_pipeline "
+        'ending in TestTimeAug (see '
+        'configs/_base_/datasets/fashion_mnist_bs64.py)')
