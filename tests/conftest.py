@@ -1,9 +1,17 @@
 """Fixtures: tiny datasets for the tests that run the real tools."""
 import os.path as osp
 
+import helpers
 import numpy as np
 import pytest
 from helpers import FMNIST_ROOT
+
+
+@pytest.fixture(autouse=True)
+def _subprocesses_only_when_slow(request, monkeypatch) -> None:
+    """Tools run in subprocesses only in tests marked ``slow``."""
+    if request.node.get_closest_marker('slow') is None:
+        monkeypatch.setattr(helpers, 'SUBPROCESSES_ALLOWED', False)
 
 
 @pytest.fixture(scope='session')

@@ -20,9 +20,17 @@ TINY_FMNIST = [
 ]
 
 
+# conftest.py clears this for tests without the `slow` marker, so that
+# `pytest -m "not slow"` never starts a tool in a subprocess
+SUBPROCESSES_ALLOWED = True
+
+
 def run_tool(args: List[str], check: bool = True, timeout: int = 600,
              pythonpath: Sequence[str] = ()) -> subprocess.CompletedProcess:
     """Run ``python tools/...`` (or bash) from the repo root."""
+    if not SUBPROCESSES_ALLOWED:
+        raise AssertionError('this test runs a tool in a subprocess: mark '
+                             'it @pytest.mark.slow')
     env = dict(os.environ)
     env['PYTHONPATH'] = os.pathsep.join(
         [REPO, *pythonpath, env.get('PYTHONPATH', '')])

@@ -17,7 +17,10 @@ from importlib import metadata
 
 import pytest
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+# builds wheels and runs pip/mim in subprocesses
+pytestmark = pytest.mark.slow
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG_REL = osp.join('birealnet', 'bireal18_8xb16_in1k.py')
 CONFIG = osp.join(REPO, 'configs', CONFIG_REL)
 TRAIN_SCRIPT = osp.join(REPO, 'tools', 'train.py')

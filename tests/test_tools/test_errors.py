@@ -38,6 +38,7 @@ def last_error(args, tmp_path) -> str:
     (['data_preprocessor.std=[0.0]'],
      'loss is nan at iteration 1 (epoch 1, batch 1): training stopped'),
 ])
+@pytest.mark.slow
 def test_bad_config_or_data(fmnist_available, tmp_path, options, expected):
     line = last_error([FMNIST, '--cfg-options', *TINY_FMNIST, *options],
                       tmp_path)
@@ -45,12 +46,14 @@ def test_bad_config_or_data(fmnist_available, tmp_path, options, expected):
     assert expected in line
 
 
+@pytest.mark.slow
 def test_missing_config(tmp_path):
     line = last_error(['configs/birealnet/bireal50.py'], tmp_path)
     assert line == 'error: config file configs/birealnet/bireal50.py does ' \
         'not exist'
 
 
+@pytest.mark.slow
 def test_unwritable_work_dir(fmnist_available, tmp_path):
     blocker = tmp_path / 'file'
     blocker.write_text('')

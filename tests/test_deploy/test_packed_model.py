@@ -435,6 +435,7 @@ def test_packed_file_is_weights_only_plain_data(tmp_path):
     assert loaded['format'] == packed['format']
 
 
+@pytest.mark.slow
 def test_full_bireal18_export_size_and_logits(tmp_path):
     """The ImageNet-head Bi-Real-18 through the CLI tool: <= 4.3 MB."""
     torch.manual_seed(0)
@@ -572,6 +573,7 @@ def test_corrupt_packed_files_give_one_line_errors(tmp_path):
         PackedBiRealNet(packed)
 
 
+@pytest.mark.slow
 def test_benchmark_tool_smoke():
     """Tiny settings only: the roofline runs per layer of the network."""
     proc = run_tool(['tools/deployment/benchmark_binary.py', '--iters', '1',
@@ -637,6 +639,7 @@ def test_build_model_keeps_the_configs_normalisation():
         pytest.approx([90.02])
 
 
+@pytest.mark.slow
 def test_export_tool_verifies_on_the_test_set(fmnist_available, tmp_path):
     model = _small_model()
     ckpt, out = tmp_path / 'float.pth', tmp_path / 'small.bin.pth'

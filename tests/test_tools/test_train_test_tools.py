@@ -28,6 +28,7 @@ def imagenet_options(root: str, max_epochs: int) -> list:
     ]
 
 
+@pytest.mark.slow
 def test_train_resume_test_on_imagenet_folder(tiny_imagenet, tmp_path):
     work = str(tmp_path / 'work')
     run_tool([
@@ -78,6 +79,7 @@ def dist_train(config: str, work: str, *options: str):
     ], timeout=300)
 
 
+@pytest.mark.slow
 def test_dist_train_two_processes_on_cpu_then_bn_retrain(
         fmnist_available, tmp_path):
     work = str(tmp_path / 'binary')
@@ -106,6 +108,7 @@ def test_dist_train_two_processes_on_cpu_then_bn_retrain(
         assert torch.equal(final['state_dict'][key], expected), key
 
 
+@pytest.mark.slow
 def test_missing_load_from_is_a_clear_error(tmp_path):
     proc = run_tool(['tools/train.py', BIREAL18, '--work-dir',
                      str(tmp_path)], check=False)
@@ -130,6 +133,7 @@ def logged_losses(work_dir: str) -> list:
     return [row['loss'] for row in rows if 'loss' in row]
 
 
+@pytest.mark.slow
 def test_ddp_loss_curve_equals_single_process(fmnist_available, tmp_path):
     """2 processes x 8 images train and log as 1 process x 16, 4 steps."""
     config = tmp_path / 'deterministic.py'
@@ -164,6 +168,7 @@ def test_ddp_loss_curve_equals_single_process(fmnist_available, tmp_path):
     assert len(set(single_losses)) == 4  # the curve really moves
 
 
+@pytest.mark.slow
 def test_benchmark_train_splits_the_cost_and_saves_no_extra_tensors():
     proc = run_tool([
         'tools/analysis_tools/benchmark_train.py', '--size', '32',
@@ -196,6 +201,7 @@ def test_benchmark_train_splits_the_cost_and_saves_no_extra_tensors():
                 proc.stdout, re.M), kernel
 
 
+@pytest.mark.slow
 def test_benchmark_train_rejects_a_single_iteration():
     proc = run_tool(['tools/analysis_tools/benchmark_train.py', '--iters',
                      '1'], check=False)

@@ -2,6 +2,7 @@
 uninterrupted one, also in the BN-retrain step."""
 import os.path as osp
 
+import pytest
 import torch
 from helpers import REPO, TINY_FMNIST, run_tool
 
@@ -52,6 +53,7 @@ def interrupted_then_resumed(config_dir, base, hooks, kill_at, options,
     return proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(
         fmnist_available, tmp_path):
     binary_hooks = [dict(type='WeightDecayZeroHook')]
@@ -89,6 +91,7 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(
     assert set(conv.unique().tolist()) <= {-1.0, 1.0}
 
 
+@pytest.mark.slow
 def test_quick_start_settings_resume_exactly(fmnist_available, tmp_path):
     """The quick start's own loader settings (a worker, no persistent
     workers) with its Adam + cosine schedule: killed in epoch 2 and resumed

@@ -76,6 +76,7 @@ def test_other_dataset_types_are_left_to_their_own_checks(tmp_path):
     check_datasets(cfg)  # LocalFashionMNIST reports this itself
 
 
+@pytest.mark.slow
 def test_train_py_answers_an_empty_annotation_file(imagenet_copy, tmp_path):
     ann = imagenet_copy / 'meta' / 'train.txt'
     ann.write_text('')
@@ -92,6 +93,7 @@ def test_train_py_answers_an_empty_annotation_file(imagenet_copy, tmp_path):
         "it must list one sample per line ('<image path> <class index>')")
 
 
+@pytest.mark.slow
 def test_test_py_checks_only_the_test_set(imagenet_copy, tmp_path):
     (imagenet_copy / 'meta' / 'val.txt').write_text('')
     proc = run_tool([

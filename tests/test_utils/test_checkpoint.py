@@ -102,6 +102,7 @@ def test_unreadable_files_get_one_line_errors(tmp_path):
         load_checkpoint_file(str(tmp_path / 'missing.pth'))
 
 
+@pytest.mark.slow
 def test_tools_test_refuses_foreign_pickle(fmnist_available, tmp_path):
     path = str(tmp_path / 'evil.pth')
     torch.save({'state_dict': WritesAFile(str(tmp_path / 'pwned'))}, path)
@@ -169,6 +170,7 @@ def test_checkpoint_fit_may_ignore_a_new_head(tmp_path):
     check_checkpoint_fits(model, other_head, prefixes=('backbone.', ))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('tool', ['test', 'train'])
 def test_tools_refuse_a_checkpoint_of_another_depth(fmnist_available,
                                                     tmp_path, tool):

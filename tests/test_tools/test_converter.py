@@ -252,6 +252,7 @@ def test_depth18_through_mmengine_load_checkpoint(converted18):
     assert diff < 1e-4 * span
 
 
+@pytest.mark.slow
 def test_depth18_tools_test(converted18, tiny_imagenet, tmp_path):
     """tools/test.py evaluates DST on a tiny ImageNet-format folder."""
     _, _, dst = converted18
@@ -265,6 +266,7 @@ def test_depth18_tools_test(converted18, tiny_imagenet, tmp_path):
     assert 'missing keys' not in log and 'unexpected key' not in log
 
 
+@pytest.mark.slow
 def test_depth34_explicit_depth_same_logits(tmp_path):
     src, dst = str(tmp_path / 'bireal34.pth.tar'), str(tmp_path / 'b34.pth')
     theirs = authors_checkpoint(34, src, seed=3)
@@ -291,6 +293,7 @@ def edited(src: str, dst: str, drop: Optional[List[str]] = None,
     return dst
 
 
+@pytest.mark.slow
 def test_missing_key_fails_with_one_line(converted18, tmp_path):
     _, src, _ = converted18
     bad = edited(src, str(tmp_path / 'bad.pth'),
@@ -302,6 +305,7 @@ def test_missing_key_fails_with_one_line(converted18, tmp_path):
     assert not osp.exists(out)
 
 
+@pytest.mark.slow
 def test_resnet_layout_fails_with_one_line(tmp_path):
     from torchvision.models import resnet18
     src = str(tmp_path / 'resnet18.pth')

@@ -3,6 +3,7 @@ initialised from the previous one's checkpoint:
 relu -> leaky-clip -> clip pre-training -> binary -> BN retrain."""
 import os.path as osp
 
+import pytest
 import torch
 from helpers import TINY_FMNIST, run_tool
 
@@ -19,6 +20,7 @@ def is_bn(key: str) -> bool:
     return name.startswith('bn') or name == '2'
 
 
+@pytest.mark.slow
 def test_stage_chain_loads_cleanly_and_ends_with_pm1_weights(
         fmnist_available, tmp_path):
     previous = None

@@ -64,12 +64,14 @@ def test_paper_figures_are_marked_where_mim_shows_them():
     assert all(('(paper)' in row) == ('ImageNet' in row) for row in rows)
 
 
+@pytest.mark.slow
 def test_readme_table_is_generated_from_metafile():
     proc = run_tool(['tools/model_zoo/update_readme.py', '--check'],
                     check=False)
     assert proc.returncode == 0, proc.stderr
 
 
+@pytest.mark.slow
 def test_publish_model_drops_training_state(tmp_path):
     from mmbireal.models import BiRealNet
     src = str(tmp_path / 'epoch_4.pth')

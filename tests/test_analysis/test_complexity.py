@@ -20,7 +20,7 @@ from mmbireal.analysis import (
 )
 from mmbireal.models import BinaryConv2d, Sign
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = 'tools/analysis_tools/get_flops.py'
 BIREAL18 = 'configs/birealnet/bireal18_8xb16_in1k.py'
 QUICK_FMNIST = 'configs/birealnet/bireal18_1xb64-quick_fmnist.py'
