@@ -47,6 +47,28 @@ def run_tool(args: List[str], check: bool = True, timeout: int = 600,
             f'--- stderr ---\n{proc.stderr[-4000:]}')
     return proc
 
+# The quick Fashion-MNIST config at 16-128 channels: seconds to build,
+# export and run at 28 px (the deployment tests' model).
+FMNIST_QUICK_CFG = osp.join(REPO, 'configs', 'birealnet',
+                            'bireal18_1xb64-quick_fmnist.py')
+NARROW = {
+    'model.backbone.stem_channels': 16,
+    'model.backbone.base_channels': 16,
+    'model.head.in_channels': 128,
+}
+
+
+def small_fmnist_model(**extra):
+    """The narrow Bi-Real-18 of :data:`FMNIST_QUICK_CFG`, seeded random
+    weights and random BNs (``extra``: more config entries)."""
+    import torch
+
+    from mmbireal.apis import build_model
+    torch.manual_seed(0)
+    model = build_model(FMNIST_QUICK_CFG, cfg_options={**NARROW, **extra})
+    randomize_bn(model)
+    return model
+
 
 def randomize_bn(model, seed: int = 0) -> None:
     """Random BN statistics and affine parameters, so tests see real BNs."""

@@ -3,6 +3,7 @@ from .complexity import (
     Complexity,
     analyze_complexity,
     config_complexity,
+    config_test_pipeline,
     input_channels,
     is_binary_conv,
     load_config,
@@ -13,6 +14,7 @@ from .complexity import (
 
 __all__ = [
     'BOPS_PER_OP', 'Complexity', 'analyze_complexity', 'config_complexity',
-    'input_channels', 'is_binary_conv', 'load_config',
-    'memory_bits', 'pipeline_input_size', 'resolve_config_path'
+    'config_test_pipeline', 'input_channels', 'is_binary_conv',
+    'load_config', 'memory_bits', 'pipeline_input_size',
+    'resolve_config_path'
 ]

@@ -165,15 +165,20 @@ def _size_hw(size) -> Tuple[int, int]:
     return int(height), int(width)
 
 
+def config_test_pipeline(cfg: Config) -> list:
+    """The transforms of the config's test dataset (``test_dataloader``),
+    else its top-level ``test_pipeline``; ``[]`` if it has neither."""
+    loader = cfg.get('test_dataloader') or {}
+    return list((loader.get('dataset') or {}).get('pipeline')
+                or cfg.get('test_pipeline') or [])
+
+
 def pipeline_input_size(cfg: Config) -> Optional[Tuple[int, int]]:
     """``(H, W)`` of the images the config's test pipeline produces: the
     size set by its last ``CenterCrop`` (``crop_size``) or ``Resize``
     (``scale``); None if neither fixes it (e.g. ``ResizeEdge`` alone)."""
-    loader = cfg.get('test_dataloader') or {}
-    pipeline = (loader.get('dataset') or {}).get('pipeline') \
-        or cfg.get('test_pipeline') or []
     size = None
-    for transform in pipeline:
+    for transform in config_test_pipeline(cfg):
         if not isinstance(transform, dict):
             continue
         kind = str(transform.get('type', '')).split('.')[-1]

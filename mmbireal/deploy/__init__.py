@@ -20,11 +20,14 @@ from .engine import (
 )
 from .export import (
     ExportError,
+    config_classes,
     export_packed,
     float_state_bytes,
     pack_classifier,
+    preprocessing_meta,
 )
-from .packed_model import PackedBiRealNet, load_packed
+from .images import prepare_image
+from .packed_model import PackedBiRealNet, Prediction, load_packed
 from .reference import (
     affine_epilogue,
     binary_conv3x3_torch,
@@ -35,8 +38,9 @@ from .reference import (
 
 __all__ = [
     'ConvOutput', 'EngineBuildError', 'ExportError', 'NativeEngine',
-    'PackedBiRealNet', 'affine_epilogue', 'binary_conv3x3_torch',
-    'build_engine', 'engine_weight_layout', 'export_packed',
+    'PackedBiRealNet', 'Prediction', 'affine_epilogue', 'binary_conv3x3_torch',
+    'build_engine', 'config_classes', 'engine_weight_layout', 'export_packed',
     'float_state_bytes', 'get_engine', 'load_packed', 'pack_classifier',
-    'pack_signs_torch', 'sign_pm1', 'unpack_signs'
+    'pack_signs_torch', 'prepare_image', 'preprocessing_meta', 'sign_pm1',
+    'unpack_signs'
 ]

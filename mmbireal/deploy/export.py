@@ -5,13 +5,16 @@ The file format (name, version, key schema) is :mod:`.file_format`'s.
 import io
 import os
 import os.path as osp
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
+from mmengine.config import Config
+from mmpretrain.registry import DATASETS
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from mmbireal.analysis import config_test_pipeline, pipeline_input_size
 from mmbireal.models import BinaryConv2d, BiRealNet
 
 from .file_format import FORMAT, VERSION
@@ -80,10 +83,62 @@ def _block_convs(block: nn.Module,
     return convs
 
 
-def pack_classifier(model: nn.Module) -> dict:
+def config_classes(cfg: Config) -> Optional[List[str]]:
+    """Class names of the config's test dataset: its ``metainfo`` or
+    ``classes`` entry if it lists them, else its class's ``METAINFO``."""
+    dataset = (cfg.get('test_dataloader') or {}).get('dataset') or {}
+    metainfo = dataset.get('metainfo')  # a dict, or a file we do not read
+    given = metainfo.get('classes') if isinstance(metainfo, dict) else None
+    if given is None:
+        given = dataset.get('classes')
+    if isinstance(given, (list, tuple)):
+        return [str(c) for c in given]
+    kind = dataset.get('type')
+    cls = DATASETS.get(kind) if isinstance(kind, str) else kind
+    classes = (getattr(cls, 'METAINFO', None) or {}).get('classes')
+    return [str(c) for c in classes] if classes else None
+
+
+def preprocessing_meta(cfg: Config) -> dict:
+    """What :meth:`PackedBiRealNet.classify` needs from a config besides
+    the data preprocessor: ``resize_short`` (the test pipeline's
+    ``ResizeEdge`` with ``edge='short'``, or None), ``crop_size``
+    (``[H, W]`` of the network input: :func:`pipeline_input_size`, or
+    None) and ``classes`` (or None).
+
+    Raises:
+        ExportError: a short side smaller than the crop.
+    """
+    resize_short = None
+    for transform in config_test_pipeline(cfg):
+        if (isinstance(transform, dict)
+                and str(transform.get('type', '')).split('.')[-1]
+                == 'ResizeEdge' and transform.get('edge', 'short') == 'short'
+                and isinstance(transform.get('scale'), int)):
+            resize_short = int(transform['scale'])
+    size = pipeline_input_size(cfg)
+    crop_size = [int(s) for s in size] if size is not None else None
+    if resize_short is not None and crop_size is not None and \
+            resize_short < min(crop_size):
+        raise ExportError(f'the test pipeline resizes the short side to '
+                          f'{resize_short}, below its crop {crop_size}')
+    return dict(
+        resize_short=resize_short,
+        crop_size=crop_size,
+        classes=config_classes(cfg))
+
+
+def pack_classifier(model: nn.Module, cfg: Optional[Config] = None) -> dict:
     """The packed-file dict of an mmpretrain ``ImageClassifier`` with a
     binary :class:`BiRealNet`, a ``GlobalAveragePooling`` neck and a
     ``LinearClsHead``. BNs are taken in eval mode (running statistics).
+
+    Args:
+        model (nn.Module): The classifier.
+        cfg (Config, optional): Its config: its test pipeline and dataset
+            classes are stored too (:func:`preprocessing_meta`), so
+            :meth:`PackedBiRealNet.classify` can take images. Defaults to
+            None (a file that takes normalised tensors only).
 
     Raises:
         ExportError: anything the packed format cannot express.
@@ -156,6 +211,14 @@ def pack_classifier(model: nn.Module) -> dict:
         value = getattr(preprocessor, key, None)
         if isinstance(value, Tensor):
             meta[key] = [float(v) for v in value.flatten()]
+    to_rgb = getattr(preprocessor, 'to_rgb', None)
+    if isinstance(to_rgb, bool):
+        meta['to_rgb'] = to_rgb
+    if cfg is not None:
+        meta.update(preprocessing_meta(cfg))
+        classes = meta['classes']
+        if classes is not None and len(classes) != head.fc.out_features:
+            meta['classes'] = None  # names of another label set
     return {
         'format': FORMAT,
         'version': VERSION,
@@ -175,10 +238,12 @@ def pack_classifier(model: nn.Module) -> dict:
     }
 
 
-def export_packed(model: nn.Module, path: str) -> int:
-    """Write :func:`pack_classifier` of ``model`` to ``path``; return its
-    size in bytes."""
-    packed = pack_classifier(model)
+def export_packed(model: nn.Module,
+                  path: str,
+                  cfg: Optional[Config] = None) -> int:
+    """Write :func:`pack_classifier` of ``model`` (and ``cfg``) to
+    ``path``; return its size in bytes."""
+    packed = pack_classifier(model, cfg)
     tmp = f'{path}.tmp{os.getpid()}'
     torch.save(packed, tmp)
     os.replace(tmp, path)

@@ -27,13 +27,20 @@ weights-only mode with no extra allow-list:
     (its BN), ``layer{i}.0.downsample.weight`` ``(C_out, C_in)`` and
     ``.scale/.shift`` (:func:`downsample_key`), ``fc.weight``/``fc.bias``.
 ``meta``
-    Strings and numbers only: binarizer names, the data preprocessor's
-    mean/std (not applied by the packed model, as ``mode='tensor'`` does
-    not apply them either).
+    Strings, numbers and lists of them only: binarizer names, the data
+    preprocessor's ``mean``/``std`` and ``to_rgb``, the config's test
+    pipeline as ``resize_short`` (the ``ResizeEdge`` short side, or None)
+    and ``crop_size`` (``[H, W]`` of the network input) and the dataset's
+    ``classes``. The forward pass takes normalised tensors (as
+    ``mode='tensor'`` does); only :meth:`PackedBiRealNet.classify` applies
+    the preprocessing. Files written before the preprocessing and class
+    keys existed still load: their missing keys read as None.
 """
 
 FORMAT = 'mmbireal-packed-bireal'
 VERSION = 1
+# meta keys an image call needs (:meth:`PackedBiRealNet.classify`)
+PREPROCESS_KEYS = ('mean', 'std', 'crop_size')
 
 
 def block_key(stage: int, block: int) -> str:

@@ -11,7 +11,7 @@ PyTorch.
 Two backends compute identical floats: ``'native'`` (the compiled engine)
 and ``'torch'`` (the reference path, +-1 floats through ``F.conv2d``).
 """
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmbireal.models.backbones.bireal_net import STEM_GEOMETRIES
-from mmbireal.utils import CheckpointError, load_checkpoint_file
+from mmbireal.utils import CheckpointError, InputError, load_checkpoint_file
 
 from .engine import (
     BlockSpec,
@@ -31,10 +31,12 @@ from .engine import (
 )
 from .file_format import (
     FORMAT,
+    PREPROCESS_KEYS,
     VERSION,
     conv_key,
     downsample_key,
 )
+from .images import ImageInput, prepare_image
 from .int8_stem import Int8Stem
 from .reference import (
     affine_epilogue,
@@ -139,13 +141,21 @@ class PackedBlock(nn.Module):
         return self.convs[-1].forward_torch(out, identity)
 
 
+class Prediction(NamedTuple):
+    """One of the top-k classes of an image."""
+    index: int
+    name: Optional[str]  # None if the packed file has no class names
+    score: float  # softmax probability
+
+
 def _check(cond: bool, path: str, what: str) -> None:
     if not cond:
         raise CheckpointError(f'invalid packed Bi-Real file {path}: {what}')
 
 
 class PackedBiRealNet(nn.Module):
-    """Bi-Real Net classifier on 1-bit weights: NCHW float in, logits out.
+    """Bi-Real Net classifier on 1-bit weights: NCHW float in, logits out;
+    :meth:`classify` takes images.
 
     Args:
         packed: The dict written by :func:`mmbireal.deploy.export_packed`.
@@ -160,6 +170,12 @@ class PackedBiRealNet(nn.Module):
 
     Raises:
         CheckpointError: ``packed`` is not a valid packed Bi-Real file.
+
+    Example:
+        >>> from mmbireal.deploy import load_packed
+        >>> model = load_packed('bireal18_fmnist.bin.pth')
+        >>> model.classify(['shirt.png'], topk=3)[0][0]
+        Prediction(index=6, name='Shirt', score=0.71)
     """
 
     def __init__(self, packed: dict, backend: str = 'auto',
@@ -189,6 +205,7 @@ class PackedBiRealNet(nn.Module):
         self.arch = arch
         meta = packed.get('meta')
         self.meta = dict(meta) if isinstance(meta, dict) else {}
+        self.source = source
         self.stem = stem
         self._int8_stem: Optional[Int8Stem] = None
         if stem == 'int8':
@@ -325,6 +342,59 @@ class PackedBiRealNet(nn.Module):
         else:
             x = self.network_plan()(x)
         return F.linear(x.mean(dim=(1, 2)), self.fc_weight, self.fc_bias)
+
+    @property
+    def classes(self) -> Optional[List[str]]:
+        """The class names stored in the file, or None."""
+        return self.meta.get('classes')
+
+    def preprocess(self, images: Sequence[ImageInput]) -> Tensor:
+        """The normalised NCHW batch :meth:`forward` takes for ``images``
+        (file paths, or uint8 ``H x W`` / ``H x W x C`` BGR arrays), as the
+        config's test pipeline and data preprocessor prepare them (see
+        :mod:`mmbireal.deploy.images`).
+
+        Raises:
+            InputError: the file has no preprocessing (written before it was
+                stored, or without a config), or an unreadable image.
+            FileNotFoundError: an image path that does not exist.
+        """
+        missing = [k for k in PREPROCESS_KEYS if self.meta.get(k) is None]
+        if missing:
+            raise InputError(
+                f'{self.source} does not record the preprocessing images '
+                f'need ({", ".join(missing)}): export it again with '
+                'tools/deployment/export_binary.py, or pass normalised '
+                'tensors to the model')
+        meta = self.meta
+        return torch.stack([
+            prepare_image(image, self.in_channels, bool(meta.get('to_rgb')),
+                          meta.get('resize_short'), meta['crop_size'],
+                          meta['mean'], meta['std']) for image in images
+        ])
+
+    def classify(self, images: Sequence[ImageInput],
+                 topk: int = 5) -> List[List[Prediction]]:
+        """The ``topk`` classes of each image, best first.
+
+        Args:
+            images (Sequence[str | np.ndarray]): Image file paths or uint8
+                ``H x W`` / ``H x W x C`` (BGR) arrays.
+            topk (int): Classes per image (at most ``num_classes``).
+                Defaults to 5.
+
+        Returns:
+            list[list[Prediction]]: Per image, ``(index, name, score)``
+            with the softmax score; ``name`` is None if the file stores no
+            class names.
+        """
+        scores = self(self.preprocess(images)).softmax(dim=1)
+        top = scores.topk(min(int(topk), scores.shape[1]), dim=1)
+        classes = self.classes
+        return [[
+            Prediction(int(i), classes[int(i)] if classes else None,
+                       float(p)) for p, i in zip(values, indices)
+        ] for values, indices in zip(top.values, top.indices)]
 
 
 def load_packed(path: str, backend: str = 'auto',

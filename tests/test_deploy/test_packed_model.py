@@ -10,7 +10,15 @@ import subprocess
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import REPO, failing_native_build, randomize_bn, run_tool
+from helpers import (
+    FMNIST_QUICK_CFG,
+    NARROW,
+    REPO,
+    failing_native_build,
+    randomize_bn,
+    run_tool,
+    small_fmnist_model,
+)
 
 import mmbireal.deploy.engine as engine_mod
 from mmbireal.apis import build_model
@@ -40,15 +48,8 @@ from mmbireal.models.backbones import (
 )
 from mmbireal.utils import CheckpointError
 
-FMNIST_CFG = osp.join(REPO, 'configs', 'birealnet',
-                      'bireal18_1xb64-quick_fmnist.py')
+FMNIST_CFG = FMNIST_QUICK_CFG
 IN1K_CFG = osp.join(REPO, 'configs', 'birealnet', 'bireal18_8xb16_in1k.py')
-# Bi-Real-18 at 16-128 channels: seconds to build, export and run at 28 px.
-NARROW = {
-    'model.backbone.stem_channels': 16,
-    'model.backbone.base_channels': 16,
-    'model.head.in_channels': 128,
-}
 SHAPES = [(1, 7, 9), (2, 5, 5), (2, 8, 6)]
 CHANNELS = [3, 64, 65, 100, 130]
 OUT_CHANNELS = [64, 65, 100, 130, 3, 8, 130]
@@ -272,23 +273,16 @@ def test_no_compiler_falls_back_with_one_warning(monkeypatch, tmp_path):
                               engine_mod._engine):
         assert engine_mod.get_engine() is None
         assert engine_mod.get_engine() is None  # warned once
-        packed = PackedBiRealNet(pack_classifier(_small_model()))
+        packed = PackedBiRealNet(pack_classifier(small_fmnist_model()))
         assert packed.backend == 'torch'
         with pytest.raises(RuntimeError, match='not available'):
-            PackedBiRealNet(pack_classifier(_small_model()),
+            PackedBiRealNet(pack_classifier(small_fmnist_model()),
                             backend='native')
 
 
 # ---------------------------------------------------------------------------
 # export + load_packed against the float-emulated model
 # ---------------------------------------------------------------------------
-def _small_model(**extra):
-    torch.manual_seed(0)
-    model = build_model(FMNIST_CFG, cfg_options={**NARROW, **extra})
-    randomize_bn(model)
-    return model
-
-
 @pytest.mark.parametrize('extra', [
     {},
     {'model.backbone.conv_cfg.weight_binarizer': 'sign'},
@@ -297,7 +291,7 @@ def _small_model(**extra):
                          ids=['magnitude_aware', 'bn_retrain_sign',
                               'binary_resnet'])
 def test_export_matches_float_model(tmp_path, extra):
-    model = _small_model(**extra)
+    model = small_fmnist_model(**extra)
     path = str(tmp_path / 'small.pth')
     export_packed(model, path)
     x = torch.randn(3, 1, 28, 28, generator=torch.Generator().manual_seed(1))
@@ -319,7 +313,7 @@ def test_network_call_is_bit_exact_at_every_simd_level(native):
     """The whole block stack in one native call (downsample inside the
     engine, odd maps: ceil-mode pooling windows) equals the reference path
     block by block, at every SIMD level and thread count."""
-    packed = PackedBiRealNet(pack_classifier(_small_model(
+    packed = PackedBiRealNet(pack_classifier(small_fmnist_model(
         **{'model.backbone.convs_per_shortcut': 2})))
     gen = torch.Generator().manual_seed(3)
     feat = torch.randn(2, 13, 11, 16, generator=gen)
@@ -376,7 +370,7 @@ def test_int8_stem_errs_only_by_the_weight_rounding(stride, padding, size):
 
 
 def test_int8_stem_is_an_explicit_option(tmp_path):
-    model = _small_model()
+    model = small_fmnist_model()
     packed = pack_classifier(model)
     with pytest.raises(ValueError, match="unknown stem 'bf16'; accepted: "
                        'exact, int8'):
@@ -404,9 +398,9 @@ class _DetachedScaleStrictClip(WeightBinarizer):
 
 
 def test_export_asks_the_weight_binarizer_whether_it_is_scaled():
-    expected = pack_classifier(_small_model(**{
+    expected = pack_classifier(small_fmnist_model(**{
         'model.backbone.conv_cfg.weight_binarizer': 'scaled_sign'}))
-    model = _small_model()
+    model = small_fmnist_model()
     for _, conv in binary_convs(model):
         conv.weight_binarizer = _DetachedScaleStrictClip()
     packed = pack_classifier(model)
@@ -418,7 +412,7 @@ def test_export_asks_the_weight_binarizer_whether_it_is_scaled():
 
 
 def test_packed_file_is_weights_only_plain_data(tmp_path):
-    model = _small_model()
+    model = small_fmnist_model()
     packed = pack_classifier(model)
     assert packed['arch'] == {
         'depth': 18, 'stem_type': 'small', 'in_channels': 1,
@@ -458,7 +452,7 @@ def test_full_bireal18_export_size_and_logits(tmp_path):
 
 def test_checkpoint_of_another_model_is_refused_in_one_line(tmp_path):
     ckpt = tmp_path / 'narrow.pth'
-    torch.save({'state_dict': _small_model().state_dict()}, ckpt)
+    torch.save({'state_dict': small_fmnist_model().state_dict()}, ckpt)
     with pytest.raises(CheckpointError,
                        match=r'does not fit the.*shape mismatch') as info:
         build_model(FMNIST_CFG, str(ckpt))
@@ -491,7 +485,7 @@ def _model_with_block(block):
         def make_res_layer(self, **kwargs):
             return super().make_res_layer(**{**kwargs, 'block': block})
 
-    model = _small_model()
+    model = small_fmnist_model()
     model.backbone = Backbone(
         18, in_channels=1, stem_type='small', stem_channels=16,
         base_channels=16).eval()
@@ -523,7 +517,7 @@ def test_a_stem_added_to_the_table_is_built_exported_and_loaded(
     monkeypatch.setitem(STEM_GEOMETRIES, 'test5x5',
                         StemGeometry(5, 1, 2, max_pool=(2, 2, 0),
                                      image_size=16))
-    model = _small_model(**{'model.backbone.stem_type': 'test5x5'})
+    model = small_fmnist_model(**{'model.backbone.stem_type': 'test5x5'})
     assert model.backbone.conv1.kernel_size == (5, 5)
     path = str(tmp_path / 'stem.pth')
     export_packed(model, path)
@@ -545,7 +539,7 @@ def _one_line_error(path):
 
 
 def test_corrupt_packed_files_give_one_line_errors(tmp_path):
-    model = _small_model()
+    model = small_fmnist_model()
     good = tmp_path / 'good.pth'
     export_packed(model, str(good))
     data = good.read_bytes()
@@ -641,7 +635,7 @@ def test_build_model_keeps_the_configs_normalisation():
 
 @pytest.mark.slow
 def test_export_tool_verifies_on_the_test_set(fmnist_available, tmp_path):
-    model = _small_model()
+    model = small_fmnist_model()
     ckpt, out = tmp_path / 'float.pth', tmp_path / 'small.bin.pth'
     torch.save({'state_dict': model.state_dict()}, ckpt)
     options = [f'{k}={v}' for k, v in NARROW.items()]

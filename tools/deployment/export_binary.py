@@ -7,7 +7,10 @@ Every binary 3x3 weight becomes 1 bit (packed along input channels), its
 scale alpha and the following BN become one per-channel affine, the real
 layers stay fp32, and a small architecture description makes the file
 self-contained: ``mmbireal.deploy.load_packed(OUT)`` rebuilds the network
-without the config. Prints the file size and the ratio to the float
+without the config, and the file records the config's preprocessing (mean,
+std, channel order, test resize and crop) and class names, so
+``tools/deployment/classify.py OUT IMAGE ...`` classifies image files with
+it. Prints the file size and the ratio to the float
 weights. ``--verify`` also runs one random batch through the float model
 and the packed one and prints their largest logit difference;
 ``--verify-test-set`` runs the config's whole test set through both and
@@ -15,11 +18,13 @@ prints their top-1 and how many predictions differ.
 """
 import argparse
 import copy
+import functools
 import os
 import os.path as osp
 from typing import List, Optional
 
 import torch
+import torch.nn.functional as F
 from mmengine.config import DictAction
 
 from mmbireal.apis import build_model
@@ -29,8 +34,13 @@ from mmbireal.deploy import (
     float_state_bytes,
     load_packed,
 )
+from mmbireal.models import BinaryConv2d
 from mmbireal.utils import CheckpointError
 from mmbireal.utils.launch import fail, load_config
+
+# images per batch of --verify-test-set (at least; a config's larger
+# test batch is kept)
+VERIFY_BATCH = 256
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -59,6 +69,21 @@ def _mb(size: int) -> str:
     return f'{size:,} bytes ({size / 1e6:.2f} MB)'
 
 
+def _preprocessing(packed) -> str:
+    """What the file records for ``classify``, in words."""
+    meta = packed.meta
+    crop = meta.get('crop_size')
+    if crop is None:
+        return 'no input size in the test pipeline: tensors only'
+    short = meta.get('resize_short')
+    steps = (f'short side to {short}, centre crop' if short is not None
+             else 'resize to')
+    classes = packed.classes
+    names = f'{len(classes)} class names' if classes else 'no class names'
+    return (f'{steps} {crop[0]}x{crop[1]}, {packed.in_channels} '
+            f'channel(s), {names}')
+
+
 def verify(model: torch.nn.Module, path: str) -> str:
     """One random batch through both models: the logit error, relative to
     the float logits' range, and whether the argmax agrees."""
@@ -77,6 +102,34 @@ def verify(model: torch.nn.Module, path: str) -> str:
             f'argmax {"agrees" if same else "DIFFERS"}')
 
 
+def _exact_binary_conv(conv: BinaryConv2d, x: torch.Tensor,
+                       weight: torch.Tensor,
+                       bias: Optional[torch.Tensor]) -> torch.Tensor:
+    """``conv``'s float64 forward on its binarized input (+-1) and weight
+    (+-alpha per output channel): the +-1 dot products are integers far
+    below 2**24, so an fp32 conv (PyTorch's fast kernels; float64 convs
+    run ~5x slower than the fp32 model) gives them exactly, and they are
+    scaled by alpha in float64 -- the float64 result, rounded once."""
+    alpha = weight.abs().amax(dim=(1, 2, 3))
+    dots = F.conv2d(x.float(), weight.sign().float(), None, conv.stride,
+                    conv.padding, conv.dilation, conv.groups)
+    out = dots.double() * alpha.view(1, -1, 1, 1)
+    return out if bias is None else out + bias.view(1, -1, 1, 1)
+
+
+def float64_model(model: torch.nn.Module) -> torch.nn.Module:
+    """A float64 copy of ``model`` (the closest to exact arithmetic we
+    have) whose binary convs compute their dot products exactly in fp32
+    (:func:`_exact_binary_conv`); ``model`` is a packable network, so every
+    binary conv binarizes input and weight."""
+    exact = copy.deepcopy(model).double()
+    for module in exact.modules():
+        if isinstance(module, BinaryConv2d):
+            module._conv_forward = functools.partial(_exact_binary_conv,
+                                                     module)
+    return exact
+
+
 def verify_test_set(model: torch.nn.Module, path: str, cfg) -> str:
     """Both models on the config's test set: top-1 of each, predictions
     that differ, logits further apart than 1e-3 of their range, and how
@@ -86,8 +139,13 @@ def verify_test_set(model: torch.nn.Module, path: str, cfg) -> str:
     from mmengine.utils import ProgressBar
 
     packed = load_packed(path)
-    exact = copy.deepcopy(model).double()
-    loader = Runner.build_dataloader(cfg.test_dataloader)
+    exact = float64_model(model)
+    loader_cfg = copy.deepcopy(cfg.test_dataloader)
+    # big batches: the packed engine's per-call overhead and the float
+    # models' per-layer overhead are paid once per VERIFY_BATCH images
+    loader_cfg['batch_size'] = max(int(loader_cfg.get('batch_size', 1)),
+                                   VERIFY_BATCH)
+    loader = Runner.build_dataloader(loader_cfg)
     count = dict(total=0, float=0, packed=0, exact=0, differ=0, off=0,
                  float_vs_exact=0, packed_vs_exact=0)
     worst = 0.0
@@ -131,13 +189,15 @@ def verify_test_set(model: torch.nn.Module, path: str, cfg) -> str:
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
     cfg = load_config(args.config)
+    if args.cfg_options:  # the exported meta and the test set see them too
+        cfg.merge_from_dict(args.cfg_options)
     out_dir = osp.dirname(osp.abspath(args.out))
     if not osp.isdir(out_dir) or not os.access(out_dir, os.W_OK):
         fail(f'output directory {out_dir} does not exist or is not '
              'writable')
     try:
-        model = build_model(cfg, args.checkpoint, args.cfg_options)
-        size = export_packed(model, args.out)
+        model = build_model(cfg, args.checkpoint)
+        size = export_packed(model, args.out, cfg)
     except (CheckpointError, ExportError, FileNotFoundError) as e:
         fail(str(e))
     float_size = float_state_bytes(model)
@@ -148,11 +208,11 @@ def main(argv: Optional[List[str]] = None) -> None:
           f'{float_size / size:.1f}x larger')
     print(f'  checkpoint file  {_mb(ckpt_size)}: '
           f'{ckpt_size / size:.1f}x larger')
+    described = _preprocessing(load_packed(args.out, backend='torch'))
+    print(f'  for images       {described}')
     if args.verify:
         print(verify(model, args.out))
     if args.verify_test_set:
-        if args.cfg_options:
-            cfg.merge_from_dict(args.cfg_options)
         print(verify_test_set(model, args.out, cfg))
 
 

@@ -1,0 +1,230 @@
+"""The packed model on images: the preprocessing and class names the
+packed file records, its image call against the config's test pipeline and
+the float-emulated model, old files without them, and the classify
+command."""
+import os.path as osp
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from helpers import (
+    FMNIST_QUICK_CFG,
+    NARROW,
+    REPO,
+    run_tool,
+    small_fmnist_model,
+)
+from mmengine.dataset import Compose
+from mmpretrain.datasets.categories import FASHIONMNIST_CATEGORITES
+from mmpretrain.registry import TRANSFORMS
+
+from mmbireal.deploy import (
+    load_packed,
+    pack_classifier,
+    prepare_image,
+    preprocessing_meta,
+)
+from mmbireal.deploy.export import export_packed
+from mmbireal.deploy.images import read_image
+from mmbireal.utils import InputError
+from mmbireal.utils.launch import load_config
+
+IN1K_CFG = osp.join(REPO, 'configs', 'birealnet', 'bireal18_8xb16_in1k.py')
+
+
+@pytest.fixture(scope='module')
+def fmnist_cfg():
+    cfg = load_config(FMNIST_QUICK_CFG)
+    cfg.merge_from_dict(NARROW)
+    return cfg
+
+
+@pytest.fixture(scope='module')
+def exported(fmnist_cfg, tmp_path_factory):
+    """``(float model, packed file)`` of a random-weight model."""
+    model = small_fmnist_model()
+    path = str(tmp_path_factory.mktemp('packed') / 'fmnist.bin.pth')
+    export_packed(model, path, fmnist_cfg)
+    return model, path
+
+
+@pytest.fixture(scope='module')
+def images(tmp_path_factory):
+    """A grayscale and a colour PNG of other sizes than the network's."""
+    root = tmp_path_factory.mktemp('images')
+    rng = np.random.default_rng(0)
+    gray = rng.integers(0, 256, (45, 37), dtype=np.uint8)
+    colour = rng.integers(0, 256, (30, 52, 3), dtype=np.uint8)
+    paths = [str(root / 'gray.png'), str(root / 'colour.png')]
+    for path, image in zip(paths, (gray, colour)):
+        assert cv2.imwrite(path, image)
+    return paths, gray
+
+
+def test_packed_file_records_preprocessing_and_classes(exported):
+    meta = load_packed(exported[1], backend='torch').meta
+    assert meta['mean'] == pytest.approx([72.94])
+    assert meta['std'] == pytest.approx([90.02])
+    assert meta['to_rgb'] is False
+    assert meta['resize_short'] == 32
+    assert meta['crop_size'] == [28, 28]
+    assert meta['classes'] == list(FASHIONMNIST_CATEGORITES)
+
+
+def test_imagenet_config_gives_its_pipeline_and_1000_classes():
+    meta = preprocessing_meta(load_config(IN1K_CFG))
+    assert (meta['resize_short'], meta['crop_size']) == (256, [224, 224])
+    assert len(meta['classes']) == 1000
+
+
+def test_image_call_is_the_config_pipeline_and_the_float_prediction(
+        exported, fmnist_cfg, images):
+    model, path = exported
+    paths, _ = images
+    packed = load_packed(path)
+    x = packed.preprocess(paths)
+    # the config's own test pipeline on the file read in colour, as the
+    # inferencer reads it, then the model's data preprocessor
+    pipeline = Compose(
+        [TRANSFORMS.build(t) for t in fmnist_cfg.test_dataloader.dataset.
+         pipeline])
+    batch = [pipeline(dict(img=cv2.imread(p))) for p in paths]
+    data = model.data_preprocessor(
+        dict(inputs=[b['inputs'] for b in batch],
+             data_samples=[b['data_samples'] for b in batch]), False)
+    assert torch.equal(x, data['inputs'])
+
+    with torch.no_grad():
+        ref = model(x, mode='tensor').softmax(1)
+    top = packed.classify(paths, topk=3)
+    assert [t[0].index for t in top] == ref.argmax(1).tolist()
+    for predictions, scores in zip(top, ref):
+        assert len(predictions) == 3
+        assert [p.score for p in predictions] == sorted(
+            (p.score for p in predictions), reverse=True)
+        for p in predictions:
+            assert p.name == FASHIONMNIST_CATEGORITES[p.index]
+            assert p.score == pytest.approx(scores[p.index].item(),
+                                            abs=1e-3)
+
+
+def test_arrays_are_taken_as_their_files(exported, images):
+    paths, gray = images
+    packed = load_packed(exported[1])
+    colour = cv2.imread(paths[1])
+    from_arrays = packed.preprocess([gray, gray[:, :, None], colour])
+    from_files = packed.preprocess([paths[0], paths[0], paths[1]])
+    assert torch.equal(from_arrays, from_files)
+
+
+def test_colour_networks_get_rgb_in_the_configs_order():
+    bgr = np.zeros((2, 2, 3), dtype=np.uint8)
+    bgr[...] = (10, 20, 30)
+    x = prepare_image(bgr, 3, True, None, (2, 2), [0, 0, 0], [1, 1, 1])
+    assert x[:, 0, 0].tolist() == [30, 20, 10]
+    gray = np.full((4, 6), 7, dtype=np.uint8)
+    x = prepare_image(gray, 3, False, 2, (2, 2), [1, 1, 1], [2, 2, 2])
+    assert x.shape == (3, 2, 2) and torch.all(x == 3)
+
+
+def test_bad_images_give_one_line_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match='image file not found'):
+        read_image(str(tmp_path / 'missing.png'))
+    text = tmp_path / 'notes.png'
+    text.write_text('not an image')
+    with pytest.raises(InputError, match='cannot read'):
+        read_image(str(text))
+    with pytest.raises(InputError, match='uint8'):
+        read_image(np.zeros((4, 4), dtype=np.float32))
+
+
+def test_old_packed_file_loads_and_says_what_images_need(tmp_path, images):
+    model = small_fmnist_model()
+    # no config, and no to_rgb: the meta of files written before them
+    packed = pack_classifier(model)
+    del packed['meta']['to_rgb']
+    assert set(packed['meta']) == {'act_binarizer', 'weight_binarizer',
+                                   'mean', 'std'}
+    path = str(tmp_path / 'old.bin.pth')
+    torch.save(packed, path)
+    old = load_packed(path)
+    assert old.classes is None and old.meta.get('crop_size') is None
+    x = torch.randn(1, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.allclose(old(x), model(x, mode='tensor'), atol=1e-3)
+    with pytest.raises(InputError) as info:
+        old.classify(images[0])
+    message = str(info.value)
+    assert '\n' not in message and 'crop_size' in message
+    assert 'export it again' in message
+
+
+# ---------------------------------------------------------------------------
+# tools/deployment/classify.py
+# ---------------------------------------------------------------------------
+def _printed(stdout):
+    """``{file: [(score, index, name), ...]}`` of classify.py's output."""
+    result, current = {}, None
+    for line in stdout.splitlines():
+        if not line.startswith('  '):
+            current = result.setdefault(line, [])
+            continue
+        score, index, name = line.split(maxsplit=2)
+        current.append((float(score), int(index), name))
+    return result
+
+
+@pytest.mark.slow
+def test_classify_tool_with_packed_file_and_checkpoint(
+        exported, images, tmp_path):
+    model, path = exported
+    paths, _ = images
+    proc = run_tool(['tools/deployment/classify.py', path, *paths,
+                     '--topk', '2'])
+    printed = _printed(proc.stdout)
+    expected = load_packed(path).classify(paths, topk=2)
+    assert list(printed) == paths
+    for image, predictions in zip(paths, expected):
+        assert [(i, n) for _, i, n in printed[image]] == [
+            (p.index, p.name) for p in predictions]
+
+    ckpt = tmp_path / 'float.pth'
+    torch.save({'state_dict': model.state_dict()}, ckpt)
+    options = [f'{k}={v}' for k, v in NARROW.items()]
+    proc = run_tool(['tools/deployment/classify.py', str(ckpt), *paths,
+                     '--config', FMNIST_QUICK_CFG, '--cfg-options',
+                     *options, '--topk', '3'])
+    printed = _printed(proc.stdout)
+    with torch.no_grad():
+        ref = model(load_packed(path).preprocess(paths),
+                    mode='tensor').softmax(1)
+    for image, scores in zip(paths, ref):
+        top = printed[image]
+        assert [i for _, i, _ in top] == scores.topk(3).indices.tolist()
+        assert [n for _, _, n in top] == [
+            FASHIONMNIST_CATEGORITES[i] for _, i, _ in top]
+
+
+@pytest.mark.slow
+def test_classify_tool_bad_input_one_line(exported, images, tmp_path):
+    model, path = exported
+    float_ckpt = tmp_path / 'float.pth'
+    torch.save({'state_dict': model.state_dict()}, float_ckpt)
+    old = pack_classifier(model)
+    old_path = str(tmp_path / 'old.bin.pth')
+    torch.save(old, old_path)
+    text = tmp_path / 'text.png'
+    text.write_text('not an image')
+    cases = [
+        ([path, str(tmp_path / 'missing.png')], 'image file not found'),
+        ([path, str(text)], 'cannot read'),
+        ([old_path, images[0][0]], 'does not record the preprocessing'),
+        ([str(float_ckpt), images[0][0]], 'a float checkpoint needs --config'),
+    ]
+    for args, expected in cases:
+        proc = run_tool(['tools/deployment/classify.py', *args],
+                        check=False)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.strip().count('\n') == 0, proc.stderr
+        assert expected in proc.stderr

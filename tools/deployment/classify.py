@@ -1,0 +1,129 @@
+"""Classify image files with a packed 1-bit file or a float checkpoint.
+
+    python tools/deployment/classify.py PACKED IMAGE [IMAGE ...] [--topk 5]
+        [--backend auto|native|torch]
+    python tools/deployment/classify.py CHECKPOINT IMAGE [IMAGE ...]
+        --config CONFIG [--cfg-options k=v ...] [--topk 5]
+
+``PACKED`` is a file of ``tools/deployment/export_binary.py``: it records
+the preprocessing and the class names, so no config is needed. With
+``--config``, the first argument is a checkpoint of that config, run
+through MMPretrain's ``ImageClassificationInferencer`` and the config's
+test pipeline. Either way, each image is printed with its top-k classes,
+best first, one per line: softmax score, class index, class name::
+
+    shirt.png
+      0.7134  6  Shirt
+      0.1202  0  T-shirt/top
+"""
+import argparse
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+from mmpretrain.apis import ImageClassificationInferencer
+
+from mmbireal.apis import build_model
+from mmbireal.deploy import config_classes, load_packed
+from mmbireal.deploy.file_format import FORMAT
+from mmbireal.deploy.images import read_image
+from mmbireal.utils import CheckpointError
+from mmbireal.utils.config import add_cfg_options
+from mmbireal.utils.launch import fail, load_config, run_or_fail
+
+# images per forward pass: bounded memory for long file lists
+CHUNK = 64
+
+Ranked = List[Tuple[float, int, Optional[str]]]
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Classify image files with a packed 1-bit Bi-Real Net '
+        'or a checkpoint and its config')
+    parser.add_argument(
+        'model',
+        help='packed file (export_binary.py), or a checkpoint with --config')
+    parser.add_argument('images', nargs='+', help='image files')
+    parser.add_argument(
+        '--config', help='the config of CHECKPOINT (float model)')
+    parser.add_argument(
+        '--topk', type=int, default=5, help='classes per image (default 5)')
+    parser.add_argument(
+        '--backend',
+        choices=['auto', 'native', 'torch'],
+        default='auto',
+        help='packed file: engine or PyTorch reference path (default auto)')
+    add_cfg_options(parser)
+    args = run_or_fail(lambda: parser.parse_args(argv))
+    if args.topk < 1:
+        fail(f'--topk must be at least 1, got {args.topk}')
+    if args.cfg_options and not args.config:
+        fail('--cfg-options applies to a config: give --config too')
+    return args
+
+
+def _chunks(items: Sequence, size: int = CHUNK):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def classify_packed(path: str, images: List[np.ndarray], topk: int,
+                    backend: str) -> List[Ranked]:
+    """Top-k ``(score, index, name)`` of each image with a packed file."""
+    try:
+        model = load_packed(path, backend=backend)
+    except CheckpointError as e:
+        hint = (' (a float checkpoint needs --config)'
+                if f'not a {FORMAT} file' in str(e) else '')
+        fail(f'{e}{hint}')
+    except (FileNotFoundError, RuntimeError) as e:  # or no native engine
+        fail(str(e))
+    ranked = []
+    for chunk in _chunks(images):
+        for predictions in run_or_fail(lambda c=chunk: model.classify(
+                c, topk)):
+            ranked.append([(p.score, p.index, p.name) for p in predictions])
+    return ranked
+
+
+def classify_checkpoint(checkpoint: str, config: str, cfg_options,
+                        images: List[np.ndarray], topk: int) -> List[Ranked]:
+    """Top-k ``(score, index, name)`` of each image with MMPretrain's
+    inferencer on the model of ``config`` and ``checkpoint``."""
+    cfg = load_config(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    model = run_or_fail(lambda: build_model(cfg, checkpoint))
+    model._config = cfg  # what the inferencer reads its pipeline from
+    classes = config_classes(cfg)
+    inferencer = ImageClassificationInferencer(
+        model, pretrained=False, classes=classes)
+    ranked = []
+    for result in inferencer(images, batch_size=CHUNK):
+        scores = result['pred_scores']
+        order = np.argsort(-scores, kind='stable')[:topk]
+        ranked.append([(float(scores[i]), int(i),
+                        classes[i] if classes else None) for i in order])
+    return ranked
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    args = parse_args(argv)
+    # every file is read first: a bad one is reported before any model
+    # loads, and both paths get the same BGR arrays
+    images = [run_or_fail(lambda p=path: read_image(p))
+              for path in args.images]
+    if args.config:
+        ranked = classify_checkpoint(args.model, args.config,
+                                     args.cfg_options, images, args.topk)
+    else:
+        ranked = classify_packed(args.model, images, args.topk,
+                                 args.backend)
+    for path, top in zip(args.images, ranked):
+        print(path)
+        for score, index, name in top:
+            print(f'  {score:.4f}  {index}  {name or ""}'.rstrip())
+
+
+if __name__ == '__main__':
+    main()
