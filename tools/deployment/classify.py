@@ -17,6 +17,8 @@ best first, one per line: softmax score, class index, class name::
       0.1202  0  T-shirt/top
 """
 import argparse
+import contextlib
+import sys
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -99,7 +101,11 @@ def classify_checkpoint(checkpoint: str, config: str, cfg_options,
     inferencer = ImageClassificationInferencer(
         model, pretrained=False, classes=classes)
     ranked = []
-    for result in inferencer(images, batch_size=CHUNK):
+    # the inferencer's progress bar goes to stdout, in the middle of the
+    # results (e.g. with CI=true): keep stdout for the results
+    with contextlib.redirect_stdout(sys.stderr):
+        results = list(inferencer(images, batch_size=CHUNK))
+    for result in results:
         scores = result['pred_scores']
         order = np.argsort(-scores, kind='stable')[:topk]
         ranked.append([(float(scores[i]), int(i),
