@@ -28,14 +28,20 @@ def _binary_signs(path: str) -> dict:
     }
 
 
-def test_flip_ratio_matches_the_checkpoints(tmp_path):
+def _train(tmp_path, epochs: int, lr: float) -> str:
+    """A tiny binary Fashion-MNIST run from scratch; its work dir."""
     work = str(tmp_path / 'run')
     run_tool([
         'tools/train.py', 'configs/birealnet/bireal18_1xb64_fmnist.py',
         '--work-dir', work, '--cfg-options', *TINY_FMNIST,
-        'load_from=None', 'train_cfg.max_epochs=2',
-        'optim_wrapper.optimizer.lr=0.5'
+        'load_from=None', f'train_cfg.max_epochs={epochs}',
+        f'optim_wrapper.optimizer.lr={lr}'
     ])
+    return work
+
+
+def test_flip_ratio_matches_the_checkpoints(tmp_path):
+    work = _train(tmp_path, epochs=2, lr=0.5)
     logged = {r['step']: r for r in _scalars(work) if 'flip_ratio/all' in r}
     assert sorted(logged) == [1, 2]
     before, after = (_binary_signs(osp.join(work, f'epoch_{e}.pth'))
@@ -57,12 +63,6 @@ def test_flip_ratio_matches_the_checkpoints(tmp_path):
 
 
 def test_no_flips_at_zero_lr(tmp_path):
-    work = str(tmp_path / 'run')
-    run_tool([
-        'tools/train.py', 'configs/birealnet/bireal18_1xb64_fmnist.py',
-        '--work-dir', work, '--cfg-options', *TINY_FMNIST,
-        'load_from=None', 'train_cfg.max_epochs=1',
-        'optim_wrapper.optimizer.lr=0.0'
-    ])
+    work = _train(tmp_path, epochs=1, lr=0.0)
     logged = [r for r in _scalars(work) if 'flip_ratio/all' in r]
     assert [r['flip_ratio/all'] for r in logged] == [0.0]
