@@ -130,10 +130,68 @@ def max_epochs(run: str) -> int:
                                     f'{run}.py')).train_cfg.max_epochs
 
 
-def read_run(work_root: str, run: str, seed: int) -> Optional[dict]:
-    series = read_scalars(osp.join(work_root, f'seed{seed}', run))
-    if not series:
+def read_committed(out: str, run: str, seed: int) -> Optional[dict]:
+    """The run's log as committed by an earlier session, if any."""
+    path = osp.join(out, f'seed{seed}', f'{run}.json')
+    if not osp.isfile(path):
         return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def load_from(run: str) -> Optional[str]:
+    """The run the config starts from (``work_dirs/<run>/...``), if any."""
+    path = Config.fromfile(osp.join(REPO, 'configs', 'birealnet',
+                                    f'{run}.py')).get('load_from') or ''
+    parts = path.split('/')
+    return parts[1] if len(parts) > 2 and parts[0] == 'work_dirs' else None
+
+
+def runs_to_train(runs: List[str], wanted: List[str], seed: int,
+                  work_root: str, out: str) -> List[str]:
+    """The runs a seed still trains for ``wanted``, in the order of
+    ``runs`` (every run listed after the run it starts from).
+
+    A wanted run is needed when no finished log of it is committed; any
+    run is needed when a needed run starts from its checkpoint and that
+    checkpoint is not in
+    ``work_root`` (sessions keep only the logs; the training is
+    deterministic, so retraining gives the same checkpoint).
+    """
+    def ckpt(run: str) -> str:
+        return osp.join(work_root, f'seed{seed}', run,
+                        f'epoch_{max_epochs(run)}.pth')
+
+    def finished(run: str) -> bool:
+        committed = read_committed(out, run, seed)
+        return osp.isfile(ckpt(run)) or bool(committed and
+                                              committed.get('finished'))
+
+    needed = {run for run in wanted if not finished(run)}
+    for run in reversed(runs):  # parents come before their children
+        parent = load_from(run)
+        if run in needed and parent and not osp.isfile(ckpt(parent)):
+            needed.add(parent)
+    unplanned = needed - set(runs)
+    if unplanned:
+        raise SystemExit(f'error: {sorted(unplanned)} not in the list of '
+                         f'runs {runs}')
+    return [run for run in runs if run in needed and not osp.isfile(
+        ckpt(run))]
+
+
+def read_run(work_root: str, run: str, seed: int,
+             committed: Optional[dict] = None) -> Optional[dict]:
+    """The run's log from its work dir; the committed one when the work
+    dir has none, or is a retraining (for its checkpoint) not finished
+    yet."""
+    series = read_scalars(osp.join(work_root, f'seed{seed}', run))
+    fresh_finished = max(series.get('accuracy/top1', {}),
+                         default=0) >= max_epochs(run)
+    if committed and committed.get('finished') and not fresh_finished:
+        return committed
+    if not series:
+        return committed
     top1 = series.get('accuracy/top1', {})
     epochs = max_epochs(run)
 
@@ -291,15 +349,33 @@ def main() -> None:
     parser.add_argument('--work-root', default=osp.join(REPO, 'work_dirs'),
                         help='folder holding seed<N>/<run> work dirs')
     parser.add_argument('--out', default=OUT, help='where to write')
+    parser.add_argument('--todo', type=int, metavar='SEED',
+                        help='only print the runs this seed still trains')
+    parser.add_argument('--want', default='', metavar='"RUN ..."',
+                        help='with --todo: the runs wanted (default: all)')
     args = parser.parse_args()
     out = args.out
+    if args.todo is not None:
+        wanted = args.want.split() or args.runs
+        print(' '.join(runs_to_train(args.runs, wanted, args.todo,
+                                     args.work_root, out)))
+        return
     results: Dict[str, Dict[int, dict]] = {}
     for run in args.runs:
         results[run] = {}
         for seed in args.seeds:
-            result = read_run(args.work_root, run, seed)
+            committed = read_committed(out, run, seed)
+            result = read_run(args.work_root, run, seed, committed)
             if result is None:
                 continue
+            if (committed and committed.get('finished')
+                    and result is not committed
+                    and committed['val_top1_by_epoch'] !=
+                    result['val_top1_by_epoch']):
+                print(f'warning: seed {seed} {run} retrained differs from '
+                      'its committed log: '
+                      f'{committed["val_top1_by_epoch"]} -> '
+                      f'{result["val_top1_by_epoch"]}')
             results[run][seed] = result
             os.makedirs(osp.join(out, f'seed{seed}'), exist_ok=True)
             with open(osp.join(out, f'seed{seed}', f'{run}.json'), 'w') as f:

@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # The paper's procedure and its ablation with our configs, once per seed;
 # each seed's binary runs start from that seed's own pre-training chain.
-# Resumable run by run: a finished run is skipped, an interrupted one
-# continues from its last checkpoint.
+# Resumable run by run, across sessions and fresh clones: a run whose
+# finished log is committed (docs/results/<data>/seed<N>/<run>.json) or whose
+# last checkpoint exists is skipped, an interrupted one continues from its
+# last checkpoint, and a finished run is retrained only when a run still to
+# do starts from its checkpoint (the collector warns if the retraining's
+# scores differ from the committed ones). Each run's log is collected as it
+# ends, so committing docs/results keeps it.
 #
 # Fashion-MNIST (default; configs/birealnet/*_1xb64_fmnist.py): every step 4
 # epochs on the first 12,000 training images, evaluated on the 10,000 test
@@ -116,15 +121,22 @@ train() {  # train CONFIG ARGS...
     fi
 }
 
+collect() {
+    "$PYTHON" tools/reproduce/collect_study.py --work-root "$ROOT" \
+        --out "docs/results/$DATA" --seeds "${SEEDS[@]}" "$@" \
+        -- "${ALL_RUNS[@]}"
+}
+
 if [[ $collect_only == 0 ]]; then
     for seed in "${SEEDS[@]}"; do
-        for run in "${TRAIN[@]}"; do
+        # finished runs are skipped (their logs are committed under
+        # docs/results); a finished run is retrained only when a run still
+        # to do starts from its checkpoint and the checkpoint is gone
+        read -r -a todo <<<"$(collect --todo "$seed" --want "${TRAIN[*]}")"
+        echo "[reproduce] seed $seed: ${#todo[@]} runs to train:" \
+            "${todo[*]:-none}"
+        for run in "${todo[@]}"; do
             work="$ROOT/seed$seed/$run"
-            done_ckpt="$work/epoch_$(config_value "$run" epochs).pth"
-            if [[ -f "$done_ckpt" ]]; then
-                echo "[reproduce] seed $seed $run: done ($done_ckpt)"
-                continue
-            fi
             args=(--cfg-options "randomness.seed=$seed")
             load_from="$(config_value "$run" load_from)"
             if [[ -f "$work/last_checkpoint" ]]; then
@@ -140,8 +152,8 @@ if [[ $collect_only == 0 ]]; then
             fi
             echo "[reproduce] seed $seed $run: training ${args[*]}"
             train "configs/birealnet/$run.py" --work-dir "$work" "${args[@]}"
+            collect >/dev/null  # the run's log is in docs/results now
         done
     done
 fi
-"$PYTHON" tools/reproduce/collect_study.py --work-root "$ROOT" \
-    --out "docs/results/$DATA" --seeds "${SEEDS[@]}" -- "${ALL_RUNS[@]}"
+collect
