@@ -63,3 +63,37 @@ def test_unfinished_runs_stay_out_of_the_mean(tmp_path):
     ])
     assert '| 80.00 | 1 | 80.00 | running (71.00 after epoch 2) |' in \
         proc.stdout
+
+
+CHAIN = ['bireal18_relu-pre_1xb64_fmnist',
+         'bireal18_leakyclip-pre_1xb64_fmnist',
+         'bireal18_clip-pre_1xb64_fmnist', FULL, STE]
+
+
+def test_committed_logs_outlive_the_work_dirs_and_plan_the_rest(tmp_path):
+    """A later session has the committed logs but no checkpoints: the
+    finished runs count as before, and only what a missing run needs is
+    trained again (its parents, for their checkpoints)."""
+    root, out = tmp_path / 'runs', tmp_path / 'out'
+    for run in CHAIN[:4]:
+        _write_run(root, 0, run, [75.0, 78.0, 79.0, 80.0])
+    collect = ['tools/reproduce/collect_study.py', '--out', str(out),
+               '--seeds', '0']
+    first = run_tool([*collect, '--work-root', str(root), '--', *CHAIN])
+    fresh = tmp_path / 'fresh'  # a new session: no work dirs
+    again = run_tool([*collect, '--work-root', str(fresh), '--', *CHAIN])
+    assert again.stdout == first.stdout
+    assert '| 80.00 | 1 | 80.00 |' in again.stdout
+
+    def todo(*want):
+        return run_tool([*collect, '--work-root', str(fresh), '--todo', '0',
+                         '--want', ' '.join(want), '--',
+                         *CHAIN]).stdout.split()
+
+    # STE starts from clip-pre, clip-pre from leakyclip-pre from relu-pre
+    assert todo() == [*CHAIN[:3], STE]
+    assert todo(FULL) == []
+    clip = fresh / 'seed0' / CHAIN[2]
+    clip.mkdir(parents=True)
+    (clip / 'epoch_4.pth').write_bytes(b'')
+    assert todo() == [STE]
