@@ -13,6 +13,7 @@ from mmbireal.utils.launch import (
     build_runner,
     check_start_checkpoint,
     check_writable_dir,
+    exit_test_interrupted,
     fail,
     load_config,
     print_metrics,
@@ -77,6 +78,14 @@ def use_tta(cfg, config: str) -> None:
 
 def main() -> None:
     args = parse_args()
+    try:
+        test(args)
+    except KeyboardInterrupt:
+        exit_test_interrupted(args.out)
+
+
+def test(args: argparse.Namespace) -> None:
+    """Check the inputs, evaluate the checkpoint, print the metrics."""
     cfg = load_config(args.config)
     if not osp.isfile(args.checkpoint):
         fail(f'checkpoint {args.checkpoint} does not exist')

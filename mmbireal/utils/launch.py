@@ -225,3 +225,15 @@ def exit_interrupted(work_dir: str, resume: Optional[str],
             print(f'interrupted: resume from {checkpoint} with: {how}',
                   file=sys.stderr)
     sys.exit(130)
+
+
+def exit_test_interrupted(out: Optional[str]) -> NoReturn:
+    """After Ctrl-C in a test run: one line on stderr, exit status 130.
+
+    An evaluation keeps no partial state, so there is nothing to resume;
+    ``--out`` is written only when the whole test set was seen."""
+    if int(os.environ.get('RANK', 0)) == 0:
+        kept = f'; {out} was not written' if out else ''
+        print(f'interrupted: the test is not finished and has no partial '
+              f'result{kept}; run the same command again', file=sys.stderr)
+    sys.exit(130)

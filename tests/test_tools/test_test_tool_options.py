@@ -1,10 +1,14 @@
 """tools/test.py --show-dir / --interval and --tta, as in MMPretrain."""
+import os
 import pickle
+import signal
+import subprocess
+import sys
 
 import cv2
 import numpy as np
 import pytest
-from helpers import run_tool, tiny_random_checkpoint
+from helpers import REPO, run_tool, tiny_random_checkpoint
 
 # 64 test images in batches of 256 (one batch)
 OPTIONS = ['test_dataloader.num_workers=0',
@@ -65,3 +69,29 @@ def test_tta_averages_the_flipped_view(fmnist_available, tiny_checkpoint):
         "tta_model = dict(type='AverageClsScoreTTA') and a tta_pipeline "
         'ending in TestTimeAug (see '
         'configs/_base_/datasets/fashion_mnist_bs64.py)')
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_test_is_one_line(fmnist_available, tiny_checkpoint):
+    config, checkpoint, root = tiny_checkpoint
+    out = root / 'interrupted.pkl'
+    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='2')
+    # the whole test set in batches of 8: long enough to interrupt
+    proc = subprocess.Popen(
+        [sys.executable, 'tools/test.py', config, checkpoint, '--work-dir',
+         str(root / 'w'), '--out', str(out), '--cfg-options',
+         'test_dataloader.num_workers=0', 'test_dataloader.batch_size=8',
+         'default_hooks.logger.interval=5'],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    for line in proc.stdout:
+        if 'Epoch(test)' in line:
+            proc.send_signal(signal.SIGINT)
+            break
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err[-3000:]
+    assert err.strip().splitlines() == [
+        'interrupted: the test is not finished and has no partial result; '
+        f'{out} was not written; run the same command again'
+    ]
+    assert not out.exists()
