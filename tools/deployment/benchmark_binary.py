@@ -65,6 +65,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='batch sizes (default: 1 8)')
     parser.add_argument('--size', type=int, default=224,
                         help='input height and width (default 224)')
+    parser.add_argument('--gap-ms', type=float, default=50.0,
+                        help='idle time before each timed call, so other '
+                        "runtimes' spinning threads are asleep (default 50)")
     parser.add_argument('--sections', nargs='+', default=list(SECTIONS),
                         choices=SECTIONS, help='reports to print')
     parser.add_argument('--config', default=DEFAULT_CONFIG,
@@ -74,9 +77,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     bad_threads = args.threads is not None and min(args.threads) < 1
     if (args.iters < 1 or args.warmup < 0 or args.size < 8 or bad_threads
-            or min(args.batch) < 1):
+            or min(args.batch) < 1 or args.gap_ms < 0):
         parser.error('need --iters >= 1, --warmup >= 0, --size >= 8, '
-                     '--threads >= 1, --batch >= 1')
+                     '--threads >= 1, --batch >= 1, --gap-ms >= 0')
     return args
 
 
@@ -97,10 +100,16 @@ def median_ms(fn: Callable[[], object], iters: int, warmup: int) -> float:
 
 
 def interleaved_ms(fns: Dict[str, Callable[[], object]], rounds: int,
-                   warmup: int) -> Dict[str, List[float]]:
+                   warmup: int, gap_ms: float = 0.0) -> Dict[str, List[float]]:
     """Per-round wall times (ms) of every ``fns`` entry, one call each per
     round, the order rotated by one every round (not reversed: with three
-    or more entries reversal runs the outer ones twice in a row, warm)."""
+    or more entries reversal runs the outer ones twice in a row, warm).
+
+    ``gap_ms`` of idle time precedes every timed call: the runtimes' worker
+    threads spin-wait for a while after their own call (onnxruntime's
+    intra-op pool, OpenMP, TBB), and without a gap they steal the cores
+    from the next runtime in the round. With the gap each runtime runs
+    with its default (spinning) settings, as in a process of its own."""
     order = list(fns)
     times: Dict[str, List[float]] = {name: [] for name in order}
     with torch.no_grad():
@@ -109,6 +118,7 @@ def interleaved_ms(fns: Dict[str, Callable[[], object]], rounds: int,
                 fns[name]()
         for _ in range(rounds):
             for name in order:
+                time.sleep(gap_ms / 1e3)
                 start = time.perf_counter()
                 fns[name]()
                 times[name].append(1e3 * (time.perf_counter() - start))
@@ -222,7 +232,7 @@ def bench_peers(args: argparse.Namespace, threads: int, base: List[Row],
     table = []
     for batch in args.batch:
         fns = {r.name + ' | ' + r.runtime: r.build(batch) for r in rows}
-        times = interleaved_ms(fns, args.iters, args.warmup)
+        times = interleaved_ms(fns, args.iters, args.warmup, args.gap_ms)
         ref = times[rows[0].name + ' | ' + rows[0].runtime]
         for r in rows:
             t = times[r.name + ' | ' + r.runtime]
