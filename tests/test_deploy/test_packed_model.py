@@ -639,12 +639,16 @@ def test_export_tool_verifies_on_the_test_set(fmnist_available, tmp_path):
     ckpt, out = tmp_path / 'float.pth', tmp_path / 'small.bin.pth'
     torch.save({'state_dict': model.state_dict()}, ckpt)
     options = [f'{k}={v}' for k, v in NARROW.items()]
-    proc = run_tool(['tools/deployment/export_binary.py', FMNIST_CFG,
-                     str(ckpt), str(out), '--verify-test-set',
-                     '--cfg-options', *options,
-                     'test_dataloader.dataset.indices=64',
-                     'test_dataloader.num_workers=0'])
+    command = ['tools/deployment/export_binary.py', FMNIST_CFG, str(ckpt),
+               str(out), '--verify-test-set', '--cfg-options', *options,
+               'test_dataloader.dataset.indices=64',
+               'test_dataloader.num_workers=0']
+    quick = run_tool(command).stdout.strip().splitlines()[-1]
+    proc = run_tool([*command[:5], '--float64', *command[5:]])
     line = proc.stdout.strip().splitlines()[-1]
+    # without --float64 the same line without the float64 figures
+    assert quick == re.sub(r' \(float64 [^)]*\)|; against float64.*$', '',
+                           line)
     found = re.match(
         r'test set \(64 images, (native|torch) backend\): top-1 '
         r'float-emulated ([\d.]+), packed ([\d.]+) \(float64 float-emulated '
