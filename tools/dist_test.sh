@@ -11,8 +11,12 @@ MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
 PYTHON=${PYTHON:-python}
 TOOLS=$(cd "$(dirname "$0")" && pwd)
 
+# the resume line after Ctrl-C names this command
+MMBIREAL_LAUNCH_COMMAND="bash $0 $(printf '%q ' "$@")"
+export MMBIREAL_LAUNCH_COMMAND
+# torch.distributed.run, without the agent's traceback after Ctrl-C
 PYTHONPATH="$TOOLS/..${PYTHONPATH:+:$PYTHONPATH}" \
-exec "$PYTHON" -m torch.distributed.run \
+exec "$PYTHON" -c 'from mmbireal.utils.launch import torchrun; torchrun()' \
     --nnodes="$NNODES" \
     --node_rank="$NODE_RANK" \
     --master_addr="$MASTER_ADDR" \

@@ -1,5 +1,6 @@
 """Shared set-up of tools/train.py and tools/test.py."""
 import argparse
+import logging
 import os
 import os.path as osp
 import shlex
@@ -188,10 +189,14 @@ def check_resume_source(cfg: Config, resume: Optional[str]) -> None:
         fail(f'--resume: checkpoint {resume} does not exist')
 
 
-def _resume_command(resume: Optional[str]) -> List[str]:
-    """This process's command line with ``--resume`` (and no path)."""
+def _resume_command(resume: Optional[str],
+                    command: Optional[List[str]] = None) -> List[str]:
+    """``command`` (default: this process's) with ``--resume`` (and no
+    path)."""
+    if command is None:
+        command = [sys.executable, *sys.argv]
     argv, skip = [], False
-    for arg in sys.argv:
+    for arg in command:
         if skip:
             skip = False
             if arg == resume:
@@ -201,7 +206,14 @@ def _resume_command(resume: Optional[str]) -> List[str]:
             continue
         if not arg.startswith('--resume='):
             argv.append(arg)
-    return [sys.executable, *argv, '--resume']
+    return [*argv, '--resume']
+
+
+def _launch_command() -> Optional[List[str]]:
+    """The command that started the launcher (``tools/dist_train.sh``
+    records it), so the resume line can name it."""
+    command = os.environ.get('MMBIREAL_LAUNCH_COMMAND')
+    return shlex.split(command) if command else None
 
 
 def exit_interrupted(work_dir: str, resume: Optional[str],
@@ -210,12 +222,14 @@ def exit_interrupted(work_dir: str, resume: Optional[str],
     from and the command (or saying there is none); exit status 130."""
     if int(os.environ.get('RANK', 0)) == 0:
         checkpoint = latest_checkpoint(work_dir)
+        launch = _launch_command() if launcher != 'none' else None
         if checkpoint is None and resume not in (None, 'auto'):
             # nothing newer was saved: the same command resumes again
-            checkpoint, command = resume, [sys.executable, *sys.argv]
+            checkpoint = resume
+            command = launch or [sys.executable, *sys.argv]
         else:
-            command = _resume_command(resume)
-        how = (shlex.join(command) if launcher == 'none' else
+            command = _resume_command(resume, launch)
+        how = (shlex.join(command) if launcher == 'none' or launch else
                'the same launcher command with --resume')
         if checkpoint is None:
             print(f'interrupted before a checkpoint was saved in {work_dir}'
@@ -237,3 +251,25 @@ def exit_test_interrupted(out: Optional[str]) -> NoReturn:
         print(f'interrupted: the test is not finished and has no partial '
               f'result{kept}; run the same command again', file=sys.stderr)
     sys.exit(130)
+
+
+def torchrun() -> NoReturn:
+    """``python -m torch.distributed.run``, ending quietly after Ctrl-C.
+
+    The workers print what to do (the resume line); the agent's own
+    warnings and its ``SignalException`` traceback would bury it. Exit
+    status 128 + the signal, as a shell reports it."""
+    from torch.distributed import run
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+
+    # each elastic module's logger has its own level (LOGLEVEL, read when
+    # it was created): only errors, and the workers' lines, remain
+    for name, logger in logging.root.manager.loggerDict.items():
+        if name.startswith('torch.distributed') and isinstance(
+                logger, logging.Logger):
+            logger.setLevel(logging.ERROR)
+    try:
+        run.main()
+    except SignalException as e:
+        sys.exit(128 + int(e.sigval))
+    sys.exit(0)

@@ -1,8 +1,11 @@
 """tools/train.py, --resume, tools/test.py and dist_train.sh, run for real."""
 import glob
 import json
+import os
 import os.path as osp
 import re
+import signal
+import subprocess
 
 import pytest
 import torch
@@ -13,6 +16,7 @@ from mmbireal.models.binarize_kernels import kernels_for
 from mmbireal.utils import load_checkpoint_file
 
 BIREAL18 = 'configs/birealnet/bireal18_8xb16_in1k.py'
+QUICK = 'configs/birealnet/bireal18_1xb64-quick_fmnist.py'
 
 
 def imagenet_options(root: str, max_epochs: int) -> list:
@@ -207,3 +211,32 @@ def test_benchmark_train_rejects_a_single_iteration():
                      '1'], check=False)
     assert proc.returncode == 2
     assert '--iters must be at least 2, got 1' in proc.stderr
+
+
+@pytest.mark.slow
+def test_ctrl_c_under_dist_train_names_the_launcher_command(
+        fmnist_available, tmp_path):
+    """torchrun puts its workers in sessions of their own: Ctrl-C reaches
+    the agent, which passes it on; the rank-0 worker prints the line and
+    the agent its exit status, without its traceback."""
+    work = str(tmp_path / 'work')
+    options = [o.replace('indices=64', 'indices=640') for o in TINY_FMNIST]
+    proc = subprocess.Popen(
+        ['bash', 'tools/dist_train.sh', QUICK, '2', '--work-dir', work,
+         '--cfg-options', *options,
+         'default_hooks.iter_checkpoint.interval=1'],
+        cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO), text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    for line in proc.stdout:
+        if 'Epoch(train)' in line and '[1][ 3/20]' in line:
+            proc.send_signal(signal.SIGINT)
+            break
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err[-3000:]
+    assert 'Traceback' not in err and 'SignalException' not in err, err
+    line = err.strip().splitlines()[-1]
+    match = re.match(r'interrupted: resume from (\S+) with: bash '
+                     rf'tools/dist_train.sh {QUICK} 2 --work-dir {work} .*'
+                     r' --resume$', line)
+    assert match, line
+    assert osp.isfile(match.group(1))
