@@ -644,11 +644,14 @@ def test_export_tool_verifies_on_the_test_set(fmnist_available, tmp_path):
                'test_dataloader.dataset.indices=64',
                'test_dataloader.num_workers=0']
     quick = run_tool(command).stdout.strip().splitlines()[-1]
-    proc = run_tool([*command[:5], '--float64', *command[5:]])
-    line = proc.stdout.strip().splitlines()[-1]
-    # without --float64 the same line without the float64 figures
+    proc = run_tool([*command[:5], '--float64', '--int8-stem', *command[5:]])
+    line, int8 = proc.stdout.strip().splitlines()[-1].split('; int8 stem: ')
+    # without the options the same line without their figures
     assert quick == re.sub(r' \(float64 [^)]*\)|; against float64.*$', '',
                            line)
+    int8_found = re.match(r'top-1 ([\d.]+), (\d+) predictions differ from '
+                          r'packed$', int8)
+    assert int8_found, int8
     found = re.match(
         r'test set \(64 images, (native|torch) backend\): top-1 '
         r'float-emulated ([\d.]+), packed ([\d.]+) \(float64 float-emulated '
@@ -662,3 +665,5 @@ def test_export_tool_verifies_on_the_test_set(fmnist_available, tmp_path):
     # each differing prediction moves the packed top-1 by at most 1/64
     assert abs(top1[0] - top1[1]) <= 100 * differ / 64 + 1e-6
     assert differ <= int(found.group(7)) + int(found.group(8))
+    assert abs(float(int8_found.group(1)) - top1[1]) <= \
+        100 * int(int8_found.group(2)) / 64 + 1e-6

@@ -68,9 +68,16 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='with --verify-test-set: also run the float model in float64 '
         'and count how often each model\'s prediction differs from it '
         '(about 3x the time)')
+    parser.add_argument(
+        '--int8-stem',
+        action='store_true',
+        help="with --verify-test-set: also run the packed model with "
+        "load_packed(..., stem='int8') and count the predictions it changes")
     args = parser.parse_args(argv)
-    if args.float64 and not args.verify_test_set:
-        parser.error('--float64 needs --verify-test-set')
+    for flag in ('float64', 'int8_stem'):
+        if getattr(args, flag) and not args.verify_test_set:
+            parser.error(f'--{flag.replace("_", "-")} needs '
+                         '--verify-test-set')
     return args
 
 
@@ -140,18 +147,22 @@ def float64_model(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def verify_test_set(model: torch.nn.Module, path: str, cfg,
-                    with_float64: bool = False) -> str:
+                    with_float64: bool = False,
+                    with_int8_stem: bool = False) -> str:
     """Both models on the config's test set: top-1 of each, predictions
     that differ, logits further apart than 1e-3 of their range and, with
     ``with_float64``, how often each model's prediction differs from the
     float model run in float64 (the closest to exact arithmetic we have;
     float64 convolutions have no oneDNN kernels, so this pass takes twice
-    as long as the other two together)."""
+    as long as the other two together). ``with_int8_stem``: the top-1 of
+    the packed model with the opt-in int8 stem, and the predictions it
+    changes."""
     from mmengine.runner import Runner
     from mmengine.utils import ProgressBar
 
     packed = load_packed(path)
     exact = float64_model(model) if with_float64 else None
+    int8 = load_packed(path, stem='int8') if with_int8_stem else None
     loader_cfg = copy.deepcopy(cfg.test_dataloader)
     # big batches: the packed engine's per-call overhead and the float
     # models' per-layer overhead are paid once per VERIFY_BATCH images
@@ -159,7 +170,7 @@ def verify_test_set(model: torch.nn.Module, path: str, cfg,
                                    VERIFY_BATCH)
     loader = Runner.build_dataloader(loader_cfg)
     count = dict(total=0, float=0, packed=0, exact=0, differ=0, off=0,
-                 float_vs_exact=0, packed_vs_exact=0)
+                 float_vs_exact=0, packed_vs_exact=0, int8=0, int8_differ=0)
     worst = 0.0
     progress = ProgressBar(len(loader.dataset))
     with torch.no_grad():
@@ -171,6 +182,7 @@ def verify_test_set(model: torch.nn.Module, path: str, cfg,
             pred_ref, pred_out = ref.argmax(1), out.argmax(1)
             pred_exact = (pred_ref if exact is None else exact(
                 x.double(), mode='tensor').argmax(1))
+            pred_int8 = pred_out if int8 is None else int8(x).argmax(1)
             span = (ref.max(1).values - ref.min(1).values).clamp(min=1e-12)
             error = (out - ref).abs().max(1).values / span
             worst = max(worst, error.max().item())
@@ -182,12 +194,14 @@ def verify_test_set(model: torch.nn.Module, path: str, cfg,
                     # a pre-sign value within rounding of 0 flips a bit
                     ('off', error > 1e-3),
                     ('float_vs_exact', pred_ref != pred_exact),
-                    ('packed_vs_exact', pred_out != pred_exact)):
+                    ('packed_vs_exact', pred_out != pred_exact),
+                    ('int8', pred_int8 == labels),
+                    ('int8_differ', pred_int8 != pred_out)):
                 count[key] += int(value if isinstance(value, int) else
                                   value.sum())
             progress.update(len(labels))
     top1 = {k: 100 * count[k] / count['total']
-            for k in ('float', 'packed', 'exact')}
+            for k in ('float', 'packed', 'exact', 'int8')}
     exact_top1 = (f' (float64 float-emulated {top1["exact"]:.2f})'
                   if exact is not None else '')
     against = (f'; against float64: float-emulated differs on '
@@ -198,7 +212,10 @@ def verify_test_set(model: torch.nn.Module, path: str, cfg,
             f'{top1["packed"]:.2f}{exact_top1}; {count["differ"]} '
             f'predictions differ between float-emulated and packed; '
             f'{count["off"]} images with a logit difference above 1e-3 of '
-            f'their logit range (largest: {worst:.2g}){against}')
+            f'their logit range (largest: {worst:.2g}){against}' + (
+                f'; int8 stem: top-1 {top1["int8"]:.2f}, '
+                f'{count["int8_differ"]} predictions differ from packed'
+                if int8 is not None else ''))
 
 
 def main(argv: Optional[List[str]] = None) -> None:
@@ -228,7 +245,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     if args.verify:
         print(verify(model, args.out))
     if args.verify_test_set:
-        print(verify_test_set(model, args.out, cfg, args.float64))
+        print(verify_test_set(model, args.out, cfg, args.float64,
+                              args.int8_stem))
 
 
 if __name__ == '__main__':
