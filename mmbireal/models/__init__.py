@@ -13,6 +13,7 @@ from .binarizers import (
     registered_binarizers,
 )
 from .binary_conv import BinaryConv2d, binary_convs
+from .react_parts import LearnableBias, RPReLU, build_channel_layer
 
 __all__ = [
     'STE',
@@ -23,11 +24,14 @@ __all__ = [
     'BinaryConv2d',
     'BinaryResNet',
     'LeakyClip',
+    'LearnableBias',
     'MagnitudeAware',
+    'RPReLU',
     'ScaledSign',
     'Sign',
     'WeightBinarizer',
     'binary_convs',
     'build_binarizer',
+    'build_channel_layer',
     'registered_binarizers'
 ]
