@@ -13,6 +13,7 @@ from .binarizers import (
     registered_binarizers,
 )
 from .binary_conv import BinaryConv2d, binary_convs
+from .classifiers import DistillImageClassifier
 from .react_parts import LearnableBias, RPReLU, build_channel_layer
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     'Binarizer',
     'BinaryConv2d',
     'BinaryResNet',
+    'DistillImageClassifier',
     'LeakyClip',
     'LearnableBias',
     'MagnitudeAware',
