@@ -114,9 +114,10 @@ class BinaryResBlock(BaseModule):
 
     Each conv is preceded by ``act`` and followed by a norm:
     ``out = bn(conv(act(out)))`` for every conv in turn, starting from
-    ``out = x``, then ``out + shortcut(x)``. ``act`` is where sign sits in
-    the binary network; there it is an identity, because
-    :class:`BinaryConv2d` binarizes its own input. The first conv takes the
+    ``out = x``, then ``out + shortcut(x)`` (then ``block_act``, if set).
+    ``act`` is where sign sits in the binary network; there it is an
+    identity, because :class:`BinaryConv2d` binarizes its own input, or
+    ReActNet's RSign bias (``sign_bias_cfg``). The first conv takes the
     stride and changes the width.
 
     Subclasses set :attr:`conv_suffixes`: conv ``k`` lives in the attributes
@@ -192,8 +193,9 @@ class BinaryResBlock(BaseModule):
         """``(act, conv, norm)`` of each 3x3 conv, in forward order.
 
         In the binary network ``conv`` is a :class:`BinaryConv2d` and ``act``
-        an identity; in the real-valued pre-training networks the same
-        places hold an ``nn.Conv2d`` and the real activation.
+        an identity (or the RSign bias its input is shifted by); in the
+        real-valued pre-training networks the same places hold an
+        ``nn.Conv2d`` and the real activation.
         """
         return [(getattr(self, f'act{s}'), getattr(self, f'conv{s}'),
                  getattr(self, f'bn{s}')) for s in self.conv_suffixes]
