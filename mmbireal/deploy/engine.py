@@ -25,7 +25,7 @@ from mmbireal.utils import native
 
 from .reference import num_words
 
-ABI_VERSION = 2
+ABI_VERSION = 3
 CSRC = osp.join(osp.dirname(osp.abspath(__file__)), 'csrc')
 SOURCE = osp.join(CSRC, 'binconv.cpp')  # includes the csrc/*.h
 SIMD_CODES = {'auto': 0, 'scalar': 1, 'avx2': 2, 'avx512': 3}
@@ -197,7 +197,9 @@ class _BlockDesc(ctypes.Structure):
     _fields_ = [('cin', _c_i64), ('cout', _c_i64), ('stride', _c_i64),
                 ('nconv', _c_i64), ('wgt', _c_ptr * 2), ('scale', _c_ptr * 2),
                 ('shift', _c_ptr * 2), ('down_wt', _c_ptr),
-                ('down_bias', _c_ptr)]
+                ('down_bias', _c_ptr), ('thr', _c_ptr * 2),
+                ('act_b1', _c_ptr), ('act_slope', _c_ptr),
+                ('act_b2', _c_ptr)]
 
 
 class BlockSpec(NamedTuple):
@@ -206,13 +208,17 @@ class BlockSpec(NamedTuple):
     ``convs``: one or two ``(engine weight, scale, shift)``, the first with
     ``stride``; ``downsample``: None (identity shortcut) or the folded 1x1
     ``(weight (C_out, C_in), bias (C_out,))`` after an avg-pool of
-    ``stride``.
+    ``stride``. ReActNet's parts (None: absent): ``sign_biases``, per conv
+    the RSign bias of its input (None or ``(C_in,)``), and ``block_act``,
+    the RPReLU after the residual add, ``(shift_in, slope, shift_out)``.
     """
     in_channels: int
     out_channels: int
     stride: int
     convs: Sequence[Tuple[Tensor, Tensor, Tensor]]
     downsample: Optional[Tuple[Tensor, Tensor]]
+    sign_biases: Optional[Sequence[Optional[Tensor]]] = None
+    block_act: Optional[Tuple[Tensor, Tensor, Tensor]] = None
 
 
 class NetworkPlan:
@@ -259,6 +265,19 @@ class NetworkPlan:
                 bias = _check_float(b.downsample[1], (b.out_channels, ))
                 self._keep += [wt, bias]
                 d.down_wt, d.down_bias = wt.data_ptr(), bias.data_ptr()
+            cin = b.in_channels
+            for k, bias in enumerate(b.sign_biases or ()):
+                if bias is not None:
+                    # sign(x + b) is the bit x >= -b (see reference.py)
+                    thr = -_check_float(bias, (cin, ))
+                    self._keep.append(thr)
+                    d.thr[k] = thr.data_ptr()
+                cin = b.out_channels
+            if b.block_act is not None:
+                act = [_check_float(t, (b.out_channels, ))
+                       for t in b.block_act]
+                self._keep += act
+                d.act_b1, d.act_slope, d.act_b2 = (t.data_ptr() for t in act)
         self._descs = descs
         self._lock = threading.Lock()
         self._scratch: Dict[tuple, List[Tensor]] = {}

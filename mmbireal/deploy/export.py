@@ -15,9 +15,9 @@ from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmbireal.analysis import config_test_pipeline, pipeline_input_size
-from mmbireal.models import BinaryConv2d, BiRealNet
+from mmbireal.models import BinaryConv2d, BiRealNet, LearnableBias, RPReLU
 
-from .file_format import FORMAT, VERSION
+from .file_format import FORMAT, VERSION, VERSION_REACT
 from .reference import pack_signs_torch
 
 
@@ -48,9 +48,10 @@ def _pack_binary_conv(conv: nn.Module, bn: nn.Module, act: nn.Module,
         raise ExportError(
             f'{name}: act_binarizer={conv.act_binarizer!r}, weight_binarizer='
             f'{conv.weight_binarizer!r}; both must binarize to be packed')
-    if not isinstance(act, nn.Identity):
+    if not isinstance(act, (nn.Identity, LearnableBias)):
         raise ExportError(f'{name}: a {type(act).__name__} before the binary '
-                          'conv cannot be packed')
+                          'conv cannot be packed (an RSign LearnableBias '
+                          'can)')
     if (conv.kernel_size != (3, 3) or conv.padding != (1, 1)
             or conv.dilation != (1, 1) or conv.groups != 1
             or conv.bias is not None or conv.stride not in ((1, 1),
@@ -61,10 +62,28 @@ def _pack_binary_conv(conv: nn.Module, bn: nn.Module, act: nn.Module,
     scale, shift = _bn_affine(bn, name + ' BN')
     if conv.weight_binarizer_obj.scaled:  # alpha * sign(W): into the BN
         scale = scale * weight.abs().mean(dim=(1, 2, 3))
-    return {
+    packed = {
         'bits': pack_signs_torch(weight.permute(0, 2, 3, 1)),
         'scale': scale.float(),
         'shift': shift.float(),
+    }
+    if isinstance(act, LearnableBias):  # RSign: sign(x + b)
+        packed['sign_bias'] = act.bias.detach().float().clone()
+    return packed
+
+
+def _pack_block_act(block: nn.Module, name: str) -> Dict[str, Tensor]:
+    """The block's activation after the residual add: none, or RPReLU."""
+    act = getattr(block, 'block_act', None)
+    if act is None:
+        return {}
+    if not isinstance(act, RPReLU):
+        raise ExportError(f'{name}: a {type(act).__name__} after the '
+                          'residual add cannot be packed (RPReLU can)')
+    return {
+        'shift_in': act.shift_in.bias.detach().float().clone(),
+        'slope': act.prelu.weight.detach().float().clone(),
+        'shift_out': act.shift_out.bias.detach().float().clone(),
     }
 
 
@@ -171,6 +190,7 @@ def pack_classifier(model: nn.Module, cfg: Optional[Config] = None) -> dict:
     strides: List[int] = []
     blocks: List[int] = []
     convs_per_block = set()
+    sign_biases, block_acts = set(), set()  # per conv / block: present?
     for layer_name in backbone.res_layers:
         layer = getattr(backbone, layer_name)
         blocks.append(len(layer))
@@ -182,9 +202,14 @@ def pack_classifier(model: nn.Module, cfg: Optional[Config] = None) -> dict:
                 widths.append(convs[-1][1].out_channels)
                 strides.append(convs[0][1].stride[0])
             for k, (act, conv, bn) in enumerate(convs):
-                for key, value in _pack_binary_conv(
-                        conv, bn, act, f'{prefix}.conv{k}').items():
+                fields = _pack_binary_conv(conv, bn, act, f'{prefix}.conv{k}')
+                sign_biases.add('sign_bias' in fields)
+                for key, value in fields.items():
                     weights[f'{prefix}.conv{k}.{key}'] = value
+            fields = _pack_block_act(block, prefix)
+            block_acts.add(bool(fields))
+            for key, value in fields.items():
+                weights[f'{prefix}.block_act.{key}'] = value
             if block.downsample is not None:
                 conv = block.downsample[1]
                 scale, shift = _bn_affine(block.downsample[2],
@@ -200,6 +225,17 @@ def pack_classifier(model: nn.Module, cfg: Optional[Config] = None) -> dict:
         raise ExportError('the packed format takes blocks of 1 or 2 binary '
                           'convs, all alike; got blocks of '
                           f'{sorted(convs_per_block)}')
+
+    for what, present in (('RSign biases', sign_biases),
+                          ('RPReLUs', block_acts)):
+        if len(present) > 1:
+            raise ExportError(f'{what} on some binary convs or blocks only '
+                              'cannot be packed: all or none')
+    react = {}  # ReActNet's parts: only in the files that have them
+    if True in sign_biases:
+        react['sign_bias'] = True
+    if True in block_acts:
+        react['block_act'] = 'rprelu'
 
     first = _block_convs(backbone.layer1[0], 'layer1.0')[0][1]
     meta = {
@@ -221,7 +257,7 @@ def pack_classifier(model: nn.Module, cfg: Optional[Config] = None) -> dict:
             meta['classes'] = None  # names of another label set
     return {
         'format': FORMAT,
-        'version': VERSION,
+        'version': VERSION_REACT if react else VERSION,
         'arch': {
             'depth': int(backbone.depth),
             'stem_type': str(backbone.stem_type),
@@ -232,6 +268,7 @@ def pack_classifier(model: nn.Module, cfg: Optional[Config] = None) -> dict:
             'blocks': blocks,
             'convs_per_shortcut': convs_per_block.pop(),
             'num_classes': int(head.fc.out_features),
+            **react,
         },
         'weights': weights,
         'meta': meta,

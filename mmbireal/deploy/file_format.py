@@ -26,6 +26,13 @@ weights-only mode with no extra allow-list:
     Real-valued layers in fp32: ``stem.weight`` and ``stem.scale/shift``
     (its BN), ``layer{i}.0.downsample.weight`` ``(C_out, C_in)`` and
     ``.scale/.shift`` (:func:`downsample_key`), ``fc.weight``/``fc.bias``.
+ReActNet's parts (``version`` :data:`VERSION_REACT`; files without them
+    stay version 1, unchanged): ``arch['sign_bias']`` (bool) gives every
+    binary conv a ``conv{k}.sign_bias`` fp32 ``(C_in,)``, the RSign bias
+    ``b`` of its input (the conv sees ``sign(x + b)``); ``arch['block_act']``
+    (``'rprelu'`` or None) gives every block ``block_act.shift_in``,
+    ``.slope``, ``.shift_out`` fp32 ``(C_out,)`` (:func:`block_act_key`),
+    applied after the residual add: ``prelu(v + shift_in) + shift_out``.
 ``meta``
     Strings, numbers and lists of them only: binarizer names, the data
     preprocessor's ``mean``/``std`` and ``to_rgb``, the config's test
@@ -39,6 +46,11 @@ weights-only mode with no extra allow-list:
 
 FORMAT = 'mmbireal-packed-bireal'
 VERSION = 1
+# files with ReActNet's parts: readers of version 1 would ignore their keys
+VERSION_REACT = 2
+VERSIONS = (VERSION, VERSION_REACT)
+#: ``arch['block_act']`` values -> the fields of their weights
+BLOCK_ACTS = {'rprelu': ('shift_in', 'slope', 'shift_out')}
 # meta keys an image call needs (:meth:`PackedBiRealNet.classify`)
 PREPROCESS_KEYS = ('mean', 'std', 'crop_size')
 
@@ -51,6 +63,12 @@ def block_key(stage: int, block: int) -> str:
 def conv_key(stage: int, block: int, conv: int, field: str) -> str:
     """``bits``/``scale``/``shift`` of binary conv ``conv`` of a block."""
     return f'{block_key(stage, block)}.conv{conv}.{field}'
+
+
+def block_act_key(stage: int, block: int, field: str) -> str:
+    """A field of a block's activation after the residual add (version 2:
+    :data:`BLOCK_ACTS`)."""
+    return f'{block_key(stage, block)}.block_act.{field}'
 
 
 def downsample_key(stage: int, block: int, field: str) -> str:

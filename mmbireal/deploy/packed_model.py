@@ -30,9 +30,11 @@ from .engine import (
     get_engine,
 )
 from .file_format import (
+    BLOCK_ACTS,
     FORMAT,
     PREPROCESS_KEYS,
-    VERSION,
+    VERSIONS,
+    block_act_key,
     conv_key,
     downsample_key,
 )
@@ -51,10 +53,13 @@ STEMS = ('exact', 'int8')
 
 
 class PackedBinaryConv(nn.Module):
-    """One binary 3x3 conv (padding 1) with its folded BN."""
+    """One binary 3x3 conv (padding 1) with its folded BN and, with
+    ReActNet's RSign, the bias ``sign_bias`` its input's signs are taken
+    with (``sign(x + b)``)."""
 
     def __init__(self, bits: Tensor, scale: Tensor, shift: Tensor,
-                 in_channels: int, stride: int) -> None:
+                 in_channels: int, stride: int,
+                 sign_bias: Optional[Tensor] = None) -> None:
         super().__init__()
         self.in_channels = in_channels
         self.out_channels = bits.shape[0]
@@ -62,6 +67,8 @@ class PackedBinaryConv(nn.Module):
         self.register_buffer('bits', bits)
         self.register_buffer('scale', scale)
         self.register_buffer('shift', shift)
+        self.sign_bias: Optional[Tensor]
+        self.register_buffer('sign_bias', sign_bias)
         self.register_buffer('engine_weight', engine_weight_layout(bits),
                              persistent=False)
         self._weight_pm1: Optional[Tensor] = None
@@ -92,10 +99,14 @@ class PackedBinaryConv(nn.Module):
                          want_bits=want_bits)
         return out.out, out.bits
 
-    def forward_torch(self, x: Tensor,
-                      residual: Optional[Tensor]) -> Tensor:
+    def forward_torch(self, x: Tensor, residual: Optional[Tensor],
+                      block_act: Optional[Tuple[Tensor, Tensor,
+                                                Tensor]] = None) -> Tensor:
+        if self.sign_bias is not None:  # as training computes it
+            x = x + self.sign_bias
         dots = binary_conv3x3_torch(x, self.weight_pm1(), self.stride)
-        return affine_epilogue(dots, self.scale, self.shift, residual)
+        return affine_epilogue(dots, self.scale, self.shift, residual,
+                               block_act)
 
     def extra_repr(self) -> str:
         return (f'{self.in_channels}, {self.out_channels}, kernel_size=3, '
@@ -103,11 +114,15 @@ class PackedBinaryConv(nn.Module):
 
 
 class PackedBlock(nn.Module):
-    """``convs`` (1 or 2 binary convs) under one real-valued shortcut."""
+    """``convs`` (1 or 2 binary convs) under one real-valued shortcut, and
+    ReActNet's RPReLU after the residual add if ``block_act = (shift_in,
+    slope, shift_out)`` is given."""
 
     def __init__(self, convs: List[PackedBinaryConv],
                  downsample: Optional[Tuple[Tensor, Tensor]],
-                 stride: int) -> None:
+                 stride: int,
+                 block_act: Optional[Tuple[Tensor, Tensor,
+                                           Tensor]] = None) -> None:
         super().__init__()
         self.convs = nn.ModuleList(convs)
         self.stride = stride
@@ -115,6 +130,17 @@ class PackedBlock(nn.Module):
         if downsample is not None:
             self.register_buffer('down_weight', downsample[0])
             self.register_buffer('down_bias', downsample[1])
+        self.has_block_act = block_act is not None
+        if block_act is not None:
+            for name, t in zip(BLOCK_ACTS['rprelu'], block_act):
+                self.register_buffer(f'act_{name}', t)
+
+    def block_act(self) -> Optional[Tuple[Tensor, Tensor, Tensor]]:
+        """``(shift_in, slope, shift_out)`` of the RPReLU, or None."""
+        if not self.has_block_act:
+            return None
+        return tuple(getattr(self, f'act_{name}')
+                     for name in BLOCK_ACTS['rprelu'])
 
     def shortcut(self, x: Tensor) -> Tensor:
         """Identity, or avg-pool 2x2 (ceil mode) + 1x1 conv + BN, NHWC, in
@@ -131,14 +157,14 @@ class PackedBlock(nn.Module):
             self.stride,
             [(c.engine_weight, c.scale, c.shift) for c in self.convs],
             (self.down_weight, self.down_bias) if self.has_downsample else
-            None)
+            None, [c.sign_bias for c in self.convs], self.block_act())
 
     def forward_torch(self, x: Tensor) -> Tensor:
-        identity = self.shortcut(x)
+        identity = self.shortcut(x)  # of x itself, not of x + sign_bias
         out = x
         for conv in self.convs[:-1]:
             out = conv.forward_torch(out, None)
-        return self.convs[-1].forward_torch(out, identity)
+        return self.convs[-1].forward_torch(out, identity, self.block_act())
 
 
 class Prediction(NamedTuple):
@@ -189,9 +215,9 @@ class PackedBiRealNet(nn.Module):
                              f'{", ".join(STEMS)}')
         _check(isinstance(packed, dict) and packed.get('format') == FORMAT,
                source, f'not a {FORMAT} file')
-        _check(packed.get('version') == VERSION, source,
+        _check(packed.get('version') in VERSIONS, source,
                f'version {packed.get("version")!r}, this code reads '
-               f'{VERSION}')
+               f'{", ".join(map(str, VERSIONS))}')
         arch, weights = packed.get('arch'), packed.get('weights')
         _check(isinstance(arch, dict) and isinstance(weights, dict), source,
                'no arch or weights')
@@ -261,6 +287,11 @@ class PackedBiRealNet(nn.Module):
                                    list(arch['strides']),
                                    list(arch['blocks']))
         cps = int(arch['convs_per_shortcut'])
+        # ReActNet's parts (version 2 files; absent: none)
+        sign_bias = bool(arch.get('sign_bias', False))
+        block_act = arch.get('block_act')
+        if block_act is not None and block_act not in BLOCK_ACTS:
+            raise ValueError(f'unknown block_act {block_act!r}')
         if not (len(widths) == len(strides) == len(blocks)) or cps not in (
                 1, 2) or any(s not in (1, 2) for s in strides):
             raise ValueError('inconsistent widths/strides/blocks')
@@ -281,7 +312,9 @@ class PackedBiRealNet(nn.Module):
                             tensor(conv_key(i, j, c, 'scale'), (width, ),
                                    f32),
                             tensor(conv_key(i, j, c, 'shift'), (width, ),
-                                   f32), cin, block_stride if c == 0 else 1))
+                                   f32), cin, block_stride if c == 0 else 1,
+                            tensor(conv_key(i, j, c, 'sign_bias'), (cin, ),
+                                   f32) if sign_bias else None))
                     cin = width
                 downsample = None
                 if j == 0 and (stride != 1 or channels != width):
@@ -292,7 +325,11 @@ class PackedBiRealNet(nn.Module):
                     downsample = (dw * ds.view(-1, 1),
                                   tensor(downsample_key(i, j, 'shift'),
                                          (width, ), f32))
-                layers.append(PackedBlock(convs, downsample, block_stride))
+                act = None if block_act is None else tuple(
+                    tensor(block_act_key(i, j, name), (width, ), f32)
+                    for name in BLOCK_ACTS[block_act])
+                layers.append(
+                    PackedBlock(convs, downsample, block_stride, act))
                 channels = width
         self.blocks = nn.ModuleList(layers)
         num_classes = int(arch['num_classes'])

@@ -10,9 +10,12 @@ Bit conventions shared with the engine and the packed file: channels are
 packed along the last dim into 64-bit words (stored as ``torch.int64``),
 bit ``j`` of word ``k`` is channel ``64 * k + j``, bit 1 means +1
 (``x >= 0``, so ``sign(0) = +1`` as in training) and the padding bits past
-the last channel are 0.
+the last channel are 0. ReActNet's RSign, ``sign(x + b)``, is the same sign
+of ``x + b`` (computed here as training computes it; the engine compares
+``x >= -b``, which is the same bit: a float sum rounds to a value ``>= 0``
+exactly when the exact sum is).
 """
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -77,16 +80,25 @@ def binary_conv3x3_torch(x: Tensor, weight_pm1: Tensor,
 
 
 def affine_epilogue(dots: Tensor, scale: Tensor, shift: Tensor,
-                    residual: Optional[Tensor] = None) -> Tensor:
-    """``dots * scale + shift (+ residual)`` on NHWC, one rounding per op.
+                    residual: Optional[Tensor] = None,
+                    block_act: Optional[Tuple[Tensor, Tensor,
+                                              Tensor]] = None) -> Tensor:
+    """``dots * scale + shift (+ residual)`` on NHWC, one rounding per op,
+    then ReActNet's RPReLU if ``block_act = (b1, slope, b2)`` is given:
+    ``y = v + b1; y = y if y > 0 else slope * y; y + b2``.
 
-    The engine rounds after each of the same three operations (it is built
+    The engine rounds after each of the same operations (it is built
     without FMA contraction), so both give identical floats.
     """
     out = dots * scale
     out = out + shift
     if residual is not None:
         out = out + residual
+    if block_act is not None:
+        shift_in, slope, shift_out = block_act
+        out = out + shift_in
+        out = torch.where(out > 0, out, out * slope)  # PyTorch's prelu
+        out = out + shift_out
     return out
 
 

@@ -13,6 +13,8 @@ from .binarizers import (
     registered_binarizers,
 )
 from .binary_conv import BinaryConv2d, binary_convs
+from .classifiers import DistillImageClassifier
+from .react_parts import LearnableBias, RPReLU, build_channel_layer
 
 __all__ = [
     'STE',
@@ -22,12 +24,16 @@ __all__ = [
     'Binarizer',
     'BinaryConv2d',
     'BinaryResNet',
+    'DistillImageClassifier',
     'LeakyClip',
+    'LearnableBias',
     'MagnitudeAware',
+    'RPReLU',
     'ScaledSign',
     'Sign',
     'WeightBinarizer',
     'binary_convs',
     'build_binarizer',
+    'build_channel_layer',
     'registered_binarizers'
 ]

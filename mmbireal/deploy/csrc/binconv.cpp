@@ -29,7 +29,9 @@
 //
 // The float epilogue is v = (float)dot * scale; v = v + shift; v = v + res,
 // each rounded separately (no FMA contraction), which is what the PyTorch
-// reference path computes, so both produce identical floats.
+// reference path computes, so both produce identical floats. With
+// ReActNet's parts the last conv of a block continues with the block's
+// RPReLU, and every output bit is v >= the reading conv's threshold.
 #include <omp.h>
 #include <stdint.h>
 
@@ -83,6 +85,7 @@ ConvArgs conv_args(const uint64_t *act, int64_t n_img, int64_t h, int64_t w,
   A.nchunk = (cout + 63) / 64;  // = ceil(groups / 8)
   A.wgt = wgt; A.scale = scale; A.shift = shift; A.res = res;
   A.out = out; A.dot = dot; A.bits = bits;
+  A.act_b1 = A.act_slope = A.act_b2 = A.thr = nullptr;
   return A;
 }
 
@@ -96,7 +99,9 @@ void forward_share(const float *x, int64_t n, int64_t h, int64_t w,
   const PackRowFn pack = pick_pack_row(simd);
   const int64_t cw0 = (c + 63) / 64;
   share(n * h * w, t, nt, &i0, &i1);
-  for (int64_t r = i0; r < i1; ++r) pack(x + r * c, c, bits0 + r * cw0);
+  const float *thr0 = blocks[0].thr[0];
+  for (int64_t r = i0; r < i1; ++r)
+    pack(x + r * c, c, thr0, bits0 + r * cw0);
 #pragma omp barrier
   const float *cur = x;
   uint64_t *bits = bits0, *spare = bits1;
@@ -126,11 +131,18 @@ void forward_share(const float *x, int64_t n, int64_t h, int64_t w,
       if (final_conv && B.down_wt && k == 0) {
 #pragma omp barrier
       }
-      const ConvArgs A = conv_args(
+      ConvArgs A = conv_args(
           bits, n, hh, ww, cin, B.wgt[k], B.cout, stride, B.scale[k],
           B.shift[k], final_conv ? identity : nullptr,
           final_conv ? next : nullptr, nullptr,
           final_conv && last ? nullptr : spare);
+      if (final_conv) {
+        A.act_b1 = B.act_b1; A.act_slope = B.act_slope; A.act_b2 = B.act_b2;
+      }
+      // the threshold of the conv that reads these bits
+      A.thr = !final_conv ? B.thr[k + 1]
+              : last      ? nullptr
+                          : blocks[b + 1].thr[0];
       conv_share(A, simd, t, nt);
 #pragma omp barrier
       std::swap(bits, spare);
@@ -147,7 +159,7 @@ void forward_share(const float *x, int64_t n, int64_t h, int64_t w,
 extern "C" {
 
 // Bumped whenever a signature below changes (the Python side checks it).
-int mmb_abi_version() { return 2; }
+int mmb_abi_version() { return 3; }
 
 // Highest SIMD path this CPU runs: 1 scalar, 2 AVX2, 3 AVX-512 VPOPCNTDQ.
 int mmb_best_simd() { return best_simd(); }
@@ -160,7 +172,8 @@ void mmb_pack_signs(const float *x, int64_t rows, int64_t c, uint64_t *out,
   // Small inputs on one thread: the fork costs more than the work.
   const int nt = rows * c < (1 << 16) ? 1 : std::max(1, nthreads);
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-  for (int64_t r = 0; r < rows; ++r) pack(x + r * c, c, out + r * cw);
+  for (int64_t r = 0; r < rows; ++r)
+    pack(x + r * c, c, nullptr, out + r * cw);
 }
 
 // The binary 3x3 convolution, padding 1, stride 1 or 2. Any of out, dot,

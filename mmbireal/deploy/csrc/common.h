@@ -34,7 +34,11 @@ inline int best_simd() {
 
 // One binary 3x3 convolution (see binconv.cpp for the layouts). Any of
 // out / dot / bits may be null (not produced), scale / shift / res too
-// (identity).
+// (identity). ReActNet's parts, null when the network has none:
+// act_b1 / act_slope / act_b2, an RPReLU after the residual add
+// (v = v + b1; v = v > 0 ? v : v * slope; v = v + b2), and thr, the
+// per-channel threshold of the output bits (bit = v >= thr: the next
+// conv's RSign, sign(v + b) with thr = -b; null: thr = 0).
 struct ConvArgs {
   const uint64_t *act;
   int64_t n_img, h, w, c, cw, cout, stride, ho, wo, nchunk, groups;
@@ -43,6 +47,7 @@ struct ConvArgs {
   float *out;
   int32_t *dot;
   uint64_t *bits;
+  const float *act_b1, *act_slope, *act_b2, *thr;
 };
 
 }  // namespace mmb

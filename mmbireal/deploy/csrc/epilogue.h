@@ -3,7 +3,10 @@
 //   dot = k_valid - 2 * count            (int32, optional)
 //   v   = (float)dot * scale; v = v + shift; v = v + res
 //                                        (each rounded: no FMA contraction)
-//   out = v (optional), bit = (v >= 0)   (one word of packed signs)
+//   v   = v + b1; v = v > 0 ? v : v * slope; v = v + b2
+//                                        (RPReLU, where the block has one)
+//   out = v (optional), bit = (v >= thr) (one word of packed signs; thr:
+//                                        the reading conv's, else 0)
 // That is exactly what the PyTorch reference path computes.
 //
 // Deliberately included once per instruction set, inside that kernel's

@@ -35,13 +35,24 @@ struct Lanes {
     if (A.scale) v = _mm256_mul_ps(v, _mm256_maskz_loadu_ps(m, A.scale + co));
     if (A.shift) v = _mm256_add_ps(v, _mm256_maskz_loadu_ps(m, A.shift + co));
     if (A.res) v = _mm256_add_ps(v, _mm256_maskz_loadu_ps(m, A.res + i));
+    if (A.act_b1) {  // RPReLU, as PyTorch's prelu: v > 0 ? v : a * v
+      v = _mm256_add_ps(v, _mm256_maskz_loadu_ps(m, A.act_b1 + co));
+      const __m256 scaled =
+          _mm256_mul_ps(v, _mm256_maskz_loadu_ps(m, A.act_slope + co));
+      const __mmask8 pos =
+          _mm256_cmp_ps_mask(v, _mm256_setzero_ps(), _CMP_GT_OQ);
+      v = _mm256_mask_blend_ps(pos, scaled, v);
+      v = _mm256_add_ps(v, _mm256_maskz_loadu_ps(m, A.act_b2 + co));
+    }
     if (A.out) {
       if (n == kLanes)
         _mm256_storeu_ps(A.out + i, v);
       else
         _mm256_mask_storeu_ps(A.out + i, m, v);
     }
-    return _mm256_mask_cmp_ps_mask(m, v, _mm256_setzero_ps(), _CMP_GE_OQ);
+    const __m256 thr =
+        A.thr ? _mm256_maskz_loadu_ps(m, A.thr + co) : _mm256_setzero_ps();
+    return _mm256_mask_cmp_ps_mask(m, v, thr, _CMP_GE_OQ);
   }
 };
 

@@ -27,8 +27,13 @@ struct Lanes {
         if (A.scale) v = v * A.scale[co + l];
         if (A.shift) v = v + A.shift[co + l];
         if (A.res) v = v + A.res[i];
+        if (A.act_b1) {  // RPReLU, as PyTorch's prelu: v > 0 ? v : a * v
+          v = v + A.act_b1[co + l];
+          v = v > 0.0f ? v : v * A.act_slope[co + l];
+          v = v + A.act_b2[co + l];
+        }
         if (A.out) A.out[i] = v;
-        ge |= (uint32_t)(v >= 0.0f) << l;
+        ge |= (uint32_t)(v >= (A.thr ? A.thr[co + l] : 0.0f)) << l;
       }
     }
     return ge;

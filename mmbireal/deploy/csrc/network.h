@@ -7,7 +7,8 @@
 // Per block: identity = x, or avg-pool (stride x stride, ceil mode,
 // padding not counted) + 1x1 conv with the BN folded in (the downsample);
 // then its one or two binary convs on the packed signs, the last one with
-// the residual add. The real-valued steps round exactly as the PyTorch
+// the residual add (and the block's RPReLU, if any); each conv's output
+// bits are thresholded for the conv that reads them. The real-valued steps round exactly as the PyTorch
 // reference path (reference.py: downsample_torch) does:
 //   pooled = (((0 + a) + b) + c) + d, the missing taps of a border window
 //            adding 0, then / count
@@ -28,6 +29,10 @@ struct BlockDesc {
   const float *scale[2], *shift[2];
   const float *down_wt;    // (cin, cout): the 1x1 weight transposed, or null
   const float *down_bias;  // (cout)
+  // ReActNet's parts, null where absent: the sign thresholds of conv 0's
+  // and conv 1's inputs (-RSign bias), the RPReLU after the residual add
+  const float *thr[2];
+  const float *act_b1, *act_slope, *act_b2;
 };
 
 // Rows [r0, r1) of the avg-pool of x (n*h rows... as output rows of the

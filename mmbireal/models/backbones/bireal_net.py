@@ -23,6 +23,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmbireal.utils.errors import InputError
 
+from ..react_parts import build_channel_layer
+
 
 @dataclass(frozen=True)
 class StemGeometry:
@@ -112,9 +114,10 @@ class BinaryResBlock(BaseModule):
 
     Each conv is preceded by ``act`` and followed by a norm:
     ``out = bn(conv(act(out)))`` for every conv in turn, starting from
-    ``out = x``, then ``out + shortcut(x)``. ``act`` is where sign sits in
-    the binary network; there it is an identity, because
-    :class:`BinaryConv2d` binarizes its own input. The first conv takes the
+    ``out = x``, then ``out + shortcut(x)`` (then ``block_act``, if set).
+    ``act`` is where sign sits in the binary network; there it is an
+    identity, because :class:`BinaryConv2d` binarizes its own input, or
+    ReActNet's RSign bias (``sign_bias_cfg``). The first conv takes the
     stride and changes the width.
 
     Subclasses set :attr:`conv_suffixes`: conv ``k`` lives in the attributes
@@ -133,6 +136,14 @@ class BinaryResBlock(BaseModule):
             Defaults to ``dict(type='BN')``.
         act_cfg (dict, optional): Config of the activation before each conv;
             None is an identity. Defaults to None.
+        sign_bias_cfg (dict, optional): A per-channel layer built in the
+            place of ``act`` (with ``num_channels``), e.g.
+            ``dict(type='LearnableBias')``: ReActNet's RSign, the binary
+            conv's sign then sees ``x + b``. Needs ``act_cfg=None``.
+            Defaults to None.
+        block_act_cfg (dict, optional): A per-channel activation after the
+            residual add (attribute ``block_act``), e.g.
+            ``dict(type='RPReLU')``; None adds nothing. Defaults to None.
         init_cfg (dict, optional): Initialization config. Defaults to None.
     """
 
@@ -147,15 +158,24 @@ class BinaryResBlock(BaseModule):
                  conv_cfg: Optional[dict] = None,
                  norm_cfg: dict = dict(type='BN'),
                  act_cfg: Optional[dict] = None,
+                 sign_bias_cfg: Optional[dict] = None,
+                 block_act_cfg: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg)
+        if sign_bias_cfg is not None and act_cfg is not None:
+            raise InputError('sign_bias_cfg takes the place of act_cfg (the '
+                             'bias shifts the input of the binary conv\'s '
+                             'sign); set act_cfg=None')
         for k, suffix in enumerate(self.conv_suffixes):
-            self.add_module(f'act{suffix}', _build_act(act_cfg))
+            cin = in_channels if k == 0 else out_channels
+            act = build_channel_layer(sign_bias_cfg, cin, 'sign_bias_cfg')
+            self.add_module(f'act{suffix}',
+                            _build_act(act_cfg) if act is None else act)
             self.add_module(
                 f'conv{suffix}',
                 build_conv_layer(
                     conv_cfg,
-                    in_channels if k == 0 else out_channels,
+                    cin,
                     out_channels,
                     3,
                     stride if k == 0 else 1,
@@ -164,13 +184,18 @@ class BinaryResBlock(BaseModule):
             self.add_module(f'bn{suffix}',
                             build_norm_layer(norm_cfg, out_channels)[1])
         self.downsample = downsample
+        block_act = build_channel_layer(block_act_cfg, out_channels,
+                                        'block_act_cfg')
+        if block_act is not None:  # no attribute: off keeps the state dict
+            self.block_act = block_act
 
     def binary_convs(self) -> List[Tuple[nn.Module, nn.Module, nn.Module]]:
         """``(act, conv, norm)`` of each 3x3 conv, in forward order.
 
         In the binary network ``conv`` is a :class:`BinaryConv2d` and ``act``
-        an identity; in the real-valued pre-training networks the same
-        places hold an ``nn.Conv2d`` and the real activation.
+        an identity (or the RSign bias its input is shifted by); in the
+        real-valued pre-training networks the same places hold an
+        ``nn.Conv2d`` and the real activation.
         """
         return [(getattr(self, f'act{s}'), getattr(self, f'conv{s}'),
                  getattr(self, f'bn{s}')) for s in self.conv_suffixes]
@@ -181,7 +206,8 @@ class BinaryResBlock(BaseModule):
         for act, conv, norm in self.binary_convs():
             out = norm(conv(act(out)))
         out += identity  # in place: the norm's backward needs its input only
-        return out
+        block_act = getattr(self, 'block_act', None)
+        return out if block_act is None else block_act(out)
 
 
 class BiRealBlock(BinaryResBlock):
@@ -274,6 +300,13 @@ class BiRealNet(BaseBackbone):
             weights; None builds a real ``nn.Conv2d``.
         act_cfg (dict, optional): Activation before each 3x3 conv, None for
             the binary network. Defaults to None.
+        sign_bias_cfg (dict, optional): ReActNet's RSign: a learnable
+            per-channel shift before each binary conv's sign, e.g.
+            ``dict(type='LearnableBias')`` (state-dict keys
+            ``layer{i}.{j}.act{s}.bias``). None, the default, adds nothing.
+        block_act_cfg (dict, optional): ReActNet's activation after each
+            block's residual add, e.g. ``dict(type='RPReLU')`` (keys
+            ``layer{i}.{j}.block_act.*``). None, the default, adds nothing.
         norm_cfg (dict): Config of the norm layers. Defaults to
             ``dict(type='BN', requires_grad=True)``.
         out_indices (Sequence[int]): Stages whose output is returned.
@@ -318,6 +351,8 @@ class BiRealNet(BaseBackbone):
                      act_binarizer='approx_sign',
                      weight_binarizer='magnitude_aware'),
                  act_cfg: Optional[dict] = None,
+                 sign_bias_cfg: Optional[dict] = None,
+                 block_act_cfg: Optional[dict] = None,
                  norm_cfg: dict = dict(type='BN', requires_grad=True),
                  out_indices: Sequence[int] = (3, ),
                  frozen_stages: int = -1,
@@ -358,7 +393,11 @@ class BiRealNet(BaseBackbone):
                 stride=1 if i == 0 else 2,
                 conv_cfg=conv_cfg,
                 norm_cfg=norm_cfg,
-                act_cfg=act_cfg)
+                act_cfg=act_cfg,
+                # only when set: a block class without them keeps working
+                **{k: v for k, v in (('sign_bias_cfg', sign_bias_cfg),
+                                     ('block_act_cfg', block_act_cfg))
+                   if v is not None})
             name = f'layer{i + 1}'
             self.add_module(name, layer)
             self.res_layers.append(name)
@@ -429,7 +468,8 @@ class BiRealNet(BaseBackbone):
             stride (int): Stride of the first block.
             norm_cfg (dict): Config of the norm layers, the shortcut's too.
             **block_kwargs: Passed on to every block (``conv_cfg``,
-                ``act_cfg``).
+                ``act_cfg``, and ``sign_bias_cfg``/``block_act_cfg`` where
+                set).
 
         Returns:
             nn.Sequential: The blocks; block ``j`` of stage ``i`` has the

@@ -1,0 +1,152 @@
+"""ReActNet's parts in the packed format and the engine: RSign biases as
+sign thresholds, RPReLU in the epilogue, bit-exact against the reference
+path, and files without the parts unchanged."""
+import itertools
+
+import pytest
+import torch
+from helpers import small_fmnist_model
+
+from mmbireal.deploy import (
+    ExportError,
+    PackedBiRealNet,
+    export_packed,
+    get_engine,
+    load_packed,
+    pack_classifier,
+)
+from mmbireal.deploy.file_format import VERSION, VERSION_REACT
+from mmbireal.models import LearnableBias, RPReLU
+
+PARTS = {
+    'model.backbone.sign_bias_cfg': dict(type='LearnableBias'),
+    'model.backbone.block_act_cfg': dict(type='RPReLU'),
+}
+
+
+@pytest.fixture(scope='module')
+def native():
+    eng = get_engine()
+    if eng is None:
+        pytest.skip('the binary conv engine cannot be built here')
+    return eng
+
+
+def _react_model(cps=1, **extra):
+    model = small_fmnist_model(
+        **PARTS, **{'model.backbone.convs_per_shortcut': cps}, **extra)
+    gen = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, LearnableBias):
+                m.bias.copy_(torch.randn(m.bias.shape, generator=gen) * 0.5)
+            elif isinstance(m, RPReLU):
+                # trained slopes may be negative or above 1
+                m.prelu.weight.uniform_(-0.5, 1.5, generator=gen)
+    return model
+
+
+def _assert_logits_match(ref, out):
+    span = (ref.max() - ref.min()).item()
+    assert (out - ref).abs().max().item() <= 1e-3 * span
+    assert torch.equal(out.argmax(1), ref.argmax(1))
+
+
+def test_file_without_the_parts_is_unchanged():
+    packed = pack_classifier(small_fmnist_model())
+    assert packed['version'] == VERSION == 1
+    assert 'sign_bias' not in packed['arch']
+    assert 'block_act' not in packed['arch']
+    assert not [k for k in packed['weights']
+                if 'sign_bias' in k or 'block_act' in k]
+
+
+@pytest.mark.parametrize('cps', (1, 2))
+def test_export_matches_float_model_on_both_backends(tmp_path, cps):
+    model = _react_model(cps)
+    path = str(tmp_path / 'react.pth')
+    export_packed(model, path)
+    packed = load_packed(path, backend='torch')
+    assert packed.arch['sign_bias'] is True
+    assert packed.arch['block_act'] == 'rprelu'
+    x = torch.randn(3, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ref = model(x, mode='tensor')
+    out = packed(x)
+    _assert_logits_match(ref, out)
+    # without the parts the packed network would differ: they are used
+    plain = pack_classifier(model)
+    plain['arch'].pop('sign_bias')
+    plain['arch'].pop('block_act')
+    assert not torch.allclose(PackedBiRealNet(plain, backend='torch')(x), out)
+    if get_engine() is not None:
+        assert torch.equal(load_packed(path, backend='native')(x), out)
+
+
+def test_file_with_the_parts_is_version_2_and_names_them():
+    model = _react_model()
+    packed = pack_classifier(model)
+    assert packed['version'] == VERSION_REACT == 2
+    weights = packed['weights']
+    block = model.backbone.layer2[0]
+    assert torch.equal(weights['layer2.0.conv0.sign_bias'], block.act.bias)
+    assert weights['layer2.0.conv0.sign_bias'].shape == (16, )  # C_in
+    act = block.block_act
+    assert torch.equal(weights['layer2.0.block_act.shift_in'],
+                       act.shift_in.bias)
+    assert torch.equal(weights['layer2.0.block_act.slope'], act.prelu.weight)
+    assert torch.equal(weights['layer2.0.block_act.shift_out'],
+                       act.shift_out.bias)
+
+
+def test_network_call_is_bit_exact_at_every_simd_level(native):
+    """Inputs exactly at a threshold (x = -b: x + b rounds to 0, bit 1) and
+    one float below it (bit 0) pack alike on both paths, inside the engine
+    and at its first packing; every SIMD level and thread count."""
+    for cps in (1, 2):
+        packed = PackedBiRealNet(pack_classifier(_react_model(cps)))
+        gen = torch.Generator().manual_seed(3)
+        feat = torch.randn(2, 13, 11, 16, generator=gen)
+        bias = packed.blocks[0].convs[0].sign_bias
+        feat[0, 0, :, :] = -bias
+        feat[0, 1, :, :] = torch.nextafter(-bias, torch.tensor(-1e9))
+        ref = feat
+        for block in packed.blocks:
+            ref = block.forward_torch(ref)
+        blocks = [block.spec() for block in packed.blocks]
+        threads = torch.get_num_threads()
+        try:
+            for simd, n in itertools.product(native.supported_simd(),
+                                             (1, 3)):
+                torch.set_num_threads(n)
+                out = native.plan_network(blocks, simd)(feat)
+                assert torch.equal(out, ref), (cps, simd, n)
+        finally:
+            torch.set_num_threads(threads)
+
+
+def test_threshold_equals_the_biased_sign():
+    """sign(x + b) >= 0 exactly where x >= -b, also at x = -b, one float
+    either side of it and for tiny sums (the engine's compare)."""
+    gen = torch.Generator().manual_seed(0)
+    b = torch.randn(4096, generator=gen) * 10
+    at = -b
+    below = torch.nextafter(at, torch.tensor(-1e30))
+    above = torch.nextafter(at, torch.tensor(1e30))
+    for x in (at, below, above, torch.randn(4096, generator=gen) * 10):
+        assert torch.equal((x + b) >= 0, x >= at)
+    assert ((below + b) < 0).all() and ((at + b) == 0).all()
+
+def test_parts_on_some_blocks_only_or_other_acts_are_refused():
+    model = _react_model()
+    del model.backbone.layer3[1].block_act
+    with pytest.raises(ExportError, match='RPReLUs on some'):
+        pack_classifier(model)
+    model = _react_model()
+    model.backbone.layer1[0].block_act = torch.nn.ReLU()
+    with pytest.raises(ExportError, match='a ReLU after the residual add'):
+        pack_classifier(model)
+    model = _react_model()
+    model.backbone.layer1[0].act = torch.nn.Identity()
+    with pytest.raises(ExportError, match='RSign biases on some'):
+        pack_classifier(model)
