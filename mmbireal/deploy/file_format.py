@@ -7,12 +7,16 @@ and tensors, so :func:`mmbireal.utils.load_checkpoint_file` reads it in
 weights-only mode with no extra allow-list:
 
 ``format``/``version``
-    :data:`FORMAT` / :data:`VERSION`.
+    :data:`FORMAT` / the lowest of :data:`VERSIONS` that has every key the
+    file holds (:func:`version_of`), so a file without the newer keys reads
+    in older code too.
 ``arch``
     Enough to rebuild the network without the config: ``depth``,
     ``stem_type``, ``in_channels``, ``stem_channels``, ``widths``,
     ``strides``, ``blocks`` (per stage), ``convs_per_shortcut``,
-    ``num_classes``.
+    ``num_classes``; from version 2 ``padding`` (the backbone's padding
+    mode, :mod:`mmbireal.models.padding`), written only when it is not
+    ``'symmetric'``, which a file without it has.
 ``weights``
     Binary 3x3 convs (:func:`conv_key`, ``layer{i}.{j}.conv{k}.*``):
     ``bits`` int64 ``(C_out, 3, 3, ceil(C_in / 64))`` -- 1 bit per weight,
@@ -38,9 +42,16 @@ weights-only mode with no extra allow-list:
 """
 
 FORMAT = 'mmbireal-packed-bireal'
-VERSION = 1
+#: versions this code reads; 2 added ``arch['padding']``
+VERSIONS = (1, 2)
+VERSION = VERSIONS[-1]
 # meta keys an image call needs (:meth:`PackedBiRealNet.classify`)
 PREPROCESS_KEYS = ('mean', 'std', 'crop_size')
+
+
+def version_of(arch: dict) -> int:
+    """The version a file with this ``arch`` is written as."""
+    return 2 if 'padding' in arch else 1
 
 
 def block_key(stage: int, block: int) -> str:
