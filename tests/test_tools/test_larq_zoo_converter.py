@@ -8,6 +8,7 @@ with its logits, written by
         bash tools/model_converters/larq_zoo_check.sh tests/fixtures/larq_zoo
 """
 import importlib.util
+import os
 import os.path as osp
 import shutil
 
@@ -142,3 +143,21 @@ def test_command_line(tmp_path):
     assert proc.returncode == 2 and 'Traceback' not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith(
         f'error: cannot convert {bad}: its sha256 ')
+
+
+LARQ_VENV = os.environ.get(
+    'MMBIREAL_LARQ_VENV',
+    osp.join(osp.expanduser('~'), '.cache', 'mmbireal', 'larq-venv'))
+
+
+@pytest.mark.slow
+def test_full_width_against_tensorflow(tmp_path):
+    """The whole check at larq-zoo's width in its TensorFlow venv (about a
+    minute once the venv exists; creating it downloads ~600 MB)."""
+    if not osp.isfile(osp.join(LARQ_VENV, '.ready')):
+        pytest.skip(f'no TensorFlow venv at {LARQ_VENV}: bash '
+                    'tools/model_converters/larq_zoo_check.sh creates it')
+    proc = run_tool(['bash', osp.join(TOOLS, 'larq_zoo_check.sh'),
+                     str(tmp_path)], timeout=1200)
+    assert 'passed: float64 and clean float32 logits' in proc.stdout
+    assert '"filters": 64, "num_classes": 1000' in proc.stdout
