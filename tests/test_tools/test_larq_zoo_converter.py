@@ -161,3 +161,23 @@ def test_full_width_against_tensorflow(tmp_path):
                      str(tmp_path)], timeout=1200)
     assert 'passed: float64 and clean float32 logits' in proc.stdout
     assert '"filters": 64, "num_classes": 1000' in proc.stdout
+
+
+@pytest.mark.slow
+def test_converted_file_runs_in_tools_test(tiny_imagenet, tmp_path):
+    """What a user with ImageNet runs: convert, then tools/test.py with the
+    config (here at the fixture's width, on a two-class ImageNet folder)."""
+    out = str(tmp_path / 'larq.pth')
+    run_tool([osp.join(TOOLS, 'larq_zoo_to_mmbireal.py'), H5, out])
+    options = [
+        'model.backbone.stem_channels=4', 'model.backbone.base_channels=4',
+        'model.head.in_channels=32', 'model.head.num_classes=10',
+        f'test_dataloader.dataset.data_root={tiny_imagenet}',
+        'test_dataloader.batch_size=2', 'test_dataloader.num_workers=0'
+    ]
+    proc = run_tool([
+        'tools/test.py', 'configs/birealnet/bireal18_larq-zoo_in1k.py', out,
+        '--work-dir',
+        str(tmp_path / 'work'), '--cfg-options', *options
+    ])
+    assert 'accuracy/top1: ' in proc.stdout
