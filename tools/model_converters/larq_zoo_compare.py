@@ -65,8 +65,15 @@ def relative(a: np.ndarray, ref: np.ndarray) -> float:
     return float(np.abs(a - ref).max() / (ref.max() - ref.min()))
 
 
-def compare(directory: str, model: Optional[torch.nn.Module] = None
-            ) -> Dict[str, float]:
+def off_inputs(a: np.ndarray, ref: np.ndarray, tol: float) -> int:
+    """How many inputs' logits differ by more than ``tol`` of their own
+    range (a sign flipped by rounding, in float32)."""
+    span = ref.max(axis=1) - ref.min(axis=1)
+    return int((np.abs(a - ref).max(axis=1) > tol * span).sum())
+
+
+def compare(directory: str, model: Optional[torch.nn.Module] = None,
+            tol: float = 1e-4) -> Dict[str, float]:
     ref = np.load(osp.join(directory, 'birealnet_random_logits.npz'))
     model = model or build_converted(
         osp.join(directory, 'birealnet_random.h5'))
@@ -77,10 +84,13 @@ def compare(directory: str, model: Optional[torch.nn.Module] = None
         figures[f'{kind}_count'] = len(x)
         figures[f'{kind}_float64'] = relative(
             logits(model, x, torch.float64), tf64)
-        figures[f'{kind}_float32'] = relative(
-            logits(model, x, torch.float32), tf64)
+        ours32 = logits(model, x, torch.float32)
+        figures[f'{kind}_float32'] = relative(ours32, tf64)
         figures[f'{kind}_larq_float32'] = relative(ref[f'{kind}_logits32'],
                                                    tf64)
+        figures[f'{kind}_float32_off'] = off_inputs(ours32, tf64, tol)
+        figures[f'{kind}_larq_float32_off'] = off_inputs(
+            ref[f'{kind}_logits32'], tf64, tol)
         if len(x):
             figures[f'{kind}_min_presign'] = float(
                 ref[f'{kind}_min_presign'].min())
@@ -103,7 +113,7 @@ def main() -> None:
     parser.add_argument('--tol', type=float, default=1e-4)
     parser.add_argument('--json', help='also write the figures here')
     args = parser.parse_args()
-    figures = compare(args.dir)
+    figures = compare(args.dir, tol=args.tol)
     for key, value in figures.items():
         print(f'{key}: {value:.3g}')
     if args.json:
