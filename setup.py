@@ -1,8 +1,9 @@
 """Packaging for mmbireal, following MMPretrain's setup.py conventions.
 
 * Requirements come from ``requirements/*.txt`` (``install_requires`` from
-  ``runtime.txt``; extras ``tests``, ``mim``, ``all`` and ``bench``, the
-  peer runtimes of the deployment benchmark, which ``all`` leaves out).
+  ``runtime.txt``; extras ``tests``, ``mim``, ``all``, ``convert`` (h5py,
+  for the larq-zoo converter) and ``bench``, the peer runtimes of the
+  deployment benchmark, which ``all`` leaves out).
 * MIM support: ``mim train mmbireal <config>.py`` looks for
   ``<installed mmbireal>/.mim/{configs,tools,model-index.yml}``.
 
@@ -284,6 +285,7 @@ if __name__ == '__main__':
             'tests': parse_requirements('requirements/tests.txt'),
             'mim': parse_requirements('requirements/mminstall.txt'),
             'bench': parse_requirements('requirements/bench.txt'),
+            'convert': parse_requirements('requirements/convert.txt'),
         },
         cmdclass=cmdclass,
         zip_safe=False,

@@ -23,9 +23,9 @@ from torch import Tensor
 
 from mmbireal.utils import native
 
-from .reference import num_words
+from .reference import engine_pads, num_words
 
-ABI_VERSION = 3
+ABI_VERSION = 4
 CSRC = osp.join(osp.dirname(osp.abspath(__file__)), 'csrc')
 SOURCE = osp.join(CSRC, 'binconv.cpp')  # includes the csrc/*.h
 SIMD_CODES = {'auto': 0, 'scalar': 1, 'avx2': 2, 'avx512': 3}
@@ -84,8 +84,8 @@ class NativeEngine:
         lib.mmb_conv3x3.restype = ctypes.c_int
         lib.mmb_conv3x3.argtypes = [
             _c_ptr, _c_i64, _c_i64, _c_i64, _c_i64, _c_ptr, _c_i64, _c_i64,
-            _c_ptr, _c_ptr, _c_ptr, _c_ptr, _c_ptr, _c_ptr, ctypes.c_int,
-            ctypes.c_int
+            _c_i64, _c_i64, _c_ptr, _c_ptr, _c_ptr, _c_ptr, _c_ptr, _c_ptr,
+            ctypes.c_int, ctypes.c_int
         ]
         lib.mmb_forward.restype = ctypes.c_int
         lib.mmb_forward.argtypes = [
@@ -140,9 +140,10 @@ class NativeEngine:
         return out
 
     def plan_network(self, blocks: Sequence['BlockSpec'],
-                     simd: str = 'auto') -> 'NetworkPlan':
+                     simd: str = 'auto',
+                     padding: str = 'symmetric') -> 'NetworkPlan':
         """All ``blocks`` as one native call (see :class:`NetworkPlan`)."""
-        return NetworkPlan(self, blocks, simd)
+        return NetworkPlan(self, blocks, simd, padding)
 
     def plan_conv3x3(self,
                      channels: int,
@@ -151,11 +152,12 @@ class NativeEngine:
                      stride: int,
                      scale: Optional[Tensor] = None,
                      shift: Optional[Tensor] = None,
-                     simd: str = 'auto') -> 'Conv3x3Plan':
+                     simd: str = 'auto',
+                     padding: str = 'symmetric') -> 'Conv3x3Plan':
         """A binary 3x3 conv with its weights checked once, to call many
         times (see :meth:`conv3x3` for the arguments)."""
         return Conv3x3Plan(self, channels, weight, out_channels, stride,
-                           scale, shift, simd)
+                           scale, shift, simd, padding)
 
     def conv3x3(self,
                 act_bits: Tensor,
@@ -169,8 +171,9 @@ class NativeEngine:
                 want_out: bool = True,
                 want_dot: bool = False,
                 want_bits: bool = False,
-                simd: str = 'auto') -> ConvOutput:
-        """Binary 3x3 convolution, padding 1, on packed NHWC activations.
+                simd: str = 'auto',
+                padding: str = 'symmetric') -> ConvOutput:
+        """Binary 3x3 convolution on packed NHWC activations.
 
         Args:
             act_bits: ``(N, H, W, ceil(C / 64))`` int64 from
@@ -186,16 +189,21 @@ class NativeEngine:
                 float result, the raw int32 dot products, the packed signs
                 of the float result (the next binary conv's input).
             simd: ``'auto'``, ``'scalar'``, ``'avx2'`` or ``'avx512'``.
+            padding: The backbone's padding mode: ``'symmetric'`` (1 on
+                every side) or ``'tf_same'`` (:func:`~.reference.
+                conv3x3_pads`).
         """
         plan = self.plan_conv3x3(channels, weight, out_channels, stride,
-                                 scale, shift, simd)
+                                 scale, shift, simd, padding)
         return plan(act_bits, residual, want_out, want_dot, want_bits)
 
 
 class _BlockDesc(ctypes.Structure):
     """csrc/network.h: BlockDesc."""
     _fields_ = [('cin', _c_i64), ('cout', _c_i64), ('stride', _c_i64),
-                ('nconv', _c_i64), ('wgt', _c_ptr * 2), ('scale', _c_ptr * 2),
+                ('nconv', _c_i64), ('pad_t', _c_i64 * 2),
+                ('pad_l', _c_i64 * 2), ('wgt', _c_ptr * 2),
+                ('scale', _c_ptr * 2),
                 ('shift', _c_ptr * 2), ('down_wt', _c_ptr),
                 ('down_bias', _c_ptr), ('thr', _c_ptr * 2),
                 ('act_b1', _c_ptr), ('act_slope', _c_ptr),
@@ -228,19 +236,22 @@ class NetworkPlan:
 
     Computes the same floats as :func:`~.reference.downsample_torch` and
     the reference convs block by block. Calls are serialised (the scratch
-    buffers are shared).
+    buffers are shared). ``padding`` is the backbone's padding mode; each
+    conv's zeros before its input are set for the input size of a call.
     """
 
     def __init__(self, engine: NativeEngine, blocks: Sequence[BlockSpec],
-                 simd: str = 'auto') -> None:
+                 simd: str = 'auto', padding: str = 'symmetric') -> None:
         if not blocks:
             raise ValueError('a network needs at least one block')
         if simd not in SIMD_CODES:
             raise ValueError(f'unknown simd {simd!r}; accepted: '
                              f'{", ".join(SIMD_CODES)}')
-        self.engine, self.simd = engine, simd
+        self.engine, self.simd, self.padding = engine, simd, padding
+        engine_pads(padding, 1, 1, 1)  # checks the mode
         self.blocks = list(blocks)
         self._keep: List[Tensor] = []  # the library reads them by pointer
+        self._pads_for: Optional[Tuple[int, int]] = None
         descs = (_BlockDesc * len(blocks))()
         for d, b in zip(descs, self.blocks):
             if len(b.convs) not in (1, 2) or b.stride not in (1, 2):
@@ -307,6 +318,19 @@ class NetworkPlan:
             ]}
         return self._scratch[key]
 
+    def _set_pads(self, h: int, w: int) -> None:
+        """Each conv's zeros before its input for an ``h`` x ``w`` input."""
+        if self._pads_for == (h, w):
+            return
+        self._pads_for = (h, w)
+        for d, b in zip(self._descs, self.blocks):
+            stride = b.stride
+            for k in range(len(b.convs)):
+                d.pad_t[k], d.pad_l[k] = engine_pads(self.padding, h, w,
+                                                     stride)
+                h, w = (h - 1) // stride + 1, (w - 1) // stride + 1
+                stride = 1
+
     def out_shape(self, n: int, h: int, w: int) -> Tuple[int, int, int, int]:
         for b in self.blocks:
             h, w = (h - 1) // b.stride + 1, (w - 1) // b.stride + 1
@@ -326,6 +350,7 @@ class NetworkPlan:
             return out
         with self._lock:
             buffers = self._buffers(n, h, w)
+            self._set_pads(h, w)
             ret = self.engine.lib.mmb_forward(
                 x.data_ptr(), n, h, w, c, self._descs, len(self.blocks),
                 *(t.data_ptr() for t in buffers), out.data_ptr(),
@@ -358,8 +383,10 @@ class Conv3x3Plan:
                  out_channels: int, stride: int,
                  scale: Optional[Tensor] = None,
                  shift: Optional[Tensor] = None,
-                 simd: str = 'auto') -> None:
+                 simd: str = 'auto',
+                 padding: str = 'symmetric') -> None:
         cw, groups = num_words(channels), -(-out_channels // LANES)
+        engine_pads(padding, 1, 1, 1)  # checks the mode
         if weight.dtype != torch.int64 or tuple(weight.shape) != (
                 groups, 9, cw, LANES):
             raise ValueError(f'weight must be int64 ({groups}, 9, {cw}, '
@@ -369,7 +396,7 @@ class Conv3x3Plan:
         if simd not in SIMD_CODES:
             raise ValueError(f'unknown simd {simd!r}; accepted: '
                              f'{", ".join(SIMD_CODES)}')
-        self.engine, self.simd = engine, simd
+        self.engine, self.simd, self.padding = engine, simd, padding
         self.channels, self.out_channels, self.stride = (channels,
                                                          out_channels, stride)
         self.cw, self.out_cw = cw, num_words(out_channels)
@@ -377,9 +404,9 @@ class Conv3x3Plan:
         self.weight = weight.contiguous()
         self.scale = _check_float(scale, (out_channels, ))
         self.shift = _check_float(shift, (out_channels, ))
-        self._ptrs = (self.weight.data_ptr(), out_channels, stride,
-                      *(None if t is None else t.data_ptr()
-                        for t in (self.scale, self.shift)))
+        self._weight_ptrs = (self.weight.data_ptr(), out_channels, stride)
+        self._affine_ptrs = tuple(None if t is None else t.data_ptr()
+                                  for t in (self.scale, self.shift))
 
     def __call__(self,
                  act_bits: Tensor,
@@ -405,7 +432,8 @@ class Conv3x3Plan:
         if n * h * w == 0:
             return ConvOutput(out, dot, bits)
         ret = self.engine.lib.mmb_conv3x3(
-            act_bits.data_ptr(), n, h, w, self.channels, *self._ptrs,
+            act_bits.data_ptr(), n, h, w, self.channels, *self._weight_ptrs,
+            *engine_pads(self.padding, h, w, s), *self._affine_ptrs,
             None if residual is None else residual.data_ptr(),
             None if out is None else out.data_ptr(),
             None if dot is None else dot.data_ptr(),

@@ -17,7 +17,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from mmbireal.analysis import config_test_pipeline, pipeline_input_size
 from mmbireal.models import BinaryConv2d, BiRealNet, LearnableBias, RPReLU
 
-from .file_format import FORMAT, VERSION, VERSION_REACT
+from .file_format import FORMAT, version_of
 from .reference import pack_signs_torch
 
 
@@ -40,7 +40,7 @@ def _bn_affine(bn: nn.Module, name: str) -> Tuple[Tensor, Tensor]:
 
 
 def _pack_binary_conv(conv: nn.Module, bn: nn.Module, act: nn.Module,
-                      name: str) -> Dict[str, Tensor]:
+                      name: str, padding: str) -> Dict[str, Tensor]:
     if not isinstance(conv, BinaryConv2d):
         raise ExportError(f'{name}: not a BinaryConv2d ({type(conv).__name__}'
                           '); only binary networks can be packed')
@@ -52,12 +52,17 @@ def _pack_binary_conv(conv: nn.Module, bn: nn.Module, act: nn.Module,
         raise ExportError(f'{name}: a {type(act).__name__} before the binary '
                           'conv cannot be packed (an RSign LearnableBias '
                           'can)')
-    if (conv.kernel_size != (3, 3) or conv.padding != (1, 1)
+    # the backbone's padding mode, as the conv applies it (padding 1, or
+    # its input padded by the mode and then padding 0)
+    own_padding = (1, 1) if padding == 'symmetric' else (0, 0)
+    if (conv.kernel_size != (3, 3) or conv.padding != own_padding
+            or getattr(conv, 'input_padding', 'symmetric') != padding
             or conv.dilation != (1, 1) or conv.groups != 1
             or conv.bias is not None or conv.stride not in ((1, 1),
                                                             (2, 2))):
-        raise ExportError(f'{name}: only 3x3 convs, padding 1, stride 1/2, '
-                          'no bias, no groups/dilation can be packed')
+        raise ExportError(f'{name}: only 3x3 convs padded as the backbone '
+                          f'({padding!r}), stride 1/2, no bias, no '
+                          'groups/dilation can be packed')
     weight = conv.weight.detach().double()
     scale, shift = _bn_affine(bn, name + ' BN')
     if conv.weight_binarizer_obj.scaled:  # alpha * sign(W): into the BN
@@ -202,7 +207,8 @@ def pack_classifier(model: nn.Module, cfg: Optional[Config] = None) -> dict:
                 widths.append(convs[-1][1].out_channels)
                 strides.append(convs[0][1].stride[0])
             for k, (act, conv, bn) in enumerate(convs):
-                fields = _pack_binary_conv(conv, bn, act, f'{prefix}.conv{k}')
+                fields = _pack_binary_conv(conv, bn, act, f'{prefix}.conv{k}',
+                                           backbone.padding)
                 sign_biases.add('sign_bias' in fields)
                 for key, value in fields.items():
                     weights[f'{prefix}.conv{k}.{key}'] = value
@@ -255,21 +261,24 @@ def pack_classifier(model: nn.Module, cfg: Optional[Config] = None) -> dict:
         classes = meta['classes']
         if classes is not None and len(classes) != head.fc.out_features:
             meta['classes'] = None  # names of another label set
+    arch = {
+        'depth': int(backbone.depth),
+        'stem_type': str(backbone.stem_type),
+        'in_channels': int(backbone.in_channels),
+        'stem_channels': int(conv1.out_channels),
+        'widths': widths,
+        'strides': strides,
+        'blocks': blocks,
+        'convs_per_shortcut': convs_per_block.pop(),
+        'num_classes': int(head.fc.out_features),
+        **react,
+    }
+    if backbone.padding != 'symmetric':  # files without it stay version 1
+        arch['padding'] = str(backbone.padding)
     return {
         'format': FORMAT,
-        'version': VERSION_REACT if react else VERSION,
-        'arch': {
-            'depth': int(backbone.depth),
-            'stem_type': str(backbone.stem_type),
-            'in_channels': int(backbone.in_channels),
-            'stem_channels': int(conv1.out_channels),
-            'widths': widths,
-            'strides': strides,
-            'blocks': blocks,
-            'convs_per_shortcut': convs_per_block.pop(),
-            'num_classes': int(head.fc.out_features),
-            **react,
-        },
+        'version': version_of(arch),
+        'arch': arch,
         'weights': weights,
         'meta': meta,
     }

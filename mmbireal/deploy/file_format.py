@@ -7,12 +7,16 @@ and tensors, so :func:`mmbireal.utils.load_checkpoint_file` reads it in
 weights-only mode with no extra allow-list:
 
 ``format``/``version``
-    :data:`FORMAT` / :data:`VERSION`.
+    :data:`FORMAT` / the lowest of :data:`VERSIONS` that has every key the
+    file holds (:func:`version_of`), so a file without the newer keys reads
+    in older code too.
 ``arch``
     Enough to rebuild the network without the config: ``depth``,
     ``stem_type``, ``in_channels``, ``stem_channels``, ``widths``,
     ``strides``, ``blocks`` (per stage), ``convs_per_shortcut``,
-    ``num_classes``.
+    ``num_classes``; from version 2 ``padding`` (the backbone's padding
+    mode, :mod:`mmbireal.models.padding`), written only when it is not
+    ``'symmetric'``, which a file without it has.
 ``weights``
     Binary 3x3 convs (:func:`conv_key`, ``layer{i}.{j}.conv{k}.*``):
     ``bits`` int64 ``(C_out, 3, 3, ceil(C_in / 64))`` -- 1 bit per weight,
@@ -26,7 +30,7 @@ weights-only mode with no extra allow-list:
     Real-valued layers in fp32: ``stem.weight`` and ``stem.scale/shift``
     (its BN), ``layer{i}.0.downsample.weight`` ``(C_out, C_in)`` and
     ``.scale/.shift`` (:func:`downsample_key`), ``fc.weight``/``fc.bias``.
-ReActNet's parts (``version`` :data:`VERSION_REACT`; files without them
+ReActNet's parts (``version`` 2, :func:`version_of`; files without them
     stay version 1, unchanged): ``arch['sign_bias']`` (bool) gives every
     binary conv a ``conv{k}.sign_bias`` fp32 ``(C_in,)``, the RSign bias
     ``b`` of its input (the conv sees ``sign(x + b)``); ``arch['block_act']``
@@ -45,14 +49,19 @@ ReActNet's parts (``version`` :data:`VERSION_REACT`; files without them
 """
 
 FORMAT = 'mmbireal-packed-bireal'
-VERSION = 1
-# files with ReActNet's parts: readers of version 1 would ignore their keys
-VERSION_REACT = 2
-VERSIONS = (VERSION, VERSION_REACT)
+#: versions this code reads; 2: files with keys a version-1 reader would
+#: ignore (``arch['padding']``, ReActNet's parts); all others stay 1
+VERSIONS = (1, 2)
 #: ``arch['block_act']`` values -> the fields of their weights
 BLOCK_ACTS = {'rprelu': ('shift_in', 'slope', 'shift_out')}
 # meta keys an image call needs (:meth:`PackedBiRealNet.classify`)
 PREPROCESS_KEYS = ('mean', 'std', 'crop_size')
+
+
+def version_of(arch: dict) -> int:
+    """The version a file with this ``arch`` is written as."""
+    return 2 if any(k in arch for k in ('padding', 'sign_bias',
+                                        'block_act')) else 1
 
 
 def block_key(stage: int, block: int) -> str:

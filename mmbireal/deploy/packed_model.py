@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmbireal.models.backbones.bireal_net import STEM_GEOMETRIES
+from mmbireal.models.padding import check_padding
 from mmbireal.utils import CheckpointError, InputError, load_checkpoint_file
 
 from .engine import (
@@ -53,17 +54,19 @@ STEMS = ('exact', 'int8')
 
 
 class PackedBinaryConv(nn.Module):
-    """One binary 3x3 conv (padding 1) with its folded BN and, with
-    ReActNet's RSign, the bias ``sign_bias`` its input's signs are taken
-    with (``sign(x + b)``)."""
+    """One binary 3x3 conv with its folded BN, padded as ``padding`` (the
+    backbone's mode) says, and, with ReActNet's RSign, the bias
+    ``sign_bias`` its input's signs are taken with (``sign(x + b)``)."""
 
     def __init__(self, bits: Tensor, scale: Tensor, shift: Tensor,
                  in_channels: int, stride: int,
-                 sign_bias: Optional[Tensor] = None) -> None:
+                 sign_bias: Optional[Tensor] = None,
+                 padding: str = 'symmetric') -> None:
         super().__init__()
         self.in_channels = in_channels
         self.out_channels = bits.shape[0]
         self.stride = stride
+        self.padding = padding
         self.register_buffer('bits', bits)
         self.register_buffer('scale', scale)
         self.register_buffer('shift', shift)
@@ -93,7 +96,7 @@ class PackedBinaryConv(nn.Module):
         if self._plan_key != key:
             self._plan = engine.plan_conv3x3(
                 self.in_channels, self.engine_weight, self.out_channels,
-                self.stride, self.scale, self.shift)
+                self.stride, self.scale, self.shift, padding=self.padding)
             self._plan_key = key
         out = self._plan(bits, residual, want_out=want_out,
                          want_bits=want_bits)
@@ -104,13 +107,15 @@ class PackedBinaryConv(nn.Module):
                                                 Tensor]] = None) -> Tensor:
         if self.sign_bias is not None:  # as training computes it
             x = x + self.sign_bias
-        dots = binary_conv3x3_torch(x, self.weight_pm1(), self.stride)
+        dots = binary_conv3x3_torch(x, self.weight_pm1(), self.stride,
+                                    self.padding)
         return affine_epilogue(dots, self.scale, self.shift, residual,
                                block_act)
 
     def extra_repr(self) -> str:
+        padding = 1 if self.padding == 'symmetric' else repr(self.padding)
         return (f'{self.in_channels}, {self.out_channels}, kernel_size=3, '
-                f'stride={self.stride}, padding=1, 1-bit')
+                f'stride={self.stride}, padding={padding}, 1-bit')
 
 
 class PackedBlock(nn.Module):
@@ -235,6 +240,9 @@ class PackedBiRealNet(nn.Module):
         self.stem = stem
         self._int8_stem: Optional[Int8Stem] = None
         if stem == 'int8':
+            if self.padding != 'symmetric':
+                raise ValueError("stem='int8' supports the symmetric padding "
+                                 f'only, not {self.padding!r}')
             if 'mean' not in self.meta or 'std' not in self.meta:
                 raise ValueError("stem='int8' needs the data preprocessor's "
                                  'mean/std in the packed file')
@@ -274,6 +282,8 @@ class PackedBiRealNet(nn.Module):
         if self.stem_type not in tuple(STEM_GEOMETRIES):
             raise ValueError(f'unknown stem_type {self.stem_type!r}')
         self.stem_geometry = STEM_GEOMETRIES[self.stem_type]
+        # files before version 2 have no padding: the symmetric one
+        self.padding = check_padding(arch.get('padding', 'symmetric'))
         self.in_channels = int(arch['in_channels'])
         stem = int(arch['stem_channels'])
         k = self.stem_geometry.kernel_size
@@ -314,7 +324,8 @@ class PackedBiRealNet(nn.Module):
                             tensor(conv_key(i, j, c, 'shift'), (width, ),
                                    f32), cin, block_stride if c == 0 else 1,
                             tensor(conv_key(i, j, c, 'sign_bias'), (cin, ),
-                                   f32) if sign_bias else None))
+                                   f32) if sign_bias else None,
+                            padding=self.padding))
                     cin = width
                 downsample = None
                 if j == 0 and (stride != 1 or channels != width):
@@ -353,7 +364,8 @@ class PackedBiRealNet(nn.Module):
         if key is None or key[0] is not self.engine or any(
                 a is not b for a, b in zip(key[1], current)):
             self._network = self.engine.plan_network(
-                [block.spec() for block in self.blocks])
+                [block.spec() for block in self.blocks],
+                padding=self.padding)
             self._network_key = (self.engine, current)
         return self._network
 
@@ -371,7 +383,7 @@ class PackedBiRealNet(nn.Module):
             x = self.stem_geometry.pool(self._int8_stem(x))
         else:
             x = self.stem_geometry.forward(x, self.stem_weight,
-                                           self.stem_bias)
+                                           self.stem_bias, self.padding)
         x = x.permute(0, 2, 3, 1).contiguous()  # NHWC from here on
         if self.engine is None:
             for block in self.blocks:

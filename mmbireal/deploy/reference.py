@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from mmbireal.models.padding import Pads, input_pads
+
 _BIT_WEIGHTS = 2**torch.arange(8, dtype=torch.int64)
 
 
@@ -59,14 +61,34 @@ def unpack_signs(words: Tensor, channels: int) -> Tensor:
     return bits.to(torch.float32) * 2 - 1
 
 
-def binary_conv3x3_torch(x: Tensor, weight_pm1: Tensor,
-                         stride: int) -> Tensor:
-    """Integer dot products of the binary 3x3 conv (padding 1), NHWC.
+def conv3x3_pads(padding: str, height: int, width: int,
+                 stride: int) -> Pads:
+    """``(left, right, top, bottom)`` zeros around a ``height`` x ``width``
+    input of a binary 3x3 conv with ``stride`` under the backbone's
+    ``padding`` (:func:`mmbireal.models.padding.input_pads`): 1 on every
+    side for ``'symmetric'``."""
+    pads = input_pads(padding, height, width, 3, stride)
+    return (1, 1, 1, 1) if pads is None else pads
+
+
+def engine_pads(padding: str, height: int, width: int,
+                stride: int) -> Tuple[int, int]:
+    """``(top, left)`` of :func:`conv3x3_pads`: what the engine takes (the
+    output size, ``ceil(size / stride)``, fixes the rest)."""
+    left, _, top, _ = conv3x3_pads(padding, height, width, stride)
+    return top, left
+
+
+def binary_conv3x3_torch(x: Tensor, weight_pm1: Tensor, stride: int,
+                         padding: str = 'symmetric') -> Tensor:
+    """Integer dot products of the binary 3x3 conv, NHWC.
 
     Args:
         x: ``(N, H, W, C)`` real activations; only their signs are used.
         weight_pm1: ``(C_out, C, 3, 3)`` weights, exactly ``+-1``.
         stride: 1 or 2.
+        padding: The backbone's padding mode (:func:`conv3x3_pads`):
+            ``'symmetric'`` (1 on every side) or ``'tf_same'``.
 
     Returns:
         ``(N, H_out, W_out, C_out)`` float32 holding exact integers:
@@ -75,7 +97,11 @@ def binary_conv3x3_torch(x: Tensor, weight_pm1: Tensor,
         training.
     """
     signs = sign_pm1(x).permute(0, 3, 1, 2)
-    dots = F.conv2d(signs, weight_pm1, stride=stride, padding=1)
+    if padding == 'symmetric':
+        dots = F.conv2d(signs, weight_pm1, stride=stride, padding=1)
+    else:
+        pads = conv3x3_pads(padding, x.shape[1], x.shape[2], stride)
+        dots = F.conv2d(F.pad(signs, pads), weight_pm1, stride=stride)
     return dots.permute(0, 2, 3, 1).contiguous()
 
 

@@ -16,6 +16,7 @@ from .binarizers import (
     WeightBinarizer,
     build_binarizer,
 )
+from .padding import Pads, input_pads
 
 
 class _BinaryConv2dFunction(torch.autograd.Function):
@@ -41,6 +42,9 @@ class _BinaryConv2dFunction(torch.autograd.Function):
         ctx.save_for_backward(x, weight, alpha)
         ctx.conv, ctx.act, ctx.weight_binarizer = conv, act, weight_binarizer
         ctx.backend, ctx.has_bias = backend, bias is not None
+        pads = conv.input_pads(x)
+        if pads is not None:
+            x_b = F.pad(x_b, pads)
         return F.conv2d(x_b, w_b, bias, conv.stride, conv.padding,
                         conv.dilation, conv.groups)
 
@@ -51,14 +55,21 @@ class _BinaryConv2dFunction(torch.autograd.Function):
                                     ctx.backend)
         x_b, w_b, alpha = _binarized(x, weight, act, wbin, backend, alpha)
         needs = ctx.needs_input_grad
+        pads = conv.input_pads(x)
+        x_conv = x_b if pads is None else F.pad(x_b, pads)
         # under autocast the conv ran (and grad arrives) in low precision
         grad_x, grad_w, grad_b = torch.ops.aten.convolution_backward(
-            grad, x_b.to(grad.dtype), w_b.to(grad.dtype),
+            grad, x_conv.to(grad.dtype), w_b.to(grad.dtype),
             [weight.shape[0]] if ctx.has_bias else None, conv.stride,
             conv.padding, conv.dilation, False, [0, 0], conv.groups,
             [needs[0], needs[1], ctx.has_bias and needs[2]])
+        del x_conv
         # x_b and w_b are dead now: the surrogate gradients reuse them
         if grad_x is not None:
+            if pads is not None:  # the padded taps' gradient is dropped
+                left, _, top, _ = pads
+                grad_x = grad_x[..., top:top + x.shape[-2],
+                                left:left + x.shape[-1]].contiguous()
             grad_x = grad_x.to(x.dtype)
             if act is not None:
                 grad_x = act.mul_surrogate_grad(
@@ -115,7 +126,9 @@ class BinaryConv2d(nn.Conv2d):
             ``'torch'`` (PyTorch ops). ``MMBIREAL_TRAIN_KERNELS=torch``
             overrides it. Defaults to ``'auto'``.
         *args, **kwargs: The arguments of :class:`torch.nn.Conv2d`. Only
-            ``padding_mode='zeros'`` is accepted.
+            ``padding_mode='zeros'`` is accepted; ``padding='tf_same'``
+            (keyword) pads the binarized input as TensorFlow's ``'same'``
+            does (see :mod:`mmbireal.models.padding`).
 
     Example:
         >>> import torch
@@ -136,6 +149,11 @@ class BinaryConv2d(nn.Conv2d):
                  weight_binarizer: BinarizerConfig = 'magnitude_aware',
                  backend: str = 'auto',
                  **kwargs) -> None:
+        # 'tf_same' is ours, not nn.Conv2d's: the conv itself then pads 0
+        self.input_padding = 'symmetric'
+        if kwargs.get('padding') == 'tf_same':
+            self.input_padding = kwargs['padding']
+            kwargs['padding'] = 0
         super().__init__(*args, **kwargs)
         if self.padding_mode != 'zeros':
             raise InputError(
@@ -144,6 +162,15 @@ class BinaryConv2d(nn.Conv2d):
         self.act_binarizer = act_binarizer
         self.weight_binarizer = weight_binarizer
         self.backend = backend
+
+    def input_pads(self, x: Tensor) -> Optional[Pads]:
+        """``F.pad``'s pads of the binarized ``x`` before the conv (then
+        run with ``self.padding``), None where there are none."""
+        if self.input_padding == 'symmetric':
+            return None
+        pads = input_pads(self.input_padding, x.shape[-2], x.shape[-1],
+                          self.kernel_size[0], self.stride[0])
+        return pads if any(pads) else None
 
     @property
     def act_binarizer(self) -> Optional[str]:
@@ -222,12 +249,15 @@ class BinaryConv2d(nn.Conv2d):
 
     def forward(self, x: Tensor) -> Tensor:
         act, wbin = self._act, self._weight_bin
+        pads = self.input_pads(x)
         if act is None and wbin is None:
+            x = x if pads is None else F.pad(x, pads)
             return self._conv_forward(x, self.weight, self.bias)
         if not torch.is_grad_enabled() or isinstance(self.padding, str):
             # inference (cached weights), or 'same'/'valid' padding
             if act is not None:
                 x = act(x, self._backend)
+            x = x if pads is None else F.pad(x, pads)
             return self._conv_forward(x, self.binary_weight(), self.bias)
         return _BinaryConv2dFunction.apply(x, self.weight, self.bias, self,
                                            act, wbin, self._backend)
@@ -235,7 +265,9 @@ class BinaryConv2d(nn.Conv2d):
     def extra_repr(self) -> str:
         backend = '' if self._backend == 'auto' else \
             f', backend={self._backend!r}'
-        return (super().extra_repr() +
+        padding = '' if self.input_padding == 'symmetric' else \
+            f', input_padding={self.input_padding!r}'
+        return (super().extra_repr() + padding +
                 f', act_binarizer={self.act_binarizer!r}'
                 f', weight_binarizer={self.weight_binarizer!r}' + backend)
 

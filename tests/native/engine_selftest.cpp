@@ -2,7 +2,8 @@
 // path, for builds that cannot load into Python here (a cross-compiled
 // aarch64 binary run under qemu-aarch64). Written by tests/test_deploy.py:
 //   engine_selftest <vectors file>
-// The file holds cases, each: int64 n, h, w, c, cout, stride; float x
+// The file holds cases, each: int64 n, h, w, c, cout, stride, pad_t,
+// pad_l; float x
 // [n*h*w*c]; uint64 weight layout [G*9*Cw*8]; float scale, shift [cout];
 // float res [n*ho*wo*cout]; expected int32 dot, float out [n*ho*wo*cout],
 // uint64 bits [n*ho*wo*ceil(cout/64)]. Prints "N cases ok" or the first
@@ -25,10 +26,10 @@ int main(int argc, char **argv) {
   FILE *f = fopen(argv[1], "rb");
   if (!f) return 2;
   int cases = 0;
-  int64_t hdr[6];
-  while (fread(hdr, sizeof(int64_t), 6, f) == 6) {
+  int64_t hdr[8];
+  while (fread(hdr, sizeof(int64_t), 8, f) == 8) {
     const int64_t n = hdr[0], h = hdr[1], w = hdr[2], c = hdr[3];
-    const int64_t cout = hdr[4], s = hdr[5];
+    const int64_t cout = hdr[4], s = hdr[5], pad_t = hdr[6], pad_l = hdr[7];
     const int64_t ho = (h - 1) / s + 1, wo = (w - 1) / s + 1;
     const int64_t cw = (c + 63) / 64, groups = (cout + 7) / 8;
     const int64_t m = n * ho * wo * cout, mw = n * ho * wo * ((cout + 63) / 64);
@@ -47,8 +48,8 @@ int main(int argc, char **argv) {
     std::vector<float> out(m);
     mmb_pack_signs(x.data(), n * h * w, c, act.data(), 2);
     for (int simd = 1; simd <= mmb_best_simd(); ++simd) {
-      if (mmb_conv3x3(act.data(), n, h, w, c, wgt.data(), cout, s,
-                      scale.data(), shift.data(), res.data(), out.data(),
+      if (mmb_conv3x3(act.data(), n, h, w, c, wgt.data(), cout, s, pad_t,
+                      pad_l, scale.data(), shift.data(), res.data(), out.data(),
                       dot.data(), bits.data(), simd, 2) != 0) {
         printf("case %d: engine refused\n", cases);
         return 1;

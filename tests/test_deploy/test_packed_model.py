@@ -35,6 +35,7 @@ from mmbireal.deploy import (
     pack_signs_torch,
     unpack_signs,
 )
+from mmbireal.deploy.reference import engine_pads
 from mmbireal.models import (
     BinaryConv2d,
     BiRealNet,
@@ -46,6 +47,7 @@ from mmbireal.models.backbones import (
     BinaryResBlock,
     StemGeometry,
 )
+from mmbireal.models.padding import PADDINGS
 from mmbireal.utils import CheckpointError
 
 FMNIST_CFG = FMNIST_QUICK_CFG
@@ -183,18 +185,21 @@ CSRC = osp.join(REPO, 'mmbireal', 'deploy', 'csrc')
 
 
 def _write_selftest_vectors(path, cases):
-    """The reference path's results for engine_selftest.cpp."""
+    """The reference path's results for engine_selftest.cpp (every other
+    case with the 'tf_same' padding)."""
     chunks = []
-    for n, h, w, c, cout, stride, seed in cases:
+    for k, (n, h, w, c, cout, stride, seed) in enumerate(cases):
+        padding = PADDINGS[k % 2]
         x, weight, gen = _case(n, h, w, c, cout, seed)
         bits = pack_signs_torch(weight.permute(0, 2, 3, 1))
         w_pm1 = unpack_signs(bits, c).permute(0, 3, 1, 2).contiguous()
-        dots = binary_conv3x3_torch(x, w_pm1, stride)
+        dots = binary_conv3x3_torch(x, w_pm1, stride, padding)
         scale = torch.randn(cout, generator=gen)
         shift = torch.randn(cout, generator=gen)
         res = torch.randn(*dots.shape, generator=gen)
         out = affine_epilogue(dots, scale, shift, res)
-        chunks += [torch.tensor([n, h, w, c, cout, stride]), x,
+        pads = engine_pads(padding, h, w, stride)
+        chunks += [torch.tensor([n, h, w, c, cout, stride, *pads]), x,
                    engine_weight_layout(bits), scale, shift, res,
                    dots.to(torch.int32), out, pack_signs_torch(out)]
     with open(path, 'wb') as f:

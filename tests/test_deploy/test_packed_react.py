@@ -15,7 +15,6 @@ from mmbireal.deploy import (
     load_packed,
     pack_classifier,
 )
-from mmbireal.deploy.file_format import VERSION, VERSION_REACT
 from mmbireal.models import LearnableBias, RPReLU
 
 PARTS = {
@@ -54,7 +53,7 @@ def _assert_logits_match(ref, out):
 
 def test_file_without_the_parts_is_unchanged():
     packed = pack_classifier(small_fmnist_model())
-    assert packed['version'] == VERSION == 1
+    assert packed['version'] == 1
     assert 'sign_bias' not in packed['arch']
     assert 'block_act' not in packed['arch']
     assert not [k for k in packed['weights']
@@ -86,7 +85,7 @@ def test_export_matches_float_model_on_both_backends(tmp_path, cps):
 def test_file_with_the_parts_is_version_2_and_names_them():
     model = _react_model()
     packed = pack_classifier(model)
-    assert packed['version'] == VERSION_REACT == 2
+    assert packed['version'] == 2
     weights = packed['weights']
     block = model.backbone.layer2[0]
     assert torch.equal(weights['layer2.0.conv0.sign_bias'], block.act.bias)

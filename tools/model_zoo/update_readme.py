@@ -21,8 +21,9 @@ README = osp.join(REPO, 'configs', 'birealnet', 'README.md')
 START = '<!-- model-zoo-table:start (generated from metafile.yml) -->'
 END = '<!-- model-zoo-table:end -->'
 STAR = '\\*'  # a literal * in markdown
-# suffix of the metrics that are the paper's figures, not this code's
-PAPER = ' (paper)'
+# suffixes of the metrics that are others' figures (the paper's, larq-zoo's
+# evaluation of its weights), not this code's
+FOREIGN = (' (paper)', ' (larq-zoo)')
 
 
 def _number(value, scale: float, digits: int) -> str:
@@ -30,12 +31,26 @@ def _number(value, scale: float, digits: int) -> str:
 
 
 def _accuracy(metrics: dict, name: str, mark: str) -> str:
-    """A measured metric, else the paper's (``'<name> (paper)'``) marked
-    as such, else '-'."""
+    """A measured metric, else another's (``'<name> (paper)'``,
+    ``'<name> (larq-zoo)'``) marked as such, else '-'."""
     if metrics.get(name) is not None:
         return f'{metrics[name]}{mark}'
-    if metrics.get(f'{name}{PAPER}') is not None:
-        return f'{metrics[name + PAPER]}{mark}{PAPER}'
+    for suffix in FOREIGN:
+        if metrics.get(f'{name}{suffix}') is not None:
+            return f'{metrics[name + suffix]}{mark}{suffix}'
+    return '-'
+
+
+def _download(model: dict) -> str:
+    """Our weights, or the file converted and the command converting it
+    (``Converted From``), else '-'."""
+    if model.get('Weights'):
+        return f"[model]({model['Weights']})"
+    source = model.get('Converted From') or {}
+    if source.get('Weights'):
+        name = source['Weights'].rsplit('/', 1)[-1]
+        code = f" + `{source['Code']}`" if source.get('Code') else ''
+        return f"[{name}]({source['Weights']}){code}"
     return '-'
 
 
@@ -60,14 +75,13 @@ def render_table(models: List[dict]) -> str:
         top1 = _accuracy(metrics, 'Top 1 Accuracy', mark)
         top5 = _accuracy(metrics, 'Top 5 Accuracy', mark)
         config = model['Config']
-        weights = model.get('Weights')
         lines.append(
             f"| `{model['Name']}` ({result.get('Dataset', '-')}) "
             f"| {_number(meta.get('Parameters'), 1e6, 2)} "
             f"| {_number(meta.get('FLOPs'), 1e9, 3)} "
             f'| {top1} | {top5} '
             f"| [config]({osp.relpath(config, 'configs/birealnet')}) "
-            f"| {f'[model]({weights})' if weights else '-'} |")
+            f'| {_download(model)} |')
     lines.append('')
     for i, note in enumerate(notes):
         lines.append(f'{STAR * (i + 1)} {note}  ')

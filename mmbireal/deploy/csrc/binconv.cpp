@@ -74,11 +74,13 @@ void conv_share(const ConvArgs &A, int simd, int t, int nt) {
 
 ConvArgs conv_args(const uint64_t *act, int64_t n_img, int64_t h, int64_t w,
                    int64_t c, const uint64_t *wgt, int64_t cout,
-                   int64_t stride, const float *scale, const float *shift,
+                   int64_t stride, int64_t pad_t, int64_t pad_l,
+                   const float *scale, const float *shift,
                    const float *res, float *out, int32_t *dot,
                    uint64_t *bits) {
   ConvArgs A;
   A.act = act; A.n_img = n_img; A.h = h; A.w = w; A.c = c;
+  A.pad_t = pad_t; A.pad_l = pad_l;
   A.cw = (c + 63) / 64; A.cout = cout; A.stride = stride;
   A.ho = (h - 1) / stride + 1; A.wo = (w - 1) / stride + 1;
   A.groups = (cout + kLanes - 1) / kLanes;
@@ -132,8 +134,8 @@ void forward_share(const float *x, int64_t n, int64_t h, int64_t w,
 #pragma omp barrier
       }
       ConvArgs A = conv_args(
-          bits, n, hh, ww, cin, B.wgt[k], B.cout, stride, B.scale[k],
-          B.shift[k], final_conv ? identity : nullptr,
+          bits, n, hh, ww, cin, B.wgt[k], B.cout, stride, B.pad_t[k],
+          B.pad_l[k], B.scale[k], B.shift[k], final_conv ? identity : nullptr,
           final_conv ? next : nullptr, nullptr,
           final_conv && last ? nullptr : spare);
       if (final_conv) {
@@ -159,7 +161,7 @@ void forward_share(const float *x, int64_t n, int64_t h, int64_t w,
 extern "C" {
 
 // Bumped whenever a signature below changes (the Python side checks it).
-int mmb_abi_version() { return 3; }
+int mmb_abi_version() { return 4; }
 
 // Highest SIMD path this CPU runs: 1 scalar, 2 AVX2, 3 AVX-512 VPOPCNTDQ.
 int mmb_best_simd() { return best_simd(); }
@@ -176,21 +178,25 @@ void mmb_pack_signs(const float *x, int64_t rows, int64_t c, uint64_t *out,
     pack(x + r * c, c, nullptr, out + r * cw);
 }
 
-// The binary 3x3 convolution, padding 1, stride 1 or 2. Any of out, dot,
-// bits may be NULL (not produced); scale, shift, res may be NULL (identity).
-// Returns 0, or -1 for an unsupported simd request / bad argument.
+// The binary 3x3 convolution, stride 1 or 2, pad_t / pad_l (0 or 1) zero
+// rows / columns before the input (1, 1: PyTorch's padding 1). Any of out,
+// dot, bits may be NULL (not produced); scale, shift, res may be NULL
+// (identity). Returns 0, or -1 for an unsupported simd request / bad
+// argument.
 int mmb_conv3x3(const uint64_t *act, int64_t n_img, int64_t h, int64_t w,
                 int64_t c, const uint64_t *wgt, int64_t cout, int64_t stride,
-                const float *scale, const float *shift, const float *res,
-                float *out, int32_t *dot, uint64_t *bits, int simd,
-                int nthreads) {
+                int64_t pad_t, int64_t pad_l, const float *scale,
+                const float *shift, const float *res, float *out,
+                int32_t *dot, uint64_t *bits, int simd, int nthreads) {
   if (stride != 1 && stride != 2) return -1;
+  if (pad_t < 0 || pad_t > 1 || pad_l < 0 || pad_l > 1) return -1;
   if (n_img <= 0 || h <= 0 || w <= 0 || c <= 0 || cout <= 0) return -1;
   const int best = best_simd();
   if (simd == kAuto) simd = best;
   if (simd < kScalar || simd > best) return -1;
   const ConvArgs A = conv_args(act, n_img, h, w, c, wgt, cout, stride,
-                               scale, shift, res, out, dot, bits);
+                               pad_t, pad_l, scale, shift, res, out, dot,
+                               bits);
   const int nt = (int)std::min<int64_t>(std::max(1, nthreads),
                                         conv_num_items(A, simd));
   if (nt <= 1) {

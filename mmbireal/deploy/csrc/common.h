@@ -34,14 +34,18 @@ inline int best_simd() {
 
 // One binary 3x3 convolution (see binconv.cpp for the layouts). Any of
 // out / dot / bits may be null (not produced), scale / shift / res too
-// (identity). ReActNet's parts, null when the network has none:
-// act_b1 / act_slope / act_b2, an RPReLU after the residual add
-// (v = v + b1; v = v > 0 ? v : v * slope; v = v + b2), and thr, the
-// per-channel threshold of the output bits (bit = v >= thr: the next
-// conv's RSign, sign(v + b) with thr = -b; null: thr = 0).
+// (identity). pad_t / pad_l: zero rows / columns before the input (1 for
+// PyTorch's padding 1; the Python side computes them, e.g. 0 for
+// TensorFlow's 'same' on stride 2 at even sizes); the output is always
+// ceil(h / stride) x ceil(w / stride). ReActNet's parts, null when the
+// network has none: act_b1 / act_slope / act_b2, an RPReLU after the
+// residual add (v = v + b1; v = v > 0 ? v : v * slope; v = v + b2), and
+// thr, the per-channel threshold of the output bits (bit = v >= thr: the
+// next conv's RSign, sign(v + b) with thr = -b; null: thr = 0).
 struct ConvArgs {
   const uint64_t *act;
   int64_t n_img, h, w, c, cw, cout, stride, ho, wo, nchunk, groups;
+  int64_t pad_t, pad_l;
   const uint64_t *wgt;
   const float *scale, *shift, *res;
   float *out;

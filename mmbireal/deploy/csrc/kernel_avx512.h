@@ -104,7 +104,7 @@ MMB_ISA void border_pixel(const ConvArgs &A, int64_t img, int64_t oy,
   int bt = 0;
   for (int ky = ky0; ky < ky1; ++ky)
     for (int kx = 0; kx < 3; ++kx) {
-      const int64_t ix = ox * s - 1 + kx;
+      const int64_t ix = ox * s - A.pad_l + kx;
       if (ix < 0 || ix >= w) continue;
       ba[bt] = (ky * w + kx) * cw;
       bw[bt] = (3 * ky + kx) * cw * kLanes;
@@ -112,7 +112,8 @@ MMB_ISA void border_pixel(const ConvArgs &A, int64_t img, int64_t oy,
     }
   // word index of the top-left tap (may lie outside the image; only valid
   // taps are dereferenced)
-  const int64_t base = ((img * A.h + oy * s - 1) * w + ox * s - 1) * cw;
+  const int64_t base =
+      ((img * A.h + oy * s - A.pad_t) * w + ox * s - A.pad_l) * cw;
   __m512i acc[1][NG];
   accum<NG, 1, CW>(A.act, base, 0, ba, bw, bt, w0, gstride, cw, acc);
   epilogue<NG>(A, acc[0], A.c * bt, (img * A.ho + oy) * A.wo + ox, chunk);
@@ -123,8 +124,8 @@ MMB_ISA void row(const ConvArgs &A, int64_t img, int64_t oy, int64_t chunk) {
   const int64_t h = A.h, w = A.w, s = A.stride, cw = CW ? CW : A.cw;
   const int64_t gstride = 9 * cw * kLanes;
   const uint64_t *w0 = A.wgt + chunk * kChunkGroups * gstride;
-  const int64_t iy0 = oy * s - 1;
-  const int ky0 = iy0 < 0 ? 1 : 0;
+  const int64_t iy0 = oy * s - A.pad_t;
+  const int ky0 = iy0 < 0 ? (int)-iy0 : 0;
   const int ky1 = (int)std::min<int64_t>(3, h - iy0);
   // Interior tap list (all kx) for this row.
   int64_t aoff[9], woff[9];
@@ -137,15 +138,17 @@ MMB_ISA void row(const ConvArgs &A, int64_t img, int64_t oy, int64_t chunk) {
     }
   const int nky = ky1 - ky0;
   const int64_t row_pix = (img * A.ho + oy) * A.wo;
-  // Interior columns: ox * s - 1 >= 0 and ox * s + 1 <= w - 1.
-  const int64_t xi0 = std::min<int64_t>(1, A.wo);
-  const int64_t xi1 = w >= 2 ? std::max<int64_t>(xi0, (w - 2) / s + 1) : xi0;
+  // Interior columns: ox * s - pad_l >= 0 and ox * s - pad_l + 2 <= w - 1.
+  const int64_t pl = A.pad_l;
+  const int64_t xi0 = std::min<int64_t>((pl + s - 1) / s, A.wo);
+  const int64_t xi1 =
+      w - 3 + pl >= 0 ? std::max<int64_t>(xi0, (w - 3 + pl) / s + 1) : xi0;
   for (int64_t ox = 0; ox < xi0; ++ox)
     border_pixel<NG, CW>(A, img, oy, ox, chunk, ky0, ky1);
   const int64_t k_valid = A.c * nky * 3;
   const int64_t pstep = s * cw;
   // word index of the top-left tap of interior pixel ox
-  const int64_t base0 = ((img * h + iy0) * w - 1) * cw;
+  const int64_t base0 = ((img * h + iy0) * w - pl) * cw;
   int64_t ox = xi0;
   // Up to 24 accumulators (+ broadcasts and a weight) fit the 32 zmm;
   // with cw = 2 GCC peels the word loop and 3 pixels spill (measured).

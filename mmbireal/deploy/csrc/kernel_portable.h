@@ -138,10 +138,10 @@ inline void conv_items(const ConvArgs &A, CountFn count, int64_t i0,
     const int64_t oy = rem / A.wo, ox = rem % A.wo;
     int nt = 0;
     for (int ky = 0; ky < 3; ++ky) {
-      const int64_t iy = oy * A.stride - 1 + ky;
+      const int64_t iy = oy * A.stride - A.pad_t + ky;
       if (iy < 0 || iy >= A.h) continue;
       for (int kx = 0; kx < 3; ++kx) {
-        const int64_t ix = ox * A.stride - 1 + kx;
+        const int64_t ix = ox * A.stride - A.pad_l + kx;
         if (ix < 0 || ix >= A.w) continue;
         ap[nt] = A.act + ((img * A.h + iy) * A.w + ix) * A.cw;
         taps[nt] = 3 * ky + kx;

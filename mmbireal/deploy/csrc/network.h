@@ -25,6 +25,7 @@ namespace mmb {
 // One block as the Python side lays it out (engine.py: BlockDesc).
 struct BlockDesc {
   int64_t cin, cout, stride, nconv;
+  int64_t pad_t[2], pad_l[2];  // of conv 0 and conv 1 (see ConvArgs)
   const uint64_t *wgt[2];  // engine weight layout, conv 0 and conv 1
   const float *scale[2], *shift[2];
   const float *down_wt;    // (cin, cout): the 1x1 weight transposed, or null

@@ -23,6 +23,12 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmbireal.utils.errors import InputError
 
+from ..padding import (
+    SamePadConv2d,
+    SamePadMaxPool2d,
+    check_padding,
+    pad_input,
+)
 from ..react_parts import build_channel_layer
 
 
@@ -33,14 +39,16 @@ class StemGeometry:
 
     The backbone builds its stem modules from it and the packed model
     (:mod:`mmbireal.deploy`) runs it functionally with the BN folded into
-    the conv; :meth:`build_conv`, :meth:`build_pool` and :meth:`forward` are
-    the only places that turn a geometry into ops, so a new padding mode
-    (e.g. TF's asymmetric ``'same'``) is added here and nowhere else.
+    the conv; :meth:`build_conv`, :meth:`build_pool`, :meth:`forward` and
+    :meth:`pool` are the only places that turn a geometry into ops. Each
+    takes the backbone's ``padding`` mode (:mod:`mmbireal.models.padding`):
+    ``'symmetric'`` uses the paddings below, ``'tf_same'`` TensorFlow's.
 
     Args:
         kernel_size (int): Side of the square conv kernel.
         stride (int): Stride of the conv.
-        padding (int): Zeros added on every side of the conv's input.
+        padding (int): Zeros added on every side of the conv's input
+            (``'symmetric'`` padding).
         max_pool (tuple[int, int, int], optional): ``(kernel_size, stride,
             padding)`` of the max-pool after the BN; None for no pool.
         image_size (int): Side of the images the variant is meant for (what
@@ -65,8 +73,12 @@ class StemGeometry:
     max_pool: Optional[Tuple[int, int, int]]
     image_size: int
 
-    def build_conv(self, in_channels: int, out_channels: int) -> nn.Conv2d:
+    def build_conv(self, in_channels: int, out_channels: int,
+                   padding: str = 'symmetric') -> nn.Conv2d:
         """The stem conv (no bias: the BN after it has one)."""
+        if check_padding(padding) == 'tf_same':
+            return SamePadConv2d(in_channels, out_channels, self.kernel_size,
+                                 self.stride, bias=False)
         return nn.Conv2d(
             in_channels,
             out_channels,
@@ -75,23 +87,32 @@ class StemGeometry:
             self.padding,
             bias=False)
 
-    def build_pool(self) -> nn.Module:
+    def build_pool(self, padding: str = 'symmetric') -> nn.Module:
         """The max-pool after the BN, an identity if there is none."""
         if self.max_pool is None:
             return nn.Identity()
+        if check_padding(padding) == 'tf_same':
+            return SamePadMaxPool2d(*self.max_pool[:2])
         return nn.MaxPool2d(*self.max_pool)
 
-    def forward(self, x: Tensor, weight: Tensor,
-                bias: Optional[Tensor]) -> Tensor:
+    def forward(self, x: Tensor, weight: Tensor, bias: Optional[Tensor],
+                padding: str = 'symmetric') -> Tensor:
         """The stem as functions: conv with ``weight``/``bias`` (a BN folded
         into them), then the max-pool if any."""
+        if check_padding(padding) == 'tf_same':
+            x = pad_input(x, padding, self.kernel_size, self.stride)
+            return self.pool(F.conv2d(x, weight, bias, self.stride), padding)
         return self.pool(F.conv2d(x, weight, bias, self.stride,
                                   self.padding))
 
-    def pool(self, x: Tensor) -> Tensor:
+    def pool(self, x: Tensor, padding: str = 'symmetric') -> Tensor:
         """The max-pool as a function (``x`` itself if there is none)."""
         if self.max_pool is None:
             return x
+        if check_padding(padding) == 'tf_same':
+            kernel, stride = self.max_pool[:2]
+            x = pad_input(x, padding, kernel, stride, value=float('-inf'))
+            return F.max_pool2d(x, kernel, stride)
         return F.max_pool2d(x, *self.max_pool)
 
 
@@ -144,6 +165,8 @@ class BinaryResBlock(BaseModule):
         block_act_cfg (dict, optional): A per-channel activation after the
             residual add (attribute ``block_act``), e.g.
             ``dict(type='RPReLU')``; None adds nothing. Defaults to None.
+        padding (str): ``'symmetric'`` (1 on every side) or ``'tf_same'``
+            (:mod:`mmbireal.models.padding`). Defaults to ``'symmetric'``.
         init_cfg (dict, optional): Initialization config. Defaults to None.
     """
 
@@ -160,12 +183,21 @@ class BinaryResBlock(BaseModule):
                  act_cfg: Optional[dict] = None,
                  sign_bias_cfg: Optional[dict] = None,
                  block_act_cfg: Optional[dict] = None,
+                 padding: str = 'symmetric',
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg)
         if sign_bias_cfg is not None and act_cfg is not None:
             raise InputError('sign_bias_cfg takes the place of act_cfg (the '
                              'bias shifts the input of the binary conv\'s '
                              'sign); set act_cfg=None')
+        # BinaryConv2d and SamePadConv2d take padding='tf_same'
+        if check_padding(padding) == 'tf_same':
+            conv_padding = padding
+            if conv_cfg is None:
+                conv_cfg = dict(type='SamePadConv2d')
+        else:
+            conv_padding = 1
+        self.padding = padding
         for k, suffix in enumerate(self.conv_suffixes):
             cin = in_channels if k == 0 else out_channels
             act = build_channel_layer(sign_bias_cfg, cin, 'sign_bias_cfg')
@@ -179,7 +211,7 @@ class BinaryResBlock(BaseModule):
                     out_channels,
                     3,
                     stride if k == 0 else 1,
-                    1,
+                    padding=conv_padding,
                     bias=False))
             self.add_module(f'bn{suffix}',
                             build_norm_layer(norm_cfg, out_channels)[1])
@@ -315,6 +347,12 @@ class BiRealNet(BaseBackbone):
             -1 freezes nothing, 0 the stem. Defaults to -1.
         norm_eval (bool): Keep norm layers in eval mode during training.
             Defaults to False.
+        padding (str): Padding of the stem conv, the max-pool and the 3x3
+            convs (:mod:`mmbireal.models.padding`): ``'symmetric'``
+            (PyTorch's, the same on every side) or ``'tf_same'``
+            (TensorFlow's ``'same'``, one less before on stride-2 layers at
+            even sizes: larq-zoo's models). The binary convs pad their
+            binarized input with 0 either way. Defaults to ``'symmetric'``.
         init_cfg (dict | list[dict], optional): Initialization config.
             Defaults to Kaiming for convs and 1 for norm weights.
 
@@ -357,6 +395,7 @@ class BiRealNet(BaseBackbone):
                  out_indices: Sequence[int] = (3, ),
                  frozen_stages: int = -1,
                  norm_eval: bool = False,
+                 padding: str = 'symmetric',
                  init_cfg: Optional[Union[dict, list]] = [
                      dict(type='Kaiming', layer=['Conv2d']),
                      dict(type='Constant', val=1, layer=['_BatchNorm'])
@@ -366,6 +405,7 @@ class BiRealNet(BaseBackbone):
         self._check_arguments(depth, stem_type, convs_per_shortcut,
                               in_channels, stem_channels, base_channels,
                               out_indices, frozen_stages)
+        self.padding = check_padding(padding)
         self.block, self.stage_blocks = self._arch_table(
             convs_per_shortcut)[depth]
         num_stages = len(self.stage_blocks)
@@ -378,8 +418,9 @@ class BiRealNet(BaseBackbone):
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
 
-        self.conv1 = self.stem_geometry.build_conv(in_channels, stem_channels)
-        self.maxpool = self.stem_geometry.build_pool()
+        self.conv1 = self.stem_geometry.build_conv(in_channels, stem_channels,
+                                                   padding)
+        self.maxpool = self.stem_geometry.build_pool(padding)
         self.bn1 = build_norm_layer(norm_cfg, stem_channels)[1]
         self.res_layers = []
         channels = stem_channels
@@ -394,6 +435,7 @@ class BiRealNet(BaseBackbone):
                 conv_cfg=conv_cfg,
                 norm_cfg=norm_cfg,
                 act_cfg=act_cfg,
+                padding=padding,
                 # only when set: a block class without them keeps working
                 **{k: v for k, v in (('sign_bias_cfg', sign_bias_cfg),
                                      ('block_act_cfg', block_act_cfg))
@@ -468,8 +510,8 @@ class BiRealNet(BaseBackbone):
             stride (int): Stride of the first block.
             norm_cfg (dict): Config of the norm layers, the shortcut's too.
             **block_kwargs: Passed on to every block (``conv_cfg``,
-                ``act_cfg``, and ``sign_bias_cfg``/``block_act_cfg`` where
-                set).
+                ``act_cfg``, ``padding``, and ``sign_bias_cfg``/
+                ``block_act_cfg`` where set).
 
         Returns:
             nn.Sequential: The blocks; block ``j`` of stage ``i`` has the

@@ -1,0 +1,113 @@
+"""Padding modes: where a conv or pool of the backbone pads its input.
+
+``'symmetric'`` is PyTorch's: each layer pads its own fixed amount on every
+side (``kernel // 2`` for every layer of the backbone). ``'tf_same'`` is
+TensorFlow's ``padding='same'``: the output has ``ceil(size / stride)``
+positions and the total padding this needs,
+``max((ceil(size / stride) - 1) * stride + kernel - size, 0)``, is split
+with the smaller half before, so on a stride-2 layer at an even size there
+is one row/column less before and the same after (at 224 px: the 7x7/2 stem
+pads 2 before and 3 after, the 3x3/2 pool and convs 0 and 1).
+
+:func:`input_pads` is the one definition every layer that pads asks:
+:class:`SamePadConv2d`, :class:`SamePadMaxPool2d`, :class:`BinaryConv2d`
+(``padding='tf_same'``: it pads its *binarized* input with 0) and the
+packed model and engine (:mod:`mmbireal.deploy`). The symmetric mode keeps
+each layer's own PyTorch padding, so a model built with it is the one built
+before padding modes existed.
+"""
+from typing import Optional, Tuple
+
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.registry import MODELS
+from torch import Tensor
+
+from mmbireal.utils.errors import InputError
+
+#: The accepted padding modes; the first is the default.
+PADDINGS = ('symmetric', 'tf_same')
+
+#: F.pad order: (left, right, top, bottom)
+Pads = Tuple[int, int, int, int]
+
+
+def check_padding(padding: str) -> str:
+    """``padding`` if it is one of :data:`PADDINGS`, else
+    :class:`InputError` naming what is accepted."""
+    # a tuple, not a dict: an unhashable value is refused, not a crash
+    if not isinstance(padding, str) or padding not in PADDINGS:
+        raise InputError(f'invalid padding {padding!r}; accepted: '
+                         f'{PADDINGS}')
+    return padding
+
+
+def tf_same_pads(size: int, kernel: int, stride: int) -> Tuple[int, int]:
+    """``(before, after)`` of TensorFlow's ``'same'`` padding of one
+    dimension of ``size`` for a window ``kernel`` with ``stride``."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+def input_pads(padding: str, height: int, width: int, kernel: int,
+               stride: int) -> Optional[Pads]:
+    """``(left, right, top, bottom)`` that a ``kernel`` x ``kernel`` layer
+    with ``stride`` adds to a ``height`` x ``width`` input under
+    ``padding``; None for ``'symmetric'``, where the layer's own PyTorch
+    padding applies unchanged."""
+    if check_padding(padding) == 'symmetric':
+        return None
+    top, bottom = tf_same_pads(height, kernel, stride)
+    left, right = tf_same_pads(width, kernel, stride)
+    return left, right, top, bottom
+
+
+def pad_input(x: Tensor, padding: str, kernel: int, stride: int,
+              value: float = 0.0) -> Tensor:
+    """``x`` (``(..., H, W)``) padded with ``value`` by
+    :func:`input_pads`; ``x`` itself where that adds nothing (for the
+    symmetric mode the layer then pads on its own)."""
+    pads = input_pads(padding, x.shape[-2], x.shape[-1], kernel, stride)
+    return x if pads is None or not any(pads) else F.pad(
+        x, pads, value=value)
+
+
+# in mmengine's root registry, as BinaryConv2d: build_conv_layer finds it
+@MODELS.register_module()
+class SamePadConv2d(nn.Conv2d):
+    """A real-valued ``nn.Conv2d`` with TensorFlow's ``'same'`` padding
+    (:func:`input_pads`): zeros, fewer before than after where the total
+    is odd. Takes ``nn.Conv2d``'s arguments; ``padding`` may only be
+    ``'tf_same'`` (what ``build_conv_layer`` callers pass).
+
+    Example:
+        >>> import torch
+        >>> conv = SamePadConv2d(3, 8, 7, stride=2)
+        >>> tuple(conv(torch.rand(1, 3, 224, 224)).shape)
+        (1, 8, 112, 112)
+    """
+
+    def __init__(self, *args, padding: str = 'tf_same', **kwargs) -> None:
+        if padding != 'tf_same':
+            raise InputError(f"SamePadConv2d pads 'tf_same' only, got "
+                             f'padding={padding!r}')
+        super().__init__(*args, padding=0, **kwargs)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(
+            pad_input(x, 'tf_same', self.kernel_size[0], self.stride[0]))
+
+
+class SamePadMaxPool2d(nn.MaxPool2d):
+    """``nn.MaxPool2d(kernel_size, stride)`` with TensorFlow's ``'same'``
+    padding, which pads with -inf (a padded tap never wins)."""
+
+    def __init__(self, kernel_size: int, stride: int) -> None:
+        super().__init__(kernel_size, stride)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(
+            pad_input(x, 'tf_same', self.kernel_size, self.stride,
+                 value=float('-inf')))
+

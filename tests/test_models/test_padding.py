@@ -1,0 +1,154 @@
+"""The backbone's padding modes: 'symmetric' (PyTorch's) and 'tf_same'."""
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from helpers import randomize_bn
+
+import mmbireal  # noqa: F401 (registers BiRealNet, BinaryConv2d, ...)
+from mmbireal.analysis import analyze_complexity
+from mmbireal.models import BinaryConv2d, BiRealNet
+from mmbireal.models.padding import (
+    SamePadConv2d,
+    SamePadMaxPool2d,
+    input_pads,
+    tf_same_pads,
+)
+from mmbireal.utils.errors import InputError
+
+
+def _sign(x):
+    return torch.where(x >= 0, 1.0, -1.0)
+
+
+@pytest.mark.parametrize('size,kernel,stride,expected', [
+    (224, 7, 2, (2, 3)),  # the stem at 224 px (the issue's figures)
+    (112, 3, 2, (0, 1)),  # the max-pool
+    (56, 3, 2, (0, 1)),  # a stride-2 binary conv
+    (56, 3, 1, (1, 1)),
+    (7, 3, 2, (1, 1)),  # odd sizes pad alike on both sides
+    (225, 7, 2, (3, 3)),
+    (1, 3, 2, (1, 1)),
+    (2, 2, 2, (0, 0)),
+])
+def test_tf_same_pads_known_values(size, kernel, stride, expected):
+    assert tf_same_pads(size, kernel, stride) == expected
+
+
+@pytest.mark.parametrize('kernel', [1, 2, 3, 5, 7])
+@pytest.mark.parametrize('stride', [1, 2, 3])
+def test_tf_same_pads_definition(kernel, stride):
+    # TensorFlow's SAME: ceil(size / stride) outputs, the smallest total
+    # padding that gives them, the odd one after
+    for size in range(1, 40):
+        before, after = tf_same_pads(size, kernel, stride)
+        out = math.ceil(size / stride)
+        padded = before + size + after
+        assert (padded - kernel) // stride + 1 == out
+        assert padded == max((out - 1) * stride + kernel, size)
+        assert after - before in (0, 1)
+
+
+def test_symmetric_pads_none_and_bad_mode_refused():
+    assert input_pads('symmetric', 8, 8, 3, 2) is None
+    assert input_pads('tf_same', 8, 7, 3, 2) == (1, 1, 0, 1)
+    for bad in ('same', 'SAME', None, ['tf_same']):
+        with pytest.raises(InputError, match=r"accepted: \('symmetric', "
+                           r"'tf_same'\)"):
+            BiRealNet(18, padding=bad)
+
+
+def test_default_is_the_symmetric_network():
+    torch.manual_seed(0)
+    default = BiRealNet(18)
+    symmetric = BiRealNet(18, padding='symmetric')
+    symmetric.load_state_dict(default.state_dict())
+    assert type(default.conv1) is nn.Conv2d
+    assert default.conv1.padding == (3, 3)
+    assert type(default.maxpool) is nn.MaxPool2d
+    for m in default.modules():
+        if isinstance(m, BinaryConv2d):
+            assert m.padding == (1, 1) and m.input_padding == 'symmetric'
+    x = torch.randn(1, 3, 64, 64)
+    assert torch.equal(default.eval()(x)[0], symmetric.eval()(x)[0])
+
+
+def test_tf_same_stem_by_hand():
+    torch.manual_seed(0)
+    model = BiRealNet(18, padding='tf_same', out_indices=(0, )).eval()
+    randomize_bn(model)
+    x = torch.randn(2, 3, 64, 64)
+    conv = F.conv2d(F.pad(x, (2, 3, 2, 3)), model.conv1.weight, stride=2)
+    assert torch.allclose(model.conv1(x), conv, atol=1e-5)
+    # the pool pads with -inf: an all-negative map never yields a 0
+    y = -1 - torch.rand(1, 4, 32, 32)
+    pooled = model.maxpool(y)
+    assert pooled.shape == (1, 4, 16, 16) and (pooled < -1).all()
+    ref = F.max_pool2d(F.pad(y, (0, 1, 0, 1), value=-math.inf), 3, 2)
+    assert torch.equal(pooled, ref)
+    # stem (the pool's input has an even size: 0 before, 1 after)
+    stem = model.maxpool(model.bn1(model.conv1(x)))
+    ref = F.max_pool2d(
+        F.pad(model.bn1(conv), (0, 1, 0, 1), value=-math.inf), 3, 2)
+    assert torch.allclose(stem, ref, atol=1e-5)
+
+
+@pytest.mark.parametrize('stride,h,w', [(2, 8, 8), (2, 7, 8), (1, 6, 5)])
+def test_tf_same_binary_conv_pads_the_binarized_input(stride, h, w):
+    torch.manual_seed(0)
+    conv = BinaryConv2d(4, 5, 3, stride, padding='tf_same', bias=False)
+    x = torch.randn(2, 4, h, w, requires_grad=True)
+    out = conv(x)
+    g = torch.randn_like(out)
+    out.backward(g)
+    grad_x, grad_w = x.grad.clone(), conv.weight.grad.clone()
+    x.grad = conv.weight.grad = None
+    left, right = tf_same_pads(w, 3, stride)
+    top, bottom = tf_same_pads(h, 3, stride)
+    # the reference: binarize (with the surrogate gradients), pad with 0
+    x_b = conv.act_binarizer_obj(x, 'torch')
+    w_b = conv.weight_binarizer_obj(conv.weight, 'torch')
+    ref = F.conv2d(F.pad(x_b, (left, right, top, bottom)), w_b, None, stride)
+    assert out.shape == ref.shape == (2, 5, -(-h // stride), -(-w // stride))
+    assert torch.allclose(out, ref, atol=1e-5)
+    ref.backward(g)
+    assert torch.allclose(grad_x, x.grad, atol=1e-5)
+    assert torch.allclose(grad_w, conv.weight.grad, atol=1e-5)
+    # padded taps add 0 (not -1 or +1): a corner sees 4 taps of sign(x)
+    with torch.no_grad():
+        alpha = conv.weight.abs().mean(dim=(1, 2, 3))
+        manual = F.conv2d(
+            F.pad(_sign(x), (left, right, top, bottom)),
+            _sign(conv.weight) * alpha.view(-1, 1, 1, 1), None, stride)
+        assert torch.allclose(conv(x), manual, atol=1e-5)
+
+
+def test_tf_same_real_network_shares_the_state_dict():
+    binary = BiRealNet(18, padding='tf_same')
+    real = BiRealNet(18, padding='tf_same', conv_cfg=None,
+                     act_cfg=dict(type='ReLU'))
+    assert isinstance(real.layer2[0].conv, SamePadConv2d)
+    assert isinstance(binary.conv1, SamePadConv2d)
+    assert isinstance(binary.maxpool, SamePadMaxPool2d)
+    real.load_state_dict(binary.state_dict())  # strict: same keys
+    x = torch.randn(1, 3, 40, 40)
+    assert real.eval()(x)[0].shape == binary.eval()(x)[0].shape == (1, 512,
+                                                                    2, 2)
+
+
+def test_same_pad_conv_refuses_other_padding():
+    with pytest.raises(InputError, match="'tf_same' only"):
+        SamePadConv2d(3, 8, 3, padding=1)
+
+
+def test_complexity_is_that_of_the_symmetric_network():
+    # same output sizes, so the same MACs; the pads are F.pad, no FLOPs
+    x = torch.randn(1, 3, 224, 224)
+    figures = [
+        analyze_complexity(BiRealNet(18, padding=p), x).to_dict()
+        for p in ('symmetric', 'tf_same')
+    ]
+    assert figures[0] == figures[1]
+    assert figures[0]['bops'] > 0
