@@ -82,6 +82,25 @@ def test_export_matches_float_model_on_both_backends(tmp_path, cps):
         assert torch.equal(load_packed(path, backend='native')(x), out)
 
 
+def test_parts_with_tf_same_padding(tmp_path):
+    """Both version-2 features in one file: the thresholds and RPReLU with
+    TensorFlow's asymmetric padding, on both backends."""
+    model = _react_model(1, **{'model.backbone.padding': 'tf_same'})
+    path = str(tmp_path / 'react_tf_same.pth')
+    export_packed(model, path)
+    packed = load_packed(path, backend='torch')
+    assert packed.arch['padding'] == 'tf_same'
+    assert packed.arch['sign_bias'] is True
+    # 27 px: the stride-2 convs pad at odd and even sizes
+    x = torch.randn(3, 1, 27, 27, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        ref = model(x, mode='tensor')
+    out = packed(x)
+    _assert_logits_match(ref, out)
+    if get_engine() is not None:
+        assert torch.equal(load_packed(path, backend='native')(x), out)
+
+
 def test_file_with_the_parts_is_version_2_and_names_them():
     model = _react_model()
     packed = pack_classifier(model)

@@ -180,6 +180,7 @@ def _run(work_dir, ckpt, **kwargs):
     return runner
 
 
+@pytest.mark.slow  # about 25 s: two in-process runners
 def test_short_run_resumed_mid_epoch_equals_uninterrupted(tmp_path,
                                                           teacher_ckpt):
     """Four iterations in one go, and two then two more after --resume,
