@@ -583,6 +583,20 @@ def test_benchmark_tool_smoke():
     assert 'whole networks' not in proc.stdout
 
 
+@pytest.mark.slow
+def test_benchmark_times_variants_against_the_packed_model():
+    react = 'configs/birealnet/bireal18-react_step2_8xb64_in1k.py'
+    proc = run_tool(['tools/deployment/benchmark_binary.py', '--iters', '2',
+                     '--warmup', '0', '--size', '32', '--batch', '1',
+                     '--threads', '1', '--sections', 'packed', '--gap-ms',
+                     '0', '--variants', react])
+    out = proc.stdout
+    assert re.search(r'^Bi-Real-18 packed 1-bit  .* 1\.00x', out, re.M)
+    assert re.search(r'^Bi-Real-18 packed 1-bit: bireal18-react_step2_8xb64'
+                     r'_in1k .* \d+\.\d\dx', out, re.M), out
+    assert 'ResNet-18' not in out  # no peers in this section
+
+
 def _peer_runtimes():
     import importlib
     import sys

@@ -3,8 +3,9 @@
     python tools/deployment/benchmark_binary.py [--threads 2 1] [--iters 30]
         [--warmup 5] [--batch 1 8] [--size 224]
         [--sections peers roofline] [--config C --checkpoint K]
+        [--variants CONFIG ...] [--gap-ms 50]
 
-Two reports, each at every ``--threads`` value (the same count for every
+Reports, each at every ``--threads`` value (the same count for every
 runtime) and batch size:
 
 * ``peers``: whole networks in one process, timed in interleaved rounds
@@ -18,6 +19,9 @@ runtime) and batch size:
   the per-round time ratios, with quartiles), file size and the model's
   *published* ImageNet top-1. Peers whose runtime is missing (the ``bench``
   extra: ``pip install mmbireal[bench]``) are listed as skipped.
+* ``packed``: the same rounds without the peers (the packed and
+  float-emulated Bi-Real-18 and the ``--variants``): what a variant such as
+  the ReActNet-style network costs against the plain packed model.
 * ``roofline``: this CPU's measured peak of XOR + popcount (binary MACs)
   and of fp32 FMA, from micro-kernels in the engine, and per layer of the
   packed model its time, rate and fraction of that peak.
@@ -47,7 +51,7 @@ import peer_runtimes  # the tool's own sibling module
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEFAULT_CONFIG = osp.join(REPO, 'configs', 'birealnet',
                           'bireal18_8xb16_in1k.py')
-SECTIONS = ('peers', 'roofline')
+SECTIONS = ('peers', 'packed', 'roofline')
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -74,6 +78,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='Bi-Real-18 config (ImageNet stem)')
     parser.add_argument('--checkpoint', default=None,
                         help='weights to load (default: random)')
+    parser.add_argument('--variants', nargs='+', default=[],
+                        metavar='CONFIG',
+                        help='more packed models (random weights) timed in '
+                        'the same rounds, e.g. the ReActNet-style config: '
+                        'their cost against the first row')
     args = parser.parse_args(argv)
     bad_threads = args.threads is not None and min(args.threads) < 1
     if (args.iters < 1 or args.warmup < 0 or args.size < 8 or bad_threads
@@ -224,9 +233,37 @@ def int8_stem_cost(packed, packed_int8, size: int, images: int = 64) -> str:
             '(random weights: a trained model is the real test)')
 
 
+def variant_rows(configs: List[str], workdir: str, size: int) -> List[Row]:
+    """A packed row per config (random weights: the engine's work does not
+    depend on their values)."""
+    rows = []
+    for k, config in enumerate(configs):
+        try:
+            model = build_model(config)
+        except Exception as e:  # noqa: BLE001 (config: one line)
+            fail(f'--variants {config}: {type(e).__name__}: '
+                 f'{str(e).splitlines()[0]}')
+        path = osp.join(workdir, f'variant{k}.pth')
+        packed_bytes = export_packed(model, path)
+        packed = load_packed(path)
+        name = osp.splitext(osp.basename(config))[0]
+
+        def build(batch: int, packed=packed) -> Callable[[], object]:
+            x = torch.from_numpy(peer_runtimes.random_inputs(batch, size))
+            return lambda: packed(x)
+
+        rows.append(Row(f'{PACKED}: {name}',
+                        f'mmbireal engine ({packed.backend})', 'bireal18',
+                        packed_bytes, build))
+    return rows
+
+
 def bench_peers(args: argparse.Namespace, threads: int, base: List[Row],
-                workdir: str) -> None:
-    peers, skipped = peer_runtimes.build_peers(workdir, args.size, threads)
+                workdir: str, with_peers: bool = True) -> None:
+    """Interleaved rounds of ``base`` and, ``with_peers``, the peer
+    runtimes' networks; ratios against ``base[0]``."""
+    peers, skipped = (peer_runtimes.build_peers(workdir, args.size, threads)
+                      if with_peers else ([], []))
     rows = base + [Row(p.name, p.runtime, p.model, p.size_bytes, p.build)
                    for p in peers]
     table = []
@@ -366,10 +403,13 @@ def main(argv: Optional[List[str]] = None) -> None:
             print(int8_stem_cost(packed, packed_int8, args.size))
         base = bireal_rows(float_bireal, packed, packed_int8, size,
                            args.size)
+        base += variant_rows(args.variants, tmp, args.size)
         for threads in args.threads or [torch.get_num_threads()]:
             torch.set_num_threads(threads)
             if 'peers' in args.sections:
                 bench_peers(args, threads, base, tmp)
+            elif 'packed' in args.sections:  # the same rows, no peers
+                bench_peers(args, threads, base, tmp, with_peers=False)
             if 'roofline' in args.sections:
                 bench_roofline(args, threads, packed)
 
