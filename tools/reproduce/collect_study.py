@@ -235,7 +235,7 @@ def results_table(runs: List[str], results: Dict[str, Dict[int, dict]],
     rows = [
         '| run | top-1 (%), mean +- std | n | ' +
         ' | '.join(f'seed {s}' for s in seeds) +
-        ' | earlier seed 0 (EPYC, before the kernels) | epochs | config |',
+        ' | earlier seed 0 (old data loader and kernels) | epochs | config |',
         '|---|---|---|' + '---|' * len(seeds) + '---|---|---|',
     ]
     for run in runs:
