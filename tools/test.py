@@ -15,10 +15,12 @@ from mmbireal.utils.launch import (
     check_writable_dir,
     exit_test_interrupted,
     fail,
+    follows_interrupt,
     load_config,
     print_metrics,
     run_or_fail,
     setup_distributed,
+    teardown_distributed,
 )
 
 
@@ -82,6 +84,11 @@ def main() -> None:
         test(args)
     except KeyboardInterrupt:
         exit_test_interrupted(args.out)
+    except Exception as e:
+        if follows_interrupt(e):
+            exit_test_interrupted(args.out)
+        raise
+    teardown_distributed()
 
 
 def test(args: argparse.Namespace) -> None:

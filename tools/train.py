@@ -20,10 +20,12 @@ from mmbireal.utils.launch import (
     check_writable_dir,
     exit_interrupted,
     fail,
+    follows_interrupt,
     load_config,
     print_metrics,
     run_or_fail,
     setup_distributed,
+    teardown_distributed,
 )
 
 
@@ -109,6 +111,11 @@ def main() -> None:
         train(cfg, args)
     except KeyboardInterrupt:
         exit_interrupted(cfg.work_dir, args.resume, args.launcher)
+    except Exception as e:
+        if follows_interrupt(e):
+            exit_interrupted(cfg.work_dir, args.resume, args.launcher)
+        raise
+    teardown_distributed()
 
 
 def train(cfg, args: argparse.Namespace) -> None:

@@ -273,3 +273,26 @@ def torchrun() -> NoReturn:
     except SignalException as e:
         sys.exit(128 + int(e.sigval))
     sys.exit(0)
+
+
+def follows_interrupt(error: BaseException) -> bool:
+    """Whether ``error`` was raised while a Ctrl-C was being handled.
+
+    Under a launcher a Ctrl-C lands wherever the worker is, and code that
+    catches everything (mmengine formats the config for every checkpoint
+    with a bare ``except``) turns it into another error."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def teardown_distributed() -> None:
+    """Destroy the process group before exit: gloo's threads torn down at
+    interpreter exit can abort a rank ('terminate called without an active
+    exception') after a run that succeeded."""
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.destroy_process_group()
