@@ -57,14 +57,6 @@ CHANNELS = [3, 64, 65, 100, 130]
 OUT_CHANNELS = [64, 65, 100, 130, 3, 8, 130]
 
 
-@pytest.fixture(scope='module')
-def native():
-    eng = get_engine()
-    if eng is None:
-        pytest.skip('the binary conv engine cannot be built here')
-    return eng
-
-
 def _sign(x):
     return torch.where(x >= 0, 1.0, -1.0)
 

@@ -23,14 +23,6 @@ PARTS = {
 }
 
 
-@pytest.fixture(scope='module')
-def native():
-    eng = get_engine()
-    if eng is None:
-        pytest.skip('the binary conv engine cannot be built here')
-    return eng
-
-
 def _react_model(cps=1, **extra):
     model = small_fmnist_model(
         **PARTS, **{'model.backbone.convs_per_shortcut': cps}, **extra)

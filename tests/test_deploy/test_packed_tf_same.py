@@ -30,14 +30,6 @@ CASES = [(1, 8, 8, 64, 64, 2), (2, 7, 8, 65, 8, 2), (1, 6, 9, 3, 130, 2),
          (2, 5, 6, 100, 65, 1), (1, 2, 2, 64, 16, 2), (1, 1, 3, 70, 8, 2)]
 
 
-@pytest.fixture(scope='module')
-def native():
-    eng = get_engine()
-    if eng is None:
-        pytest.skip('the binary conv engine cannot be built here')
-    return eng
-
-
 def _case(n, h, w, c, cout, seed=0):
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(n, h, w, c, generator=gen)
