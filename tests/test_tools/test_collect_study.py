@@ -97,3 +97,16 @@ def test_committed_logs_outlive_the_work_dirs_and_plan_the_rest(tmp_path):
     clip.mkdir(parents=True)
     (clip / 'epoch_4.pth').write_bytes(b'')
     assert todo() == [STE]
+
+
+def test_a_distilled_run_needs_its_teacher_chain(tmp_path):
+    """The ReActNet-style step 1 starts from scratch but reads the clip
+    network as its teacher: planning it trains that chain first."""
+    out = tmp_path / 'out'
+    react = ['bireal18-react_step1_1xb64_fmnist',
+             'bireal18-react_step2_1xb64_fmnist']
+    proc = run_tool([
+        'tools/reproduce/collect_study.py', '--out', str(out), '--seeds',
+        '0', '--work-root', str(tmp_path / 'runs'), '--todo', '0', '--want',
+        react[1], '--', *CHAIN[:3], *react])
+    assert proc.stdout.split() == [*CHAIN[:3], *react]

@@ -20,6 +20,8 @@
 #   bash tools/reproduce/run_study.sh --study           # the magnitude-
 #       aware study: magnitude_aware and scaled_sign with 4x the epochs,
 #       magnitude_aware with the binary weights' lr x 1 / mean(alpha)
+#   bash tools/reproduce/run_study.sh --react           # ReActNet-style
+#       training: RSign/RPReLU, distillation, both (two steps each)
 #   bash tools/reproduce/run_study.sh --imagenet --gpus 8 [--study]
 #   bash tools/reproduce/run_study.sh --runs "A B"      # these configs
 #   bash tools/reproduce/run_study.sh --collect         # results only
@@ -59,6 +61,16 @@ fmnist_runs() {
         bireal18_scaled-sign-long_1xb64_fmnist
         bireal18_lr-alpha_1xb64_fmnist
     )
+    # ReActNet-style training (#14): each ablation's two steps; the
+    # distilled ones learn from the same seed's clip network
+    REACT=(
+        bireal18-rsign-rprelu_step1_1xb64_fmnist
+        bireal18-rsign-rprelu_step2_1xb64_fmnist
+        bireal18-distill_step1_1xb64_fmnist
+        bireal18-distill_step2_1xb64_fmnist
+        bireal18-react_step1_1xb64_fmnist
+        bireal18-react_step2_1xb64_fmnist
+    )
     DATA=fashion_mnist
 }
 imagenet_runs() {
@@ -79,38 +91,45 @@ imagenet_runs() {
         bireal18_scaled-sign-long_8xb16_in1k
         bireal18_lr-alpha_8xb16_in1k
     )
+    REACT=(  # the teacher: an MMPretrain ResNet-34 (see the configs)
+        bireal18-react_step1_8xb64_in1k
+        bireal18-react_step2_8xb64_in1k
+    )
     DATA=imagenet
 }
 
 fmnist_runs
 SEEDS=(0 1 2)
-collect_only=0 study=0 gpus=0 runs=()
+collect_only=0 study=0 react=0 gpus=0 runs=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --seeds) read -r -a SEEDS <<<"$2"; shift 2 ;;
         --runs) read -r -a runs <<<"$2"; shift 2 ;;
         --study) study=1; shift ;;
+        --react) react=1; shift ;;
         --imagenet) imagenet_runs; shift ;;
         --gpus) gpus=$2; shift 2 ;;
         --collect) collect_only=1; shift ;;
         *) echo "error: unknown argument $1; accepted: --seeds \"0 1 2\"," \
-               "--study, --imagenet, --gpus N, --runs \"CONFIG ...\"," \
+               "--study, --react, --imagenet, --gpus N, --runs \"CONFIG ...\"," \
                "--collect" >&2; exit 2 ;;
     esac
 done
-ALL_RUNS=("${RUNS[@]}" "${STUDY[@]}")
+ALL_RUNS=("${RUNS[@]}" "${STUDY[@]}" "${REACT[@]}")
 if [[ ${#runs[@]} -gt 0 ]]; then
     TRAIN=("${runs[@]}")
-elif [[ $study == 1 ]]; then
-    TRAIN=("${STUDY[@]}")
+elif [[ $study == 1 || $react == 1 ]]; then
+    TRAIN=()
+    [[ $study == 1 ]] && TRAIN+=("${STUDY[@]}")
+    [[ $react == 1 ]] && TRAIN+=("${REACT[@]}")
 else
     TRAIN=("${RUNS[@]}")
 fi
 
-config_value() {  # config_value RUN KEY: train_cfg.max_epochs or load_from
+config_value() {  # config_value RUN KEY: load_from or model.teacher_ckpt
     "$PYTHON" -c "from mmengine.config import Config; \
 c = Config.fromfile('configs/birealnet/$1.py'); \
-print(c.train_cfg.max_epochs if '$2' == 'epochs' else c.get('load_from') or '')"
+print((c.model if '$2' == 'teacher_ckpt' else c).get('$2') or '')"
 }
 
 train() {  # train CONFIG ARGS...
@@ -143,6 +162,10 @@ if [[ $collect_only == 0 ]]; then
             work="$ROOT/seed$seed/$run"
             args=(--cfg-options "randomness.seed=$seed")
             load_from="$(config_value "$run" load_from)"
+            teacher="$(config_value "$run" teacher_ckpt)"
+            if [[ "$teacher" == work_dirs/* ]]; then  # this seed's teacher
+                args+=("model.teacher_ckpt=$ROOT/seed$seed/${teacher#work_dirs/}")
+            fi
             if [[ -f "$work/last_checkpoint" ]]; then
                 args=(--resume "${args[@]}")  # continue the interrupted run
             elif [[ "$load_from" == work_dirs/* ]]; then
