@@ -81,6 +81,7 @@ def test_paper_table(name):
 
 
 @pytest.mark.parametrize('name', list(PAPER))
+@pytest.mark.slow  # the tool in a subprocess
 def test_tool_json_paper_table(name):
     result = run_json([PAPER[name][0]])
     assert_paper_row(result['memory_mbit'], result['ops'], name)
@@ -164,6 +165,7 @@ def test_resolve_package_config_path():
     assert resolve_config_path(BIREAL18) == BIREAL18
 
 
+@pytest.mark.slow  # the tool in a subprocess
 def test_tool_small_grayscale_input():
     result = run_json([QUICK_FMNIST, '--shape', '28', '28'])
     # 1-channel 3x3/1 stem at 28 px; stages at 28/14/7/4 px; 10 classes
@@ -174,6 +176,7 @@ def test_tool_small_grayscale_input():
     assert result['ops'] == result['flops'] + result['bops'] / 64
 
 
+@pytest.mark.slow  # the tool in a subprocess
 def test_tool_defaults_to_the_test_crop():
     # no --shape: the Fashion-MNIST test pipeline's 28 px CenterCrop
     assert run_json([QUICK_FMNIST]) == run_json([QUICK_FMNIST, '--shape',
@@ -183,6 +186,7 @@ def test_tool_defaults_to_the_test_crop():
     assert 'note:' not in proc.stderr
 
 
+@pytest.mark.slow  # the tool in a subprocess
 def test_tool_falls_back_to_224_and_says_so():
     # without its CenterCrop (pipeline.2) the pipeline fixes no size
     options = ['--cfg-options',
@@ -208,6 +212,7 @@ def test_pipeline_input_size():
     assert pipeline_input_size(cfg) is None
 
 
+@pytest.mark.slow  # the tool in a subprocess
 def test_tool_table():
     proc = run_tool([QUICK_FMNIST, '--shape', '28'])
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -218,6 +223,7 @@ def test_tool_table():
     assert '5,773,312' in out  # the FLOPs of test_tool_small_grayscale_input
 
 
+@pytest.mark.slow  # the tool in a subprocess
 def test_tool_missing_config():
     proc = run_tool(['configs/birealnet/no_such_config.py', '--json'])
     assert proc.returncode != 0
