@@ -63,13 +63,13 @@ fmnist_runs() {
     )
     # ReActNet-style training (#14): each ablation's two steps; the
     # distilled ones learn from the same seed's clip network
-    REACT=(
+    REACT=(  # the full recipe first, then its two ablations
+        bireal18-react_step1_1xb64_fmnist
+        bireal18-react_step2_1xb64_fmnist
         bireal18-rsign-rprelu_step1_1xb64_fmnist
         bireal18-rsign-rprelu_step2_1xb64_fmnist
         bireal18-distill_step1_1xb64_fmnist
         bireal18-distill_step2_1xb64_fmnist
-        bireal18-react_step1_1xb64_fmnist
-        bireal18-react_step2_1xb64_fmnist
     )
     DATA=fashion_mnist
 }
