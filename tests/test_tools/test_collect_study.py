@@ -110,3 +110,21 @@ def test_a_distilled_run_needs_its_teacher_chain(tmp_path):
         '0', '--work-root', str(tmp_path / 'runs'), '--todo', '0', '--want',
         react[1], '--', *CHAIN[:3], *react])
     assert proc.stdout.split() == [*CHAIN[:3], *react]
+
+
+def test_gap_closed_between_the_binary_and_the_real_network(tmp_path):
+    root, out = tmp_path / 'runs', tmp_path / 'out'
+    runs = {'bireal18_clip-pre_1xb64_fmnist': 88.0, FULL: 80.0,
+            'bireal18-react_step2_1xb64_fmnist': 86.0}
+    for run, top1 in runs.items():
+        _write_run(root, 0, run, [70.0, 75.0, 78.0, top1])
+    proc = run_tool([
+        'tools/reproduce/collect_study.py', '--work-root', str(root),
+        '--out', str(out), '--seeds', '0', '--', *runs,
+        'bireal18-distill_step2_1xb64_fmnist'])
+    # (86 - 80) / (88 - 80)
+    assert ('| both: the ReActNet-style recipe, two steps | 86.00 | 1 | 75% |'
+            in proc.stdout)
+    assert '| + distillation, two steps | not run yet | 0 | - |' in \
+        proc.stdout
+    assert 'share of the gap' in (out / 'README.md').read_text()

@@ -321,6 +321,45 @@ def comparison_table(results: Dict[str, Dict[int, dict]]) -> str:
     return '\n'.join(rows)
 
 
+# Binary networks against the paper's procedure and its real-valued
+# network: how much of the gap between the two each recipe closes (#14).
+GAP_BINARY, GAP_REAL = 'bireal18', 'bireal18_clip-pre'
+GAP_ROWS = [('bireal18', "the paper's procedure (Bi-Real-18)"),
+            ('bireal18-rsign-rprelu_step2', '+ RSign/RPReLU, two steps'),
+            ('bireal18-distill_step2', '+ distillation, two steps'),
+            ('bireal18-react_step2',
+             'both: the ReActNet-style recipe, two steps')]
+
+
+def gap_table(results: Dict[str, Dict[int, dict]]) -> str:
+    """Each binary recipe's top-1 and the share of the gap between the
+    paper's binary network and its real-valued one that it closes (from
+    the means; empty without both ends)."""
+    results = {role(run): per_seed for run, per_seed in results.items()}
+
+    def finished(r: str) -> List[float]:
+        return [final_top1(x) for x in results.get(r, {}).values()
+                if x['finished']]
+
+    low, high = finished(GAP_BINARY), finished(GAP_REAL)
+    if not low or not high or not any(finished(r) for r, _ in GAP_ROWS[1:]):
+        return ''
+    gap = statistics.mean(high) - statistics.mean(low)
+    rows = ['| recipe | top-1 (%), mean +- std | n | share of the gap '
+            'closed |', '|---|---|---|---|']
+    ceiling = (GAP_REAL, 'real-valued network (clip pre-training), the '
+               'ceiling')
+    for r, what in [*GAP_ROWS, ceiling]:
+        values = finished(r)
+        if not values:
+            rows.append(f'| {what} | not run yet | 0 | - |')
+            continue
+        closed = (statistics.mean(values) - statistics.mean(low)) / gap
+        rows.append(f'| {what} | {mean_std(values)} | {len(values)} | '
+                    f'{100 * closed:.0f}% |')
+    return '\n'.join(rows)
+
+
 def plot(runs: List[str], results: Dict[str, Dict[int, dict]], path: str,
          title: str) -> None:
     fig, (ax, ax_flip) = plt.subplots(1, 2, figsize=(13, 5))
@@ -408,7 +447,8 @@ def main() -> None:
                 json.dump(result, f, indent=1)
     table = results_table(args.runs, results, args.seeds, read_previous(out))
     comparisons = comparison_table(results)
-    print(table, comparisons, sep='\n\n')
+    gaps = gap_table(results)
+    print(table, comparisons, gaps, sep='\n\n')
     data = DATASETS.get(args.runs[0].rsplit('_', 1)[-1], 'top-1')
     plot(args.runs, results, osp.join(out, 'curves.png'), data)
     with open(osp.join(out, 'README.md'), 'w') as f:
@@ -424,7 +464,11 @@ def main() -> None:
             '## Against the paper\n\nA - B with its standard error '
             'sqrt(s_A^2/n_A + s_B^2/n_B); "yes" when the difference is more '
             'than twice that.\n\n'
-            f'{comparisons}\n')
+            f'{comparisons}\n' + (
+                '\n## ReActNet-style training against the gap\n\n'
+                "Share of the gap closed = (recipe - the paper's binary "
+                'network) / (its real-valued network - the binary '
+                f'network), from the means.\n\n{gaps}\n' if gaps else ''))
 
 
 if __name__ == '__main__':
