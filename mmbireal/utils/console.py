@@ -10,6 +10,7 @@ warnings listed in :data:`KNOWN_WARNINGS`, by message; every other warning
 is shown as before.
 """
 import logging
+import platform
 import re
 import sys
 import warnings
@@ -71,12 +72,24 @@ def _version(module: str) -> str:
     return getattr(sys.modules.get(module), '__version__', '?')
 
 
+def cpu_name() -> str:
+    """The CPU's model name ('model name' of /proc/cpuinfo on Linux)."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or 'unknown'
+
+
 def environment_summary(runner: Runner) -> str:
     """One line: device, processes, versions, seed and the log file."""
     if torch.cuda.is_available():
         device = f'CUDA ({torch.cuda.get_device_name(0)})'
-    else:
-        device = 'CPU (CUDA not available)'
+    else:  # the CPU's name: float results differ between CPU models
+        device = f'CPU ({cpu_name()}; CUDA not available)'
     processes = f'{runner.world_size} process' + (
         'es' if runner.world_size > 1 else '')
     if runner.distributed:

@@ -10,9 +10,15 @@ pytestmark = pytest.mark.slow
 FULL, STE = 'bireal18_1xb64_fmnist', 'bireal18_ste_1xb64_fmnist'
 
 
-def _write_run(root, seed: int, run: str, top1: list, flips=None) -> None:
+def _write_run(root, seed: int, run: str, top1: list, flips=None,
+               machine=None) -> None:
     folder = root / f'seed{seed}' / run / '20261201_000000' / 'vis_data'
     folder.mkdir(parents=True)
+    if machine:  # the summary line of mmbireal.utils.console
+        (folder.parent / '20261201_000000.log').write_text(
+            '2026/12/01 00:00:00 - mmengine - INFO - \nSystem environment:\n'
+            f'2026/12/01 00:00:01 - mmengine - INFO - CPU ({machine}; CUDA '
+            'not available), 1 process; Python 3.11.7, PyTorch 2.14.1\n')
     lines = [dict(loss=2.0 - 0.1 * i, step=10 * (i + 1)) for i in range(3)]
     for epoch, acc in enumerate(top1, 1):
         lines.append({'accuracy/top1': acc, 'step': epoch})
@@ -51,6 +57,23 @@ def test_mean_std_and_verdicts(tmp_path):
         '1': 0.1, '2': 0.05, '3': 0.01, '4': 0.005}
     assert osp.isfile(out / 'curves.png')
     assert '81.00 +- 1.00' in (out / 'README.md').read_text()
+
+
+def test_each_run_records_the_machine_it_trained_on(tmp_path):
+    root, out = tmp_path / 'runs', tmp_path / 'out'
+    xeon = 'Intel(R) Xeon(R) Processor'
+    _write_run(root, 0, FULL, [75.0, 78.0, 79.0, 80.0], machine=xeon)
+    _write_run(root, 0, STE, [60.0, 65.0, 68.0, 70.0], machine=xeon)
+    _write_run(root, 1, FULL, [75.0, 78.0, 79.0, 81.0])  # an older log
+    run_tool([
+        'tools/reproduce/collect_study.py', '--work-root',
+        str(root), '--out', str(out), '--seeds', '0', '1', '--', FULL, STE
+    ])
+    log = json.loads((out / 'seed0' / f'{FULL}.json').read_text())
+    assert log['machines'] == [xeon]
+    assert ('Trained on (from each run\'s log): seed 0: Intel(R) Xeon(R) '
+            'Processor (2 runs); seed 1: not recorded (1 run).') in \
+        (out / 'README.md').read_text()
 
 
 def test_unfinished_runs_stay_out_of_the_mean(tmp_path):

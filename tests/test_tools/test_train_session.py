@@ -43,7 +43,7 @@ def test_console_and_accuracy_after_resuming_a_finished_run(
                   'Hooks will be executed', 'PyTorch compiling details',
                   'FileClient', 'SyncBatchNorm'):
         assert noise not in proc.stdout, noise
-    assert re.search(r'INFO - CPU \(CUDA not available\), 1 process; '
+    assert re.search(r'INFO - CPU \(.+; CUDA not available\), 1 process; '
                      r'Python [\d.]+, PyTorch .*seed 0; environment, config '
                      r'and hooks in full: \S+\.log$', proc.stdout, re.M)
     assert proc.stdout.count('Checkpoints will be saved to') == 1

@@ -28,6 +28,7 @@ import json
 import math
 import os
 import os.path as osp
+import re
 import statistics
 from typing import Dict, List, Optional
 
@@ -40,6 +41,9 @@ OUT = osp.join(REPO, 'docs', 'results', 'fashion_mnist')
 # the single-seed results of the first reproduction (AMD EPYC VM, before
 # the one-pass binarization kernels), kept for comparison
 PREVIOUS = 'previous-seed0-epyc'
+# the device in the summary line the tools log first (mmbireal.utils.console)
+MACHINE = re.compile(r' - INFO - (?:CPU \((.+?); CUDA not available\)|'
+                     r'CUDA \((.+?)\)), \d+ process')
 
 # What each run shows, in the words of the paper's ablation (by role).
 DESCRIPTIONS = {
@@ -146,6 +150,23 @@ def read_scalars(run_dir: str) -> Dict[str, Dict[int, float]]:
     return series
 
 
+def read_machines(run_dir: str) -> List[str]:
+    """The CPU or GPU each session of the run trained on, from the
+    summary line of its log (float results differ between CPU models, so
+    a retraining elsewhere need not repeat a run bit for bit)."""
+    machines: List[str] = []
+    for path in sorted(glob.glob(osp.join(run_dir, '*', '*.log'))):
+        with open(path, errors='replace') as f:
+            for line in f:
+                found = MACHINE.search(line)
+                if found:
+                    name = found.group(1) or found.group(2)
+                    if name not in machines:
+                        machines.append(name)
+                    break
+    return machines
+
+
 def max_epochs(run: str) -> int:
     return Config.fromfile(osp.join(REPO, 'configs', 'birealnet',
                                     f'{run}.py')).train_cfg.max_epochs
@@ -240,7 +261,26 @@ def read_run(work_root: str, run: str, seed: int,
             for key in sorted(series) if key.startswith('flip_ratio/')
         },
         train_loss_by_iter=by_step('loss', 4),
+        machines=read_machines(osp.join(work_root, f'seed{seed}', run)),
     )
+
+
+def machines_note(results: Dict[str, Dict[int, dict]]) -> str:
+    """Per seed, the machines its runs trained on and how many runs each."""
+    counts: Dict[int, Dict[str, int]] = {}
+    for by_seed in results.values():
+        for seed, result in by_seed.items():
+            names = result.get('machines') or ['not recorded']
+            for name in names:
+                seen = counts.setdefault(seed, {})
+                seen[name] = seen.get(name, 0) + 1
+    parts = [
+        f'seed {seed}: ' + ', '.join(
+            f'{name} ({n} run{"s" if n > 1 else ""})'
+            for name, n in counts[seed].items())
+        for seed in sorted(counts)
+    ]
+    return 'Trained on (from each run\'s log): ' + '; '.join(parts) + '.'
 
 
 def final_top1(result: dict) -> float:
@@ -448,7 +488,8 @@ def main() -> None:
     table = results_table(args.runs, results, args.seeds, read_previous(out))
     comparisons = comparison_table(results)
     gaps = gap_table(results)
-    print(table, comparisons, gaps, sep='\n\n')
+    machines = machines_note(results)
+    print(table, machines, comparisons, gaps, sep='\n\n')
     data = DATASETS.get(args.runs[0].rsplit('_', 1)[-1], 'top-1')
     plot(args.runs, results, osp.join(out, 'curves.png'), data)
     with open(osp.join(out, 'README.md'), 'w') as f:
@@ -460,7 +501,8 @@ def main() -> None:
             'sample standard deviation over the finished seeds (n); each '
             "seed's binary runs start from that seed's own pre-training "
             'chain. Logs: `seed<N>/<run>.json`.\n\n'
-            f'{table}\n\n![top-1 and flip ratio vs epoch](curves.png)\n\n'
+            f'{table}\n\n{machines}\n\n'
+            '![top-1 and flip ratio vs epoch](curves.png)\n\n'
             '## Against the paper\n\nA - B with its standard error '
             'sqrt(s_A^2/n_A + s_B^2/n_B); "yes" when the difference is more '
             'than twice that.\n\n'
