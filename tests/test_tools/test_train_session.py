@@ -12,11 +12,15 @@ import pytest
 from helpers import REPO, TINY_FMNIST, run_tool
 
 QUICK = 'configs/birealnet/bireal18_1xb64-quick_fmnist.py'
-# 64 images of batch 16: 4 iterations per epoch, one validation iteration;
-# lr 0.02 so that the two epochs' scores differ (at 2e-3 both can sit at
-# chance, 9 of 64)
+# 64 images of batch 16: 4 iterations per epoch, one validation iteration.
+# The two epochs' scores must differ for the stale-value check to bite: lr
+# 0.02, and BN running statistics that follow the batches (momentum 0.9;
+# after 4 iterations at the default 0.1 they are still near their initial
+# values, and a CI machine scored 18.75 in both epochs)
 TWO_EPOCHS = [*TINY_FMNIST, 'train_cfg.max_epochs=2',
-              'optim_wrapper.optimizer.lr=0.02']
+              'optim_wrapper.optimizer.lr=0.02',
+              'model.backbone.norm_cfg.type=BN',
+              'model.backbone.norm_cfg.momentum=0.9']
 
 
 def train(work: str, *args: str, check: bool = True):
