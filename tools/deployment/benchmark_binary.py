@@ -15,10 +15,13 @@ runtime) and batch size:
   ``peer_runtimes.py``: ResNet-18 fp32 in eager PyTorch, onnxruntime and
   OpenVINO (fp32 and its default precision), ResNet-18 int8 in onnxruntime
   (static QDQ, per-channel) and OpenVINO (NNCF), MobileNetV2 int8 in
-  onnxruntime. Each row: median ms, the packed model's speed-up (median of
-  the per-round time ratios, with quartiles), file size and the model's
-  *published* ImageNet top-1. Peers whose runtime is missing (the ``bench``
-  extra: ``pip install mmbireal[bench]``) are listed as skipped.
+  onnxruntime. Each runtime's turn starts on a quiet process and calls it
+  twice: the second call is the warm (steady-state) time, the first the
+  latency after ``--gap-ms`` of idle time. Each row: both medians, the
+  packed model's speed-up in both (median of the per-round time ratios,
+  with quartiles), file size and the model's *published* ImageNet top-1.
+  Peers whose runtime is missing (the ``bench`` extra: ``pip install
+  mmbireal[bench]``) are listed as skipped.
 * ``packed``: the same rounds without the peers (the packed and
   float-emulated Bi-Real-18 and the ``--variants``): what a variant such as
   the ReActNet-style network costs against the plain packed model.
@@ -32,6 +35,7 @@ Measure on an otherwise idle machine.
 import argparse
 import os.path as osp
 import platform
+import resource
 import statistics
 import sys
 import tempfile
@@ -70,8 +74,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--size', type=int, default=224,
                         help='input height and width (default 224)')
     parser.add_argument('--gap-ms', type=float, default=50.0,
-                        help='idle time before each timed call, so other '
-                        "runtimes' spinning threads are asleep (default 50)")
+                        help='idle time before each timed call; then the '
+                        "tool waits until the process's other threads have "
+                        'stopped spinning (default 50)')
     parser.add_argument('--sections', nargs='+', default=list(SECTIONS),
                         choices=SECTIONS, help='reports to print')
     parser.add_argument('--config', default=DEFAULT_CONFIG,
@@ -108,31 +113,69 @@ def median_ms(fn: Callable[[], object], iters: int, warmup: int) -> float:
     return 1e3 * statistics.median(times)
 
 
-def interleaved_ms(fns: Dict[str, Callable[[], object]], rounds: int,
-                   warmup: int, gap_ms: float = 0.0) -> Dict[str, List[float]]:
-    """Per-round wall times (ms) of every ``fns`` entry, one call each per
-    round, the order rotated by one every round (not reversed: with three
-    or more entries reversal runs the outer ones twice in a row, warm).
+def process_cpu_s() -> float:
+    """CPU seconds used so far by all threads of this process."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
-    ``gap_ms`` of idle time precedes every timed call: the runtimes' worker
-    threads spin-wait for a while after their own call (onnxruntime's
-    intra-op pool, OpenMP, TBB), and without a gap they steal the cores
-    from the next runtime in the round. With the gap each runtime runs
-    with its default (spinning) settings, as in a process of its own."""
+
+def settle(gap_ms: float, window_s: float = 0.01,
+           limit_s: float = 2.0) -> None:
+    """Sleep ``gap_ms``, then until the process stays idle for a
+    ``window_s`` window (under 10% of a core busy), at most ``limit_s``.
+
+    The runtimes' worker threads spin-wait after their own call: measured
+    here, onnxruntime's intra-op pool burns 39-41 ms of CPU in the 50 ms
+    after its call (OpenMP and TBB about 1-7 ms), so a fixed 50 ms gap let
+    it steal a core from the next runtime in the round at 2 threads."""
+    time.sleep(gap_ms / 1e3)
+    deadline = time.perf_counter() + limit_s
+    while time.perf_counter() < deadline:
+        before = process_cpu_s()
+        time.sleep(window_s)
+        if process_cpu_s() - before < 0.1 * window_s:
+            return
+
+
+class Timings(NamedTuple):
+    """Per-round wall times (ms) of one entry."""
+    warm: List[float]  # the second of two back-to-back calls
+    idle: List[float]  # the first call, on a process idle for ``gap_ms``
+
+
+def interleaved_ms(fns: Dict[str, Callable[[], object]], rounds: int,
+                   warmup: int, gap_ms: float = 0.0) -> Dict[str, Timings]:
+    """Per-round wall times of every ``fns`` entry, the order rotated by
+    one every round (not reversed: with three or more entries reversal runs
+    the outer ones twice in a row, warm).
+
+    Each entry's turn starts on a quiet process (:func:`settle`), so no
+    other runtime's spinning threads are left; then it is called twice
+    back to back. The second call is the steady state of a loop of
+    inferences (the runtime's own threads still awake, as a user's loop
+    keeps them); the first is the latency after ``gap_ms`` of idle time,
+    which includes waking the runtime's threads."""
     order = list(fns)
-    times: Dict[str, List[float]] = {name: [] for name in order}
+    times = {name: Timings([], []) for name in order}
     with torch.no_grad():
         for name in order:
             for _ in range(warmup):
                 fns[name]()
         for _ in range(rounds):
             for name in order:
-                time.sleep(gap_ms / 1e3)
-                start = time.perf_counter()
-                fns[name]()
-                times[name].append(1e3 * (time.perf_counter() - start))
+                settle(gap_ms)
+                for series in (times[name].idle, times[name].warm):
+                    start = time.perf_counter()
+                    fns[name]()
+                    series.append(1e3 * (time.perf_counter() - start))
             order = order[1:] + order[:1]
     return times
+
+
+def speed_up(times: List[float], packed: List[float]) -> str:
+    """The median and quartiles of the per-round ratios times / packed."""
+    q1, med, q3 = quartiles([a / b for a, b in zip(times, packed)])
+    return f'{med:.2f}x [{q1:.2f}-{q3:.2f}]'
 
 
 def quartiles(values: List[float]) -> tuple:
@@ -273,18 +316,21 @@ def bench_peers(args: argparse.Namespace, threads: int, base: List[Row],
         ref = times[rows[0].name + ' | ' + rows[0].runtime]
         for r in rows:
             t = times[r.name + ' | ' + r.runtime]
-            q1, med, q3 = quartiles([a / b for a, b in zip(t, ref)])
             top1, _ = peer_runtimes.PUBLISHED_TOP1[r.model]
-            table.append([
-                r.name, r.runtime, str(batch), f'{statistics.median(t):.2f}',
-                f'{med:.2f}x [{q1:.2f}-{q3:.2f}]',
-                f'{r.size_bytes / 1e6:.1f}', f'{top1:.1f}'
-            ])
+            table.append([r.name, r.runtime, str(batch)] + [
+                cell for mine, base in ((t.warm, ref.warm), (t.idle,
+                                                             ref.idle))
+                for cell in (f'{statistics.median(mine):.2f}',
+                             speed_up(mine, base))
+            ] + [f'{r.size_bytes / 1e6:.1f}', f'{top1:.1f}'])
     print(f'\nwhole networks, {args.size}x{args.size}, {threads} thread(s), '
           f'{args.iters} interleaved rounds')
-    print_table(['model', 'runtime', 'batch', 'median ms',
-                 'packed speed-up [quartiles]', 'file MB',
-                 'top-1 (published)'], table)
+    print_table(['model', 'runtime', 'batch', 'warm ms',
+                 'packed speed-up [quartiles]', 'after idle ms',
+                 'speed-up [quartiles]', 'file MB', 'top-1 (published)'],
+                table)
+    print('warm: the second of two back-to-back calls; after idle: the first '
+          f'call after >= {args.gap_ms:g} ms with the process idle')
     print('speed-up = median over rounds of (row time / packed time); > 1: '
           'the packed model is faster')
     print('top-1: published ImageNet-1k figures, NOT measured here (int8 '
