@@ -403,11 +403,12 @@ def bench_roofline(args: argparse.Namespace, threads: int, packed) -> None:
           f'measured peak {peak["binary"] / 1e9:.0f} G binary MAC/s '
           f'(XOR + popcount + add), {peak["fp32"] / 1e9:.1f} G fp32 MAC/s '
           '(FMA)')
-    rows = []
+    rows, bounds = [], []
     for batch in args.batch:
         x = torch.from_numpy(peer_runtimes.random_inputs(batch, args.size))
         total = 0.0
-        for layer in packed_layers(packed, x):
+        layers = packed_layers(packed, x)
+        for layer in layers:
             t = median_ms(layer.run, args.iters, args.warmup)
             total += t
             rate = layer.macs / (t * 1e-3)
@@ -419,8 +420,42 @@ def bench_roofline(args: argparse.Namespace, threads: int, packed) -> None:
                      '', '', ''])
         rows.append(['(whole forward)', '', str(batch), f'{whole:.3f}', '',
                      '', ''])
+        bounds.append(forward_bound(packed, x, layers, peak, whole))
     print_table(['layer', 'MACs', 'batch', 'median ms', 'M MACs',
                  'G MAC/s', 'of peak'], rows)
+    for line in bounds:
+        print(line)
+
+
+def downsample_macs(packed, x: torch.Tensor) -> int:
+    """Multiply-accumulates of the real-valued 1x1 downsample convs of
+    ``packed`` on the NCHW batch ``x``."""
+    x = x.float().contiguous(memory_format=torch.channels_last)
+    n, _, h, w = packed.stem_geometry.forward(
+        x, packed.stem_weight, packed.stem_bias, packed.padding).shape
+    macs = 0
+    for block in packed.blocks:
+        h, w = (h - 1) // block.stride + 1, (w - 1) // block.stride + 1
+        if block.has_downsample:
+            macs += n * h * w * block.down_weight.numel()
+    return macs
+
+
+def forward_bound(packed, x: torch.Tensor, layers: List[Layer],
+                  peak: Dict[str, float], whole_ms: float) -> str:
+    """The fastest forward this CPU allows at its measured peaks: every
+    MAC of the stem, the binary convs and the downsample convs at the peak
+    of its kind (pooling, packing, the head and memory traffic free)."""
+    binary = 1e3 * sum(layer.macs for layer in layers
+                       if layer.kind == 'binary') / peak['binary']
+    fp32 = [1e3 * macs / peak['fp32'] for macs in (
+        sum(layer.macs for layer in layers if layer.kind == 'fp32'),
+        downsample_macs(packed, x))]
+    bound = binary + sum(fp32)
+    return (f'batch {x.shape[0]}: bound at the measured peaks '
+            f'{bound:.2f} ms = stem {fp32[0]:.2f} + binary convs '
+            f'{binary:.2f} + 1x1 downsample {fp32[1]:.2f}; the whole '
+            f'forward takes {whole_ms:.2f} ms')
 
 
 def main(argv: Optional[List[str]] = None) -> None:
