@@ -571,6 +571,10 @@ def test_benchmark_tool_smoke():
                      '--warmup', '0', '--size', '32', '--batch', '1',
                      '--threads', '1', '--sections', 'roofline'])
     assert re.search(r'measured peak \d+ G binary MAC/s', proc.stdout)
+    assert re.search(r'^batch 1: bound at the measured peaks [\d.]+ ms = stem '
+                     r'[\d.]+ \+ binary convs [\d.]+ \+ 1x1 downsample '
+                     r'[\d.]+; the whole forward takes [\d.]+ ms$',
+                     proc.stdout, re.M)
     assert '7x7x512' not in proc.stdout and '-> 1x1x512' in proc.stdout
     assert 'whole networks' not in proc.stdout
 
