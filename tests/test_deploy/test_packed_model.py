@@ -575,6 +575,9 @@ def test_benchmark_tool_smoke():
                      r'[\d.]+ \+ binary convs [\d.]+ \+ 1x1 downsample '
                      r'[\d.]+; the whole forward takes [\d.]+ ms$',
                      proc.stdout, re.M)
+    # the hypervisor's share of our cores during the section (Linux)
+    assert re.search(r'^host steal time during this section: \d+\.\d\d s',
+                     proc.stdout, re.M)
     assert '7x7x512' not in proc.stdout and '-> 1x1x512' in proc.stdout
     assert 'whole networks' not in proc.stdout
 

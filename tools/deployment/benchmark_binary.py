@@ -33,6 +33,7 @@ Without ``--checkpoint`` the weights are random, which changes no latency.
 Measure on an otherwise idle machine.
 """
 import argparse
+import os
 import os.path as osp
 import platform
 import resource
@@ -198,6 +199,25 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or 'unknown CPU'
+
+
+def steal_s() -> Optional[float]:
+    """CPU seconds the hypervisor gave to others while this VM's vCPUs had
+    work (``steal`` in /proc/stat), or None where it is not reported."""
+    try:
+        with open('/proc/stat') as f:
+            fields = f.readline().split()
+        return int(fields[8]) / os.sysconf('SC_CLK_TCK')
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def report_steal(since: Optional[float]) -> None:
+    now = steal_s()
+    if since is not None and now is not None:
+        print(f'host steal time during this section: {now - since:.2f} s'
+              + (' (other guests ran on our cores: timings are suspect)'
+                 if now - since >= 0.05 else ''))
 
 
 def print_table(header: List[str], rows: List[List[str]]) -> None:
@@ -487,12 +507,16 @@ def main(argv: Optional[List[str]] = None) -> None:
         base += variant_rows(args.variants, tmp, args.size)
         for threads in args.threads or [torch.get_num_threads()]:
             torch.set_num_threads(threads)
-            if 'peers' in args.sections:
-                bench_peers(args, threads, base, tmp)
-            elif 'packed' in args.sections:  # the same rows, no peers
-                bench_peers(args, threads, base, tmp, with_peers=False)
+            if 'peers' in args.sections or 'packed' in args.sections:
+                stolen = steal_s()
+                # 'packed': the same rows, no peers
+                bench_peers(args, threads, base, tmp,
+                            with_peers='peers' in args.sections)
+                report_steal(stolen)
             if 'roofline' in args.sections:
+                stolen = steal_s()
                 bench_roofline(args, threads, packed)
+                report_steal(stolen)
 
 
 if __name__ == '__main__':
