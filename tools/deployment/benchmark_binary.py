@@ -212,12 +212,17 @@ def steal_s() -> Optional[float]:
         return None
 
 
-def report_steal(since: Optional[float]) -> None:
+def report_steal(since: Optional[float], start: float) -> None:
+    """Print the steal time since ``steal_s() == since`` and its share of
+    the wall time since ``start`` (``time.perf_counter()``)."""
     now = steal_s()
-    if since is not None and now is not None:
-        print(f'host steal time during this section: {now - since:.2f} s'
-              + (' (other guests ran on our cores: timings are suspect)'
-                 if now - since >= 0.05 else ''))
+    if since is None or now is None:
+        return
+    share = (now - since) / max(time.perf_counter() - start, 1e-9)
+    print(f'host steal time during this section: {now - since:.2f} s '
+          f'({100 * share:.1f}% of its time)'
+          + ('; other guests ran on our cores: timings are suspect'
+             if share >= 0.01 else ''))
 
 
 def print_table(header: List[str], rows: List[List[str]]) -> None:
@@ -508,15 +513,15 @@ def main(argv: Optional[List[str]] = None) -> None:
         for threads in args.threads or [torch.get_num_threads()]:
             torch.set_num_threads(threads)
             if 'peers' in args.sections or 'packed' in args.sections:
-                stolen = steal_s()
+                stolen, start = steal_s(), time.perf_counter()
                 # 'packed': the same rows, no peers
                 bench_peers(args, threads, base, tmp,
                             with_peers='peers' in args.sections)
-                report_steal(stolen)
+                report_steal(stolen, start)
             if 'roofline' in args.sections:
-                stolen = steal_s()
+                stolen, start = steal_s(), time.perf_counter()
                 bench_roofline(args, threads, packed)
-                report_steal(stolen)
+                report_steal(stolen, start)
 
 
 if __name__ == '__main__':
