@@ -1,5 +1,6 @@
 """Helpers for the tests that run the real tools on tiny data."""
 import contextlib
+import importlib
 import os
 import os.path as osp
 import subprocess
@@ -135,3 +136,13 @@ def tiny_random_checkpoint(root) -> tuple:
     checkpoint = osp.join(str(root), 'random.pth')
     torch.save({'state_dict': model.state_dict(), 'meta': {}}, checkpoint)
     return config, checkpoint
+
+
+def import_deployment_tool(name: str):
+    """A module of tools/deployment (not a package), e.g.
+    ``'benchmark_binary'``, imported as the tool's own script does."""
+    sys.path.insert(0, osp.join(REPO, 'tools', 'deployment'))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.pop(0)

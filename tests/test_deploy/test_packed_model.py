@@ -15,6 +15,7 @@ from helpers import (
     NARROW,
     REPO,
     failing_native_build,
+    import_deployment_tool,
     randomize_bn,
     run_tool,
     small_fmnist_model,
@@ -596,19 +597,9 @@ def test_benchmark_times_variants_against_the_packed_model():
     assert 'ResNet-18' not in out  # no peers in this section
 
 
-def _peer_runtimes():
-    import importlib
-    import sys
-    sys.path.insert(0, osp.join(REPO, 'tools', 'deployment'))
-    try:
-        return importlib.import_module('peer_runtimes')
-    finally:
-        sys.path.pop(0)
-
-
 def test_benchmark_skips_a_missing_runtime_with_a_note(monkeypatch,
                                                        tmp_path):
-    peers = _peer_runtimes()
+    peers = import_deployment_tool('peer_runtimes')
     monkeypatch.setattr(peers, '_runtime', lambda module: None)
     rows, skipped = peers.build_peers(str(tmp_path), 32, 1)
     # eager PyTorch is always there; every other peer is skipped, not faked
@@ -629,7 +620,7 @@ def test_benchmark_peer_table():
     out = proc.stdout
     assert re.search(r'^Bi-Real-18 packed 1-bit .* 1\.00x', out, re.M)
     assert 'NOT measured here' in out and '69.758' in out
-    peers = _peer_runtimes()
+    peers = import_deployment_tool('peer_runtimes')
     for _, arch, _, _, what in peers.PEER_ROWS:
         name = {'resnet18': 'ResNet-18', 'mobilenet_v2': 'MobileNetV2'}[arch]
         precision, runtime = what.split(', ')

@@ -1,21 +1,14 @@
 """The deployment benchmark's timing: no runtime is timed while another
 one's threads still spin, and each turn yields a warm and an after-idle
 time."""
-import importlib
-import os.path as osp
-import sys
 import threading
 import time
 
-from helpers import REPO
+from helpers import import_deployment_tool
 
 
 def _benchmark():
-    sys.path.insert(0, osp.join(REPO, 'tools', 'deployment'))
-    try:
-        return importlib.import_module('benchmark_binary')
-    finally:
-        sys.path.pop(0)
+    return import_deployment_tool('benchmark_binary')
 
 
 def _spin(seconds: float) -> threading.Thread:
