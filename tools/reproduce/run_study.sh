@@ -127,7 +127,8 @@ else
 fi
 
 config_value() {  # config_value RUN KEY: load_from or model.teacher_ckpt
-    "$PYTHON" -c "from mmengine.config import Config; \
+    # -W: mmengine's import of pkg_resources warns, which says nothing here
+    "$PYTHON" -W ignore::UserWarning -c "from mmengine.config import Config; \
 c = Config.fromfile('configs/birealnet/$1.py'); \
 print((c.model if '$2' == 'teacher_ckpt' else c).get('$2') or '')"
 }
