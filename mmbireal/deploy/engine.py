@@ -23,9 +23,9 @@ from torch import Tensor
 
 from mmbireal.utils import native
 
-from .reference import engine_pads, num_words
+from .reference import engine_pads, max_pool_geometry, num_words
 
-ABI_VERSION = 4
+ABI_VERSION = 5
 CSRC = osp.join(osp.dirname(osp.abspath(__file__)), 'csrc')
 SOURCE = osp.join(CSRC, 'binconv.cpp')  # includes the csrc/*.h
 SIMD_CODES = {'auto': 0, 'scalar': 1, 'avx2': 2, 'avx512': 3}
@@ -89,9 +89,9 @@ class NativeEngine:
         ]
         lib.mmb_forward.restype = ctypes.c_int
         lib.mmb_forward.argtypes = [
-            _c_ptr, _c_i64, _c_i64, _c_i64, _c_i64, _c_ptr, _c_i64, _c_ptr,
-            _c_ptr, _c_ptr, _c_ptr, _c_ptr, _c_ptr, _c_ptr, ctypes.c_int,
-            ctypes.c_int
+            _c_ptr, _c_i64, _c_i64, _c_i64, _c_i64, _c_ptr, _c_ptr, _c_i64,
+            _c_ptr, _c_ptr, _c_ptr, _c_ptr, _c_ptr, _c_ptr, _c_ptr,
+            ctypes.c_int, ctypes.c_int
         ]
         lib.mmb_peak_rate.restype = ctypes.c_double
         lib.mmb_peak_rate.argtypes = [
@@ -139,11 +139,15 @@ class NativeEngine:
                                     out.data_ptr(), torch.get_num_threads())
         return out
 
-    def plan_network(self, blocks: Sequence['BlockSpec'],
-                     simd: str = 'auto',
-                     padding: str = 'symmetric') -> 'NetworkPlan':
+    def plan_network(
+            self,
+            blocks: Sequence['BlockSpec'],
+            simd: str = 'auto',
+            padding: str = 'symmetric',
+            input_pool: Optional[Tuple[int, int, int]] = None
+    ) -> 'NetworkPlan':
         """All ``blocks`` as one native call (see :class:`NetworkPlan`)."""
-        return NetworkPlan(self, blocks, simd, padding)
+        return NetworkPlan(self, blocks, simd, padding, input_pool)
 
     def plan_conv3x3(self,
                      channels: int,
@@ -238,10 +242,17 @@ class NetworkPlan:
     the reference convs block by block. Calls are serialised (the scratch
     buffers are shared). ``padding`` is the backbone's padding mode; each
     conv's zeros before its input are set for the input size of a call.
+    ``input_pool``: the stem's max-pool ``(kernel, stride, padding)``, run
+    first on the input (as PyTorch's ``max_pool2d``, bit for bit), fused
+    with the packing of its signs; None: the input is the first block's.
     """
 
-    def __init__(self, engine: NativeEngine, blocks: Sequence[BlockSpec],
-                 simd: str = 'auto', padding: str = 'symmetric') -> None:
+    def __init__(self,
+                 engine: NativeEngine,
+                 blocks: Sequence[BlockSpec],
+                 simd: str = 'auto',
+                 padding: str = 'symmetric',
+                 input_pool: Optional[Tuple[int, int, int]] = None) -> None:
         if not blocks:
             raise ValueError('a network needs at least one block')
         if simd not in SIMD_CODES:
@@ -249,6 +260,7 @@ class NetworkPlan:
                              f'{", ".join(SIMD_CODES)}')
         self.engine, self.simd, self.padding = engine, simd, padding
         engine_pads(padding, 1, 1, 1)  # checks the mode
+        self.input_pool = None if input_pool is None else tuple(input_pool)
         self.blocks = list(blocks)
         self._keep: List[Tensor] = []  # the library reads them by pointer
         self._pads_for: Optional[Tuple[int, int]] = None
@@ -293,10 +305,20 @@ class NetworkPlan:
         self._lock = threading.Lock()
         self._scratch: Dict[tuple, List[Tensor]] = {}
 
+    def _pool(self, h: int, w: int) -> Optional[Tuple[int, ...]]:
+        """The engine's PoolDesc for an ``h`` x ``w`` input, or None."""
+        if self.input_pool is None:
+            return None
+        return max_pool_geometry(self.padding, h, w, self.input_pool)
+
     def _buffers(self, n: int, h: int, w: int) -> List[Tensor]:
         key = (n, h, w)
         if key not in self._scratch:
             feat = ident = pooled = 1
+            pool = self._pool(h, w)
+            if pool is not None:  # the pooled map goes to feat0
+                h, w = pool[4:]
+                feat = n * h * w * self.blocks[0].in_channels
             words = n * h * w * num_words(self.blocks[0].in_channels)
             for b in self.blocks:
                 ho, wo = (h - 1) // b.stride + 1, (w - 1) // b.stride + 1
@@ -332,13 +354,18 @@ class NetworkPlan:
                 stride = 1
 
     def out_shape(self, n: int, h: int, w: int) -> Tuple[int, int, int, int]:
+        """The last block's output shape for an ``(n, h, w, C)`` input."""
+        pool = self._pool(h, w)
+        if pool is not None:
+            h, w = pool[4:]
         for b in self.blocks:
             h, w = (h - 1) // b.stride + 1, (w - 1) // b.stride + 1
         return n, h, w, self.blocks[-1].out_channels
 
     def __call__(self, x: Tensor) -> Tensor:
-        """``(N, H, W, C_in)`` float32 (the stem's output) -> the last
-        block's ``(N, H', W', C_out)``."""
+        """``(N, H, W, C_in)`` float32 (the stem's output, before its
+        max-pool if there is ``input_pool``) -> the last block's
+        ``(N, H', W', C_out)``."""
         c = self.blocks[0].in_channels
         if x.dtype != torch.float32 or x.dim() != 4 or x.shape[3] != c:
             raise ValueError(f'expected float32 (N, H, W, {c}), got '
@@ -348,11 +375,14 @@ class NetworkPlan:
         out = torch.empty(self.out_shape(n, h, w), dtype=torch.float32)
         if out.numel() == 0:
             return out
+        pool = self._pool(h, w)
         with self._lock:
             buffers = self._buffers(n, h, w)
-            self._set_pads(h, w)
+            self._set_pads(*((h, w) if pool is None else pool[4:]))
             ret = self.engine.lib.mmb_forward(
-                x.data_ptr(), n, h, w, c, self._descs, len(self.blocks),
+                x.data_ptr(), n, h, w, c,
+                None if pool is None else (_c_i64 * 6)(*pool), self._descs,
+                len(self.blocks),
                 *(t.data_ptr() for t in buffers), out.data_ptr(),
                 SIMD_CODES[self.simd], torch.get_num_threads())
         if ret != 0:

@@ -4,9 +4,10 @@ Between the stem and the head, activations stay in NHWC: the real-valued
 ones as float32 ``(N, H, W, C)``, their signs as int64 words
 ``(N, H, W, ceil(C / 64))``. Each binary conv then takes the packed signs,
 returns ``BN(conv) + shortcut`` in float and, in the same pass, the packed
-signs of that sum, which is exactly the next conv's input. The stem
-(conv + BN), the 1x1 downsample convs (BN folded in) and the fc run in
-PyTorch.
+signs of that sum, which is exactly the next conv's input. The stem conv
+(BN folded in) and the fc run in PyTorch; with the engine, the stem's
+max-pool, the 1x1 downsample convs (BN folded in) and the binary convs run
+in one native call.
 
 Two backends compute identical floats: ``'native'`` (the compiled engine)
 and ``'torch'`` (the reference path, +-1 floats through ``F.conv2d``).
@@ -351,10 +352,10 @@ class PackedBiRealNet(nn.Module):
                                                   f32))
 
     def network_plan(self) -> NetworkPlan:
-        """The blocks as one native call, rebuilt if a buffer was replaced
-        (the plan reads the buffers it was built on through raw pointers;
-        in-place updates such as ``load_state_dict`` are seen as they are).
-        """
+        """The stem's max-pool and the blocks as one native call, rebuilt
+        if a buffer was replaced (the plan reads the buffers it was built
+        on through raw pointers; in-place updates such as
+        ``load_state_dict`` are seen as they are)."""
         if self._buffer_slots is None:
             self._buffer_slots = [(m._buffers, name)
                                   for m in self.blocks.modules()
@@ -365,7 +366,8 @@ class PackedBiRealNet(nn.Module):
                 a is not b for a, b in zip(key[1], current)):
             self._network = self.engine.plan_network(
                 [block.spec() for block in self.blocks],
-                padding=self.padding)
+                padding=self.padding,
+                input_pool=self.stem_geometry.max_pool)
             self._network_key = (self.engine, current)
         return self._network
 
@@ -380,16 +382,17 @@ class PackedBiRealNet(nn.Module):
         # here), and its memory is already the NHWC the blocks use
         x = x.float().contiguous(memory_format=torch.channels_last)
         if self._int8_stem is not None:  # opt-in, not bit-exact
-            x = self.stem_geometry.pool(self._int8_stem(x))
+            x = self._int8_stem(x)
         else:
-            x = self.stem_geometry.forward(x, self.stem_weight,
-                                           self.stem_bias, self.padding)
-        x = x.permute(0, 2, 3, 1).contiguous()  # NHWC from here on
+            x = self.stem_geometry.conv(x, self.stem_weight, self.stem_bias,
+                                        self.padding)
         if self.engine is None:
+            x = self.stem_geometry.pool(x, self.padding)
+            x = x.permute(0, 2, 3, 1).contiguous()  # NHWC from here on
             for block in self.blocks:
                 x = block.forward_torch(x)
-        else:
-            x = self.network_plan()(x)
+        else:  # the engine max-pools the stem's output itself
+            x = self.network_plan()(x.permute(0, 2, 3, 1).contiguous())
         return F.linear(x.mean(dim=(1, 2)), self.fc_weight, self.fc_bias)
 
     @property

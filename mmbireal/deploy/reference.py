@@ -79,6 +79,21 @@ def engine_pads(padding: str, height: int, width: int,
     return top, left
 
 
+def max_pool_geometry(padding: str, height: int, width: int,
+                      max_pool: Tuple[int, int, int]) -> Tuple[int, ...]:
+    """``(kernel, stride, pad_top, pad_left, out_height, out_width)`` of the
+    stem's max-pool ``max_pool = (kernel, stride, padding)`` on a
+    ``height`` x ``width`` input under the backbone's ``padding`` (as
+    :meth:`~mmbireal.models.backbones.bireal_net.StemGeometry.pool` pads):
+    what the engine's fused pool takes."""
+    kernel, stride, pad = max_pool
+    pads = input_pads(padding, height, width, kernel, stride)
+    left, right, top, bottom = (pad, ) * 4 if pads is None else pads
+    return (kernel, stride, top, left,
+            (height + top + bottom - kernel) // stride + 1,
+            (width + left + right - kernel) // stride + 1)
+
+
 def binary_conv3x3_torch(x: Tensor, weight_pm1: Tensor, stride: int,
                          padding: str = 'symmetric') -> Tensor:
     """Integer dot products of the binary 3x3 conv, NHWC.

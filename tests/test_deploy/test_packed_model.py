@@ -329,6 +329,37 @@ def test_network_call_is_bit_exact_at_every_simd_level(native):
         torch.set_num_threads(threads)
 
 
+@pytest.mark.parametrize('channels', [16, 20], ids=['c16', 'c20_tail'])
+def test_fused_stem_max_pool_is_pytorchs_bit_for_bit(native, channels):
+    """The engine's max-pool before the blocks equals F.max_pool2d and then
+    the blocks, NaN and -inf included, at every SIMD level and thread
+    count; 20 channels take the scalar tail."""
+    packed = PackedBiRealNet(pack_classifier(small_fmnist_model(**{
+        'model.backbone.stem_channels': channels,
+        'model.backbone.base_channels': channels,
+        'model.head.in_channels': channels * 8})))
+    gen = torch.Generator().manual_seed(4)
+    feat = torch.randn(2, 13, 11, channels, generator=gen)
+    feat[1, 5, 5, 2] = float('nan')
+    feat[1, 6, 6, channels - 1] = float('-inf')
+    pool = (3, 2, 1)
+    ref = F.max_pool2d(feat.permute(0, 3, 1, 2), *pool)
+    ref = ref.permute(0, 2, 3, 1).contiguous()
+    for block in packed.blocks:
+        ref = block.forward_torch(ref)
+    assert ref.isnan().any()  # the NaN reached the output
+    blocks = [block.spec() for block in packed.blocks]
+    threads = torch.get_num_threads()
+    try:
+        for simd, n in itertools.product(native.supported_simd(), (1, 3)):
+            torch.set_num_threads(n)
+            out = native.plan_network(blocks, simd, input_pool=pool)(feat)
+            torch.testing.assert_close(out, ref, rtol=0, atol=0,
+                                       equal_nan=True, msg=str((simd, n)))
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _random_images(n, channels, size, mean, std, seed):
     """Normalised random 8-bit images, as the int8 stem expects."""
     gen = torch.Generator().manual_seed(seed)

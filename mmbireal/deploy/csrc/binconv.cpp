@@ -93,17 +93,26 @@ ConvArgs conv_args(const uint64_t *act, int64_t n_img, int64_t h, int64_t w,
 
 // Thread t of nt: the blocks on x[n][h][w][c] (see mmb_forward).
 void forward_share(const float *x, int64_t n, int64_t h, int64_t w,
-                   int64_t c, const BlockDesc *blocks, int64_t nblocks,
+                   int64_t c, const PoolDesc *pool, const BlockDesc *blocks,
+                   int64_t nblocks,
                    float *feat0, float *feat1, float *ident, float *pooled,
                    uint64_t *bits0, uint64_t *bits1, float *out, int simd,
                    int t, int nt) {
   int64_t i0, i1;
   const PackRowFn pack = pick_pack_row(simd);
   const int64_t cw0 = (c + 63) / 64;
-  share(n * h * w, t, nt, &i0, &i1);
   const float *thr0 = blocks[0].thr[0];
-  for (int64_t r = i0; r < i1; ++r)
-    pack(x + r * c, c, thr0, bits0 + r * cw0);
+  if (pool) {  // the pooled map in feat0: block 0 writes feat1
+    share(n * pool->ho * pool->wo, t, nt, &i0, &i1);
+    max_pool_pixels(x, h, w, c, *pool, i0, i1, feat0, pack, thr0, bits0);
+    x = feat0;
+    h = pool->ho;
+    w = pool->wo;
+  } else {
+    share(n * h * w, t, nt, &i0, &i1);
+    for (int64_t r = i0; r < i1; ++r)
+      pack(x + r * c, c, thr0, bits0 + r * cw0);
+  }
 #pragma omp barrier
   const float *cur = x;
   uint64_t *bits = bits0, *spare = bits1;
@@ -161,7 +170,7 @@ void forward_share(const float *x, int64_t n, int64_t h, int64_t w,
 extern "C" {
 
 // Bumped whenever a signature below changes (the Python side checks it).
-int mmb_abi_version() { return 4; }
+int mmb_abi_version() { return 5; }
 
 // Highest SIMD path this CPU runs: 1 scalar, 2 AVX2, 3 AVX-512 VPOPCNTDQ.
 int mmb_best_simd() { return best_simd(); }
@@ -209,28 +218,30 @@ int mmb_conv3x3(const uint64_t *act, int64_t n_img, int64_t h, int64_t w,
 }
 
 // The binary blocks of a network on the stem's output x[n][h][w][c]
-// (float): blocks[nblocks] as BlockDesc; the last block's float output
-// goes to out. Scratch buffers, each large enough for the largest map of
-// any block: feat0, feat1 (float, between blocks), ident (float, the
+// (float), max-pooled first unless pool is null: blocks[nblocks] as
+// BlockDesc; the last block's float output goes to out. Scratch buffers,
+// each large enough for the largest map of any block (feat0 also for the
+// pooled map): feat0, feat1 (float, between blocks), ident (float, the
 // downsampled shortcut), pooled (float, the avg-pooled input of a
 // downsample), bits0, bits1 (packed signs). Returns 0, or -1 for a bad
 // simd request.
 int mmb_forward(const float *x, int64_t n, int64_t h, int64_t w, int64_t c,
-                const BlockDesc *blocks, int64_t nblocks, float *feat0,
-                float *feat1, float *ident, float *pooled, uint64_t *bits0,
-                uint64_t *bits1, float *out, int simd, int nthreads) {
+                const PoolDesc *pool, const BlockDesc *blocks,
+                int64_t nblocks, float *feat0, float *feat1, float *ident,
+                float *pooled, uint64_t *bits0, uint64_t *bits1, float *out,
+                int simd, int nthreads) {
   const int best = best_simd();
   if (simd == kAuto) simd = best;
   if (simd < kScalar || simd > best || n <= 0 || nblocks <= 0) return -1;
   const int nt = std::max(1, nthreads);
   if (nt == 1) {
-    forward_share(x, n, h, w, c, blocks, nblocks, feat0, feat1, ident,
-                  pooled, bits0, bits1, out, simd, 0, 1);
+    forward_share(x, n, h, w, c, pool, blocks, nblocks, feat0, feat1,
+                  ident, pooled, bits0, bits1, out, simd, 0, 1);
   } else {
 #pragma omp parallel num_threads(nt)
-    forward_share(x, n, h, w, c, blocks, nblocks, feat0, feat1, ident,
-                  pooled, bits0, bits1, out, simd, omp_get_thread_num(),
-                  omp_get_num_threads());
+    forward_share(x, n, h, w, c, pool, blocks, nblocks, feat0, feat1,
+                  ident, pooled, bits0, bits1, out, simd,
+                  omp_get_thread_num(), omp_get_num_threads());
   }
   return 0;
 }

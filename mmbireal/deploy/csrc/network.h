@@ -4,6 +4,10 @@
 // so batch 1 pays neither per-layer interpreter and ctypes overhead nor a
 // thread fork per layer.
 //
+// Before the blocks, optionally (PoolDesc): the stem's max-pool, fused
+// with the sign packing of its output, so the stem conv's 4x larger map is
+// read once and the pooled pixels are packed while still in L1.
+//
 // Per block: identity = x, or avg-pool (stride x stride, ceil mode,
 // padding not counted) + 1x1 conv with the BN folded in (the downsample);
 // then its one or two binary convs on the packed signs, the last one with
@@ -34,6 +38,13 @@ struct BlockDesc {
   // and conv 1's inputs (-RSign bias), the RPReLU after the residual add
   const float *thr[2];
   const float *act_b1, *act_slope, *act_b2;
+};
+
+// A max-pool window (kernel k, stride s) and its output size; pad_t /
+// pad_l: the padded rows / columns before the input (PyTorch's padding, or
+// TensorFlow's 'same' split, see reference.py: max_pool_geometry).
+struct PoolDesc {
+  int64_t k, s, pad_t, pad_l, ho, wo;
 };
 
 // Rows [r0, r1) of the avg-pool of x (n*h rows... as output rows of the
@@ -74,6 +85,48 @@ inline VecF load_vec(const float *p) {
   VecF v;
   __builtin_memcpy(&v, p, sizeof v);
   return v;
+}
+
+// Pooled pixels [p0, p1) of the max-pool P of x[n][h][w][c] into
+// out[n][P.ho][P.wo][c], each pixel's signs packed into bits at once.
+// PyTorch's max_pool2d bit for bit: taps outside the input are skipped
+// (padding with -inf), the window is scanned row by row and a value
+// replaces the maximum only if it is greater or NaN, so the first of equal
+// values (-0 and +0) wins and NaN propagates.
+inline void max_pool_pixels(const float *x, int64_t h, int64_t w, int64_t c,
+                            const PoolDesc &P, int64_t p0, int64_t p1,
+                            float *out, PackRowFn pack, const float *thr,
+                            uint64_t *bits) {
+  const int64_t cw = (c + 63) / 64, cv = c / kVec * kVec;
+  for (int64_t p = p0; p < p1; ++p) {
+    const int64_t img = p / (P.ho * P.wo), rem = p % (P.ho * P.wo);
+    const int64_t y0 = rem / P.wo * P.s - P.pad_t;
+    const int64_t x0 = rem % P.wo * P.s - P.pad_l;
+    const int64_t ya = std::max<int64_t>(y0, 0);
+    const int64_t yb = std::min<int64_t>(y0 + P.k, h);
+    const int64_t xa = std::max<int64_t>(x0, 0);
+    const int64_t xb = std::min<int64_t>(x0 + P.k, w);
+    float *o = out + p * c;
+    for (int64_t j = 0; j < cv; j += kVec) {
+      VecF m = VecF{} - __builtin_inff();
+      for (int64_t iy = ya; iy < yb; ++iy)
+        for (int64_t ix = xa; ix < xb; ++ix) {
+          const VecF v = load_vec(x + ((img * h + iy) * w + ix) * c + j);
+          m = ((v > m) | (v != v)) ? v : m;
+        }
+      __builtin_memcpy(o + j, &m, sizeof m);
+    }
+    for (int64_t j = cv; j < c; ++j) {
+      float m = -__builtin_inff();
+      for (int64_t iy = ya; iy < yb; ++iy)
+        for (int64_t ix = xa; ix < xb; ++ix) {
+          const float v = x[((img * h + iy) * w + ix) * c + j];
+          if (v > m || v != v) m = v;
+        }
+      o[j] = m;
+    }
+    pack(o, c, thr, bits + p * cw);
+  }
 }
 
 // Pixels p .. p + np - 1 (np <= kPix), channels co0 .. co0 + kCo - 1.

@@ -97,13 +97,17 @@ class StemGeometry:
 
     def forward(self, x: Tensor, weight: Tensor, bias: Optional[Tensor],
                 padding: str = 'symmetric') -> Tensor:
-        """The stem as functions: conv with ``weight``/``bias`` (a BN folded
-        into them), then the max-pool if any."""
+        """The stem as functions: :meth:`conv`, then :meth:`pool`."""
+        return self.pool(self.conv(x, weight, bias, padding), padding)
+
+    def conv(self, x: Tensor, weight: Tensor, bias: Optional[Tensor],
+             padding: str = 'symmetric') -> Tensor:
+        """The conv as a function, ``weight``/``bias`` with a BN folded
+        into them."""
         if check_padding(padding) == 'tf_same':
             x = pad_input(x, padding, self.kernel_size, self.stride)
-            return self.pool(F.conv2d(x, weight, bias, self.stride), padding)
-        return self.pool(F.conv2d(x, weight, bias, self.stride,
-                                  self.padding))
+            return F.conv2d(x, weight, bias, self.stride)
+        return F.conv2d(x, weight, bias, self.stride, self.padding)
 
     def pool(self, x: Tensor, padding: str = 'symmetric') -> Tensor:
         """The max-pool as a function (``x`` itself if there is none)."""
