@@ -12,10 +12,12 @@
 // Deliberately included once per instruction set, inside that kernel's
 // namespace, after it has defined
 //   MMB_ISA          the target attribute of its functions, and
-//   struct Lanes     Counts (how eight channels' counts are held) and
+//   struct Lanes     Counts (how eight channels' counts are held),
 //                    uint32_t run(A, Counts, k_valid, pix, co, n): the
 //                    per-channel work above for n <= 8 channels from co,
-//                    returning their sign bits.
+//                    returning their sign bits, and run_pair(A, Counts,
+//                    Counts, k_valid, pix, co): the same for two full
+//                    groups (16 channels), where a kernel does it faster.
 // so the kernels differ only in how they hold the counts.
 // (No include guard, on purpose.)
 
@@ -27,8 +29,14 @@ MMB_ISA __attribute__((always_inline)) inline void epilogue(
     int64_t pix, int64_t chunk) {
   const int64_t co0 = chunk * 64;
   uint64_t word = 0;
+  int g = 0;
+#pragma GCC unroll 4
+  for (; g + 1 < NG && co0 + (g + 2) * kLanes <= A.cout; g += 2)
+    word |= (uint64_t)Lanes::run_pair(A, acc[g], acc[g + 1], k_valid, pix,
+                                      co0 + g * kLanes)
+            << (g * kLanes);
 #pragma GCC unroll 8
-  for (int g = 0; g < NG; ++g) {
+  for (; g < NG; ++g) {
     const int64_t co = co0 + g * kLanes;
     const int n = (int)std::min<int64_t>(kLanes, A.cout - co);
     word |= (uint64_t)Lanes::run(A, acc[g], k_valid, pix, co, n)

@@ -38,6 +38,13 @@ struct Lanes {
     }
     return ge;
   }
+
+  static inline uint32_t run_pair(const ConvArgs &A, Counts acc0,
+                                  Counts acc1, int64_t k_valid, int64_t pix,
+                                  int64_t co) {
+    return run(A, acc0, k_valid, pix, co, kLanes) |
+           run(A, acc1, k_valid, pix, co + kLanes, kLanes) << kLanes;
+  }
 };
 
 #include "epilogue.h"
