@@ -36,15 +36,17 @@ def test_settle_waits_for_a_spinning_thread():
 
 
 def test_interleaved_rounds_time_each_entry_idle_then_warm():
+    """Every entry's after-idle call follows its own call by the gap."""
     bench = _benchmark()
     calls = []
     fns = {name: (lambda name=name: calls.append(name)) for name in 'abc'}
     times = bench.interleaved_ms(fns, rounds=3, warmup=1)
     assert calls[:3] == ['a', 'b', 'c']  # warm-up
-    # two calls per turn, the order rotated by one every round
-    assert calls[3:] == ['a', 'a', 'b', 'b', 'c', 'c',
-                         'b', 'b', 'c', 'c', 'a', 'a',
-                         'c', 'c', 'a', 'a', 'b', 'b']
+    # per turn an untimed call (the gap then starts from the entry's own
+    # last call) and two timed ones; the order rotated by one every round
+    assert calls[3:] == 3 * ['a'] + 3 * ['b'] + 3 * ['c'] + \
+        3 * ['b'] + 3 * ['c'] + 3 * ['a'] + \
+        3 * ['c'] + 3 * ['a'] + 3 * ['b']
     assert all(len(t.warm) == len(t.idle) == 3 for t in times.values())
 
 

@@ -150,12 +150,17 @@ def interleaved_ms(fns: Dict[str, Callable[[], object]], rounds: int,
     one every round (not reversed: with three or more entries reversal runs
     the outer ones twice in a row, warm).
 
-    Each entry's turn starts on a quiet process (:func:`settle`), so no
-    other runtime's spinning threads are left; then it is called twice
-    back to back. The second call is the steady state of a loop of
-    inferences (the runtime's own threads still awake, as a user's loop
-    keeps them); the first is the latency after ``gap_ms`` of idle time,
-    which includes waking the runtime's threads."""
+    Each entry's turn calls it once untimed, then waits for a quiet
+    process (:func:`settle`: ``gap_ms``, then until no thread spins, so no
+    other runtime's threads are left running), then times two calls back
+    to back. The first is the latency after ``gap_ms`` of idle time, the
+    same for every runtime: its own threads last ran that long ago.
+    Without the untimed call a runtime's pool idles for the rest of the
+    round, much longer for some runtimes than for others, and on this VM
+    the first call after a long idle costs several times the warm one
+    (rerun with a larger ``--gap-ms`` to see it).
+    The second is the steady state of a loop of inferences (the runtime's
+    threads still awake, as a user's loop keeps them)."""
     order = list(fns)
     times = {name: Timings([], []) for name in order}
     with torch.no_grad():
@@ -164,6 +169,7 @@ def interleaved_ms(fns: Dict[str, Callable[[], object]], rounds: int,
                 fns[name]()
         for _ in range(rounds):
             for name in order:
+                fns[name]()
                 settle(gap_ms)
                 for series in (times[name].idle, times[name].warm):
                     start = time.perf_counter()
