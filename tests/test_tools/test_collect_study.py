@@ -151,3 +151,30 @@ def test_gap_closed_between_the_binary_and_the_real_network(tmp_path):
     assert '| + distillation, two steps | not run yet | 0 | - |' in \
         proc.stdout
     assert 'share of the gap' in (out / 'README.md').read_text()
+
+
+def test_the_metafile_gets_the_mean_std_and_seeds(tmp_path):
+    """Only the finished runs' models change; comments and the other
+    models stay as they were."""
+    import yaml
+    root, out = tmp_path / 'runs', tmp_path / 'out'
+    for seed, top1 in enumerate((80.0, 81.0, 83.0)):
+        _write_run(root, seed, FULL, [75.0, 78.0, 79.0, top1])
+    _write_run(root, 0, STE, [60.0, 65.0])  # not finished
+    entry = ('  - Name: {}\n    Results:\n      - Task: Image Classification'
+             '\n        Metrics:\n          Top 1 Accuracy: 1.0\n'
+             '    Config: configs/birealnet/{}.py\n')
+    metafile = tmp_path / 'metafile.yml'
+    metafile.write_text('# a comment\nModels:\n' + entry.format(FULL, FULL) +
+                        entry.format(STE, STE) + entry.format('x', 'x'))
+    run_tool([
+        'tools/reproduce/collect_study.py', '--work-root', str(root),
+        '--out', str(out), '--metafile', str(metafile), '--', FULL, STE
+    ])
+    text = metafile.read_text()
+    assert text.startswith('# a comment\n')
+    models = {m['Name']: m['Results'][0]['Metrics']
+              for m in yaml.safe_load(text)['Models']}
+    assert models[FULL] == {'Top 1 Accuracy': 81.33,
+                            'Top 1 Accuracy std': 1.53, 'Seeds': 3}
+    assert models[STE] == models['x'] == {'Top 1 Accuracy': 1.0}

@@ -68,6 +68,25 @@ def test_paper_figures_are_marked_where_mim_shows_them():
                for row in rows)
 
 
+def test_readme_table_shows_the_spread_over_seeds():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'update_readme', osp.join(REPO, 'tools', 'model_zoo',
+                                  'update_readme.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    metrics = [{'Top 1 Accuracy': 81.33, 'Top 1 Accuracy std': 1.53,
+                'Seeds': 3}, {'Top 1 Accuracy': 79.08, 'Seeds': 1},
+               {'Top 1 Accuracy (paper)': 56.4}]
+    table = tool.render_table([
+        dict(Name=f'm{i}', Config='configs/birealnet/m.py',
+             Results=[dict(Dataset='D', Metrics=m)])
+        for i, m in enumerate(metrics)])
+    cells = [row.split(' | ')[3] for row in table.splitlines()[2:5]]
+    assert cells == ['81.33 +- 1.53 (n = 3)', '79.08 (n = 1)',
+                     '56.4 (paper)']
+
+
 @pytest.mark.slow
 def test_readme_table_is_generated_from_metafile():
     proc = run_tool(['tools/model_zoo/update_readme.py', '--check'],

@@ -31,10 +31,16 @@ def _number(value, scale: float, digits: int) -> str:
 
 
 def _accuracy(metrics: dict, name: str, mark: str) -> str:
-    """A measured metric, else another's (``'<name> (paper)'``,
+    """A measured metric (``mean +- std (n = Seeds)`` where ``'<name>
+    std'`` and ``Seeds`` are given), else another's (``'<name> (paper)'``,
     ``'<name> (larq-zoo)'``) marked as such, else '-'."""
     if metrics.get(name) is not None:
-        return f'{metrics[name]}{mark}'
+        value = f'{metrics[name]}'
+        if metrics.get(f'{name} std') is not None:
+            value += f' +- {metrics[name + " std"]}'
+        if metrics.get('Seeds') is not None:
+            value += f" (n = {metrics['Seeds']})"
+        return f'{value}{mark}'
     for suffix in FOREIGN:
         if metrics.get(f'{name}{suffix}') is not None:
             return f'{metrics[name + suffix]}{mark}{suffix}'
@@ -88,28 +94,34 @@ def render_table(models: List[dict]) -> str:
     return '\n'.join(lines).rstrip()
 
 
+def update(metafile: str = METAFILE, readme: str = README,
+           check: bool = False) -> bool:
+    """Rewrite the table of ``readme`` from ``metafile`` (``check``: only
+    compare); True if it was up to date."""
+    with open(metafile) as f:
+        models = yaml.safe_load(f)['Models']
+    with open(readme) as f:
+        text = f.read()
+    if START not in text or END not in text:
+        fail(f'{readme} lacks the table markers {START!r}')
+    updated = re.sub(
+        f'{re.escape(START)}.*{re.escape(END)}',
+        lambda _: f'{START}\n\n{render_table(models)}\n\n{END}',
+        text, flags=re.S)
+    if updated != text and not check:
+        with open(readme, 'w') as f:
+            f.write(updated)
+    return updated == text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--check', action='store_true',
                         help='only check that README.md is up to date')
     args = parser.parse_args()
-    with open(METAFILE) as f:
-        models = yaml.safe_load(f)['Models']
-    with open(README) as f:
-        readme = f.read()
-    if START not in readme or END not in readme:
-        fail(f'{README} lacks the table markers {START!r}')
-    updated = re.sub(
-        f'{re.escape(START)}.*{re.escape(END)}',
-        lambda _: f'{START}\n\n{render_table(models)}\n\n{END}',
-        readme, flags=re.S)
-    if args.check:
-        if updated != readme:
-            fail(f'{README} is out of date with {METAFILE}; run python '
-                 'tools/model_zoo/update_readme.py')
-        return
-    with open(README, 'w') as f:
-        f.write(updated)
+    if not update(check=args.check) and args.check:
+        fail(f'{README} is out of date with {METAFILE}; run python '
+             'tools/model_zoo/update_readme.py')
 
 
 if __name__ == '__main__':

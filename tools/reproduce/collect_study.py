@@ -11,7 +11,12 @@ of ``tools/reproduce/run_study.sh`` and writes, under ``--out`` (default
   each seed's figure) and the paper's comparisons, each difference with
   its standard error and whether it exceeds twice that;
 * ``curves.png``: top-1 and the flip ratio against the epoch, mean over
-  seeds with the range of the seeds shaded.
+  seeds with the range of the seeds shaded;
+* the model zoo's figures: in ``--metafile`` (default: the repo's
+  ``configs/birealnet/metafile.yml`` when ``--out`` is the default), every
+  model named after a finished run gets ``Top 1 Accuracy`` (the mean),
+  ``Top 1 Accuracy std`` (two seeds or more) and ``Seeds``; the repo's
+  ``configs/birealnet/README.md`` table is then regenerated from it.
 
 Runs that have not finished are listed as such and left out of the means.
 
@@ -24,6 +29,7 @@ Usage: python tools/reproduce/collect_study.py [--seeds 0 1 2]
 """
 import argparse
 import glob
+import importlib.util
 import json
 import math
 import os
@@ -38,6 +44,7 @@ from mmengine.config import Config
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 OUT = osp.join(REPO, 'docs', 'results', 'fashion_mnist')
+METAFILE = osp.join(REPO, 'configs', 'birealnet', 'metafile.yml')
 # the single-seed results of the first reproduction (AMD EPYC VM, before
 # the one-pass binarization kernels), kept for comparison
 PREVIOUS = 'previous-seed0-epyc'
@@ -296,6 +303,48 @@ def mean_std(values: List[float]) -> str:
     return f'{statistics.mean(values):.2f} +- {statistics.stdev(values):.2f}'
 
 
+def update_metafile(path: str,
+                    results: Dict[str, Dict[int, dict]]) -> List[str]:
+    """Write the measured top-1 of the finished runs into the Metrics of
+    the metafile's models of the same names (the file's comments and
+    layout kept); returns the runs written."""
+    with open(path) as f:
+        text = f.read()
+    written = []
+    for run, by_seed in results.items():
+        finals = [final_top1(r) for r in by_seed.values() if r['finished']]
+        entry = re.search(rf'^  - Name: {re.escape(run)}\n(?:    .*\n?)*',
+                          text, re.M)
+        if not finals or entry is None:
+            continue
+        metrics = [f'Top 1 Accuracy: {statistics.mean(finals):.2f}']
+        if len(finals) > 1:
+            metrics.append(
+                f'Top 1 Accuracy std: {statistics.stdev(finals):.2f}')
+        metrics.append(f'Seeds: {len(finals)}')
+        block = '        Metrics:\n' + ''.join(f'          {line}\n'
+                                              for line in metrics)
+        updated, found = re.subn(r'^        Metrics:\n(?:          .*\n?)*',
+                                 block,
+                                 entry.group(0), count=1, flags=re.M)
+        if found:
+            text = text.replace(entry.group(0), updated)
+            written.append(run)
+    with open(path, 'w') as f:
+        f.write(text)
+    return written
+
+
+def update_model_zoo_readme() -> None:
+    """configs/birealnet/README.md's table, from the repo's metafile."""
+    spec = importlib.util.spec_from_file_location(
+        'update_readme',
+        osp.join(REPO, 'tools', 'model_zoo', 'update_readme.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.update()
+
+
 def results_table(runs: List[str], results: Dict[str, Dict[int, dict]],
                   seeds: List[int], previous: Dict[str, float]) -> str:
     rows = [
@@ -454,6 +503,10 @@ def main() -> None:
     parser.add_argument('--work-root', default=osp.join(REPO, 'work_dirs'),
                         help='folder holding seed<N>/<run> work dirs')
     parser.add_argument('--out', default=OUT, help='where to write')
+    parser.add_argument('--metafile', default=None,
+                        help="metafile whose models named after the runs get "
+                        "their measured top-1 (default: the repo's when "
+                        "--out is the default; '' for none)")
     parser.add_argument('--todo', type=int, metavar='SEED',
                         help='only print the runs this seed still trains')
     parser.add_argument('--want', default='', metavar='"RUN ..."',
@@ -490,6 +543,14 @@ def main() -> None:
     gaps = gap_table(results)
     machines = machines_note(results)
     print(table, machines, comparisons, gaps, sep='\n\n')
+    metafile = args.metafile
+    if metafile is None:
+        metafile = METAFILE if osp.abspath(out) == OUT else ''
+    if metafile:
+        written = update_metafile(metafile, results)
+        print(f'{metafile}: top-1 of {", ".join(written) or "no run"}')
+        if osp.abspath(metafile) == METAFILE:
+            update_model_zoo_readme()
     data = DATASETS.get(args.runs[0].rsplit('_', 1)[-1], 'top-1')
     plot(args.runs, results, osp.join(out, 'curves.png'), data)
     with open(osp.join(out, 'README.md'), 'w') as f:
