@@ -85,6 +85,11 @@ def merge_args(cfg, args):
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
+    # a training worker that outlives its epoch keeps its random state, so
+    # a run resumed mid-way would augment differently: the exact-resume
+    # loop gets new workers each epoch unless the config asks otherwise
+    exact_resume = (cfg.get('train_cfg') or {}).get(
+        'type') == 'ResumableEpochBasedTrainLoop'
     for field in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         loader = cfg.get(field)
         if loader is None:
@@ -94,8 +99,9 @@ def merge_args(cfg, args):
         loader.setdefault('pin_memory', torch.cuda.is_available()
                           and not args.no_pin_memory)
         # persistent workers need workers; torch refuses them otherwise
-        loader.setdefault('persistent_workers',
-                          workers and not args.no_persistent_workers)
+        loader.setdefault(
+            'persistent_workers', workers and not args.no_persistent_workers
+            and not (exact_resume and field == 'train_dataloader'))
         if args.no_pin_memory:
             loader.pin_memory = False
         if args.no_persistent_workers or not workers:

@@ -22,3 +22,7 @@ default_hooks = dict(
     invalid_loss=dict(type='StopOnInvalidLossHook'),
     # under DDP, log the losses of the whole batch, not rank 0's share
     mean_loss=dict(type='MeanLossOverRanksHook'))
+
+# a fixed seed, so a run can be repeated and resumed exactly (the
+# reproduction scripts pass randomness.seed=N for each seed)
+randomness = dict(seed=0)

@@ -26,4 +26,3 @@ val_cfg = dict()
 test_cfg = dict()
 auto_scale_lr = dict(base_batch_size=64)
 custom_hooks = [dict(type='WeightDecayZeroHook')]
-randomness = dict(seed=0)

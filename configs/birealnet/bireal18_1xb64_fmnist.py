@@ -25,5 +25,4 @@ test_cfg = dict()
 auto_scale_lr = dict(base_batch_size=64)
 # FlipRatioHook logs the share of binary weights that change sign per epoch
 custom_hooks = [dict(type='WeightDecayZeroHook'), dict(type='FlipRatioHook')]
-randomness = dict(seed=0)
 load_from = 'work_dirs/bireal18_clip-pre_1xb64_fmnist/epoch_4.pth'

@@ -21,4 +21,3 @@ train_cfg = dict(
 val_cfg = dict()
 test_cfg = dict()
 auto_scale_lr = dict(base_batch_size=64)
-randomness = dict(seed=0)

@@ -1,4 +1,6 @@
 """An epoch-based training loop that resumes mid-epoch exactly."""
+import torch
+from mmengine.dist import get_rank
 from mmengine.runner import EpochBasedTrainLoop
 from mmengine.runner.utils import set_random_seed
 from mmpretrain.registry import LOOPS
@@ -19,7 +21,9 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
       (Python, numpy and torch generators), so data augmentation in the
       main process does not depend on how many epochs ran in this process;
     * the sampler is re-seeded with the resumed run's seed (it was built
-      before the checkpoint was loaded).
+      before the checkpoint was loaded), the same on every process even
+      with ``randomness.diff_rank_seed``, so the processes still split one
+      order between them.
 
     Skipped batches are still loaded, so augmentation draws stay aligned.
     Workers seed themselves once per epoch, unless ``persistent_workers``
@@ -32,11 +36,21 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
     :class:`mmengine.runner.EpochBasedTrainLoop`.
     """
 
-    def run(self):
+    def run(self) -> torch.nn.Module:
         sampler = getattr(self.dataloader, 'sampler', None)
         if hasattr(sampler, 'seed'):
-            sampler.seed = self.runner.seed
+            sampler.seed = self.shared_seed()
         return super().run()
+
+    def shared_seed(self) -> int:
+        """The run's seed as every process has it: ``diff_rank_seed`` adds
+        the rank to ``runner.seed``, which would give each process its own
+        order, so some samples would be drawn twice and others never."""
+        # the arguments of Runner.set_randomness, also after a resume
+        randomness = getattr(self.runner, '_randomness_cfg', None) or {}
+        if randomness.get('diff_rank_seed', False):
+            return self.runner.seed - get_rank()
+        return self.runner.seed
 
     def run_epoch(self) -> None:
         self.runner.call_hook('before_train_epoch')

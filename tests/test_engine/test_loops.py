@@ -88,3 +88,23 @@ def test_mmengines_loop_resumed_mid_epoch_differs(tmp_path):
     assert (whole.iter, parts.iter) == (8, 10)
     a, b = weights(whole.model), weights(parts.model)
     assert not torch.equal(a['conv.weight'], b['conv.weight'])
+
+
+def test_every_process_draws_one_order_with_diff_rank_seed(tmp_path,
+                                                            monkeypatch):
+    """diff_rank_seed gives each process its own runner.seed; the sampler's
+    order must still be the same on all, or they would not split it."""
+    import mmengine.runner.utils
+
+    from mmbireal.engine import loops
+
+    def sampler_order(work: str, rank: int) -> list:
+        for module in (loops, mmengine.runner.utils):
+            monkeypatch.setattr(module, 'get_rank', lambda: rank)
+        runner = make_runner(tmp_path / work, max_epochs=1,
+                             randomness=dict(seed=5, diff_rank_seed=True))
+        runner.train()
+        assert runner.seed == 5 + rank
+        return list(runner.train_dataloader.sampler)
+
+    assert sampler_order('rank0', 0) == sampler_order('rank1', 1)

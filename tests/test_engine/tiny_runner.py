@@ -124,7 +124,7 @@ def make_runner(work_dir, hooks=(), optim_wrapper: Optional[Dict] = None,
                 **kwargs) -> Runner:
     """A Runner training ``model`` (default a :class:`TinyNet`) for
     ``max_epochs`` with a checkpoint every iteration; ``kwargs`` go to the
-    Runner (e.g. ``load_from``, ``resume``)."""
+    Runner (e.g. ``load_from``, ``resume``, ``randomness``)."""
     return Runner(
         model=model or TinyNet(),
         work_dir=str(work_dir),
@@ -145,8 +145,7 @@ def make_runner(work_dir, hooks=(), optim_wrapper: Optional[Dict] = None,
                             interval=1, max_keep_ckpts=-1),
             logger=dict(type='LoggerHook', interval=1)),
         default_scope='mmpretrain',
-        randomness=dict(seed=0),
-        **kwargs)
+        **{'randomness': dict(seed=0), **kwargs})
 
 
 def log_text(runner: Runner) -> str:

@@ -32,9 +32,12 @@ tta_pipeline = [
         ], [dict(type='PackInputs')]]),
 ]
 
+# persistent_workers=False: a worker that outlives its epoch keeps its
+# random state, and a resumed run would then augment differently
 train_dataloader = dict(
     batch_size=16,
     num_workers=4,
+    persistent_workers=False,
     dataset=dict(
         type=dataset_type,
         data_root='data/imagenet',
