@@ -49,6 +49,10 @@ def parse_args() -> argparse.Namespace:
     args = run_or_fail(parser.parse_args)
     if args.interval < 1:
         fail(f'--interval must be at least 1, got {args.interval}')
+    if args.out and not args.out.endswith(('.pkl', '.pickle')):
+        # mmengine's DumpResults writes pickles only
+        fail(f'--out {args.out}: the predictions are dumped as a pickle; '
+             'accepted: a file name ending in .pkl or .pickle')
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
 

@@ -4,6 +4,7 @@ import os
 import os.path as osp
 
 import torch
+from mmengine.device import get_device
 
 import mmbireal  # noqa: F401 (registers modules and the checkpoint loader)
 from mmbireal.datasets import check_datasets
@@ -60,6 +61,11 @@ def parse_args() -> argparse.Namespace:
         help='disable persistent_workers in the dataloaders')
     add_run_options(parser)
     args = run_or_fail(parser.parse_args)
+    if args.amp and get_device() == 'cpu':
+        # mmengine's AmpOptimWrapper asserts this, with a traceback
+        fail("--amp needs a GPU (mmengine's AmpOptimWrapper runs on CUDA, "
+             'NPU, MLU or MUSA) and this machine has none; run without '
+             '--amp')
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
 

@@ -1,6 +1,7 @@
 """Bad input gets one clear line from the tools, never a traceback wall."""
 import pytest
-from helpers import TINY_FMNIST, run_tool
+import torch
+from helpers import TINY_FMNIST, run_tool, tiny_random_checkpoint
 
 FMNIST = 'configs/birealnet/bireal18_1xb64-quick_fmnist.py'
 
@@ -62,3 +63,44 @@ def test_unwritable_work_dir(fmnist_available, tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == (
         f'error: cannot create work dir {blocker}/work: Not a directory')
+
+
+@pytest.mark.slow
+def test_command_line_options_a_tool_cannot_honour(tmp_path):
+    """Options mmengine would reject later with a traceback."""
+    def line(args):
+        proc = run_tool(args, check=False)
+        assert proc.returncode == 2, proc.stderr[-3000:]
+        assert 'Traceback' not in proc.stderr, proc.stderr[-3000:]
+        return proc.stderr.strip().splitlines()[-1]
+
+    assert line(['tools/test.py', FMNIST, 'x.pth', '--out', 'p.json']) == (
+        'error: --out p.json: the predictions are dumped as a pickle; '
+        'accepted: a file name ending in .pkl or .pickle')
+    if not torch.cuda.is_available():
+        assert line(['tools/train.py', FMNIST, '--amp']).startswith(
+            'error: --amp needs a GPU')
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('option, expected', [
+    ('model.backbone.depth=50',
+     'invalid depth 50 for BiRealNet; accepted: [18, 34]'),
+    ('model.backbone.depht=18',
+     "BiRealNet does not take the argument(s) 'depht' given in the config"),
+    ("model.backbone=dict(type='BiRealNet')",
+     '--cfg-options model.backbone=dict(...) is not supported'),
+    ('model.backbone.type=Nope', 'Nope is not in the mmpretrain::model'),
+])
+def test_checkpoint_tools_answer_bad_config_options_in_one_line(
+        tmp_path, option, expected):
+    config, checkpoint = tiny_random_checkpoint(tmp_path)
+    for tool, out in (('tools/deployment/export_binary.py',
+                       [str(tmp_path / 'out.pth')]),
+                      ('tools/analysis_tools/binary_weight_stats.py', [])):
+        proc = run_tool([tool, config, checkpoint, *out, '--cfg-options',
+                         option], check=False)
+        assert proc.returncode == 2, proc.stderr[-3000:]
+        assert 'Traceback' not in proc.stderr, proc.stderr[-3000:]
+        last = proc.stderr.strip().splitlines()[-1]
+        assert last.startswith('error: ') and expected in last, last

@@ -16,10 +16,10 @@ import argparse
 import statistics
 
 import torch
-from mmengine.config import DictAction
 
 from mmbireal.apis import build_model
 from mmbireal.engine.hooks.flip_ratio_hook import binary_weights_by_stage
+from mmbireal.utils.config import add_cfg_options
 from mmbireal.utils.launch import fail, load_config, run_or_fail
 
 
@@ -29,11 +29,11 @@ def main() -> None:
     parser.add_argument('checkpoint')
     parser.add_argument('--inverse-mean', action='store_true',
                         help='print only 1 / mean(alpha)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config entries, key=value')
-    args = parser.parse_args()
+    add_cfg_options(parser)
+    args = run_or_fail(parser.parse_args)
     model = run_or_fail(lambda: build_model(
-        load_config(args.config), args.checkpoint, args.cfg_options))
+        load_config(args.config), args.checkpoint, args.cfg_options),
+        also=(KeyError, ))  # an unknown `type` in the model
     stages = binary_weights_by_stage(model)
     if not stages:
         fail(f'{args.config} builds no convs with binarized weights; give '

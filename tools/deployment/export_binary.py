@@ -25,7 +25,6 @@ from typing import List, Optional
 
 import torch
 import torch.nn.functional as F
-from mmengine.config import DictAction
 
 from mmbireal.apis import build_model
 from mmbireal.deploy import (
@@ -35,8 +34,8 @@ from mmbireal.deploy import (
     load_packed,
 )
 from mmbireal.models import BinaryConv2d
-from mmbireal.utils import CheckpointError
-from mmbireal.utils.launch import fail, load_config
+from mmbireal.utils.config import add_cfg_options
+from mmbireal.utils.launch import fail, load_config, run_or_fail
 
 # images per batch of --verify-test-set (at least; a config's larger
 # test batch is kept)
@@ -49,11 +48,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('config', help='config file of the trained model')
     parser.add_argument('checkpoint', help='checkpoint to export')
     parser.add_argument('out', help='packed file to write, e.g. model.bin.pth')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config entries, key=value')
+    add_cfg_options(parser)
     parser.add_argument(
         '--verify',
         action='store_true',
@@ -73,7 +68,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         action='store_true',
         help="with --verify-test-set: also run the packed model with "
         "load_packed(..., stem='int8') and count the predictions it changes")
-    args = parser.parse_args(argv)
+    args = run_or_fail(lambda: parser.parse_args(argv))
     for flag in ('float64', 'int8_stem'):
         if getattr(args, flag) and not args.verify_test_set:
             parser.error(f'--{flag.replace("_", "-")} needs '
@@ -227,11 +222,10 @@ def main(argv: Optional[List[str]] = None) -> None:
     if not osp.isdir(out_dir) or not os.access(out_dir, os.W_OK):
         fail(f'output directory {out_dir} does not exist or is not '
              'writable')
-    try:
-        model = build_model(cfg, args.checkpoint)
-        size = export_packed(model, args.out, cfg)
-    except (CheckpointError, ExportError, FileNotFoundError) as e:
-        fail(str(e))
+    model = run_or_fail(lambda: build_model(cfg, args.checkpoint),
+                        also=(KeyError, ))  # an unknown `type` in the model
+    size = run_or_fail(lambda: export_packed(model, args.out, cfg),
+                       also=(ExportError, ))
     float_size = float_state_bytes(model)
     ckpt_size = osp.getsize(args.checkpoint)
     print(f'wrote {args.out}')
