@@ -2,6 +2,7 @@
 
 The file format (name, version, key schema) is :mod:`.file_format`'s.
 """
+import copy
 import io
 import os
 import os.path as osp
@@ -169,6 +170,9 @@ def pack_classifier(model: nn.Module, cfg: Optional[Config] = None) -> dict:
     """
     from mmpretrain.models.heads import LinearClsHead
     from mmpretrain.models.necks import GlobalAveragePooling
+    if any(t.device.type != 'cpu' for t in model.state_dict().values()):
+        # the file is read on CPUs: pack a CPU copy of a GPU-trained model
+        model = copy.deepcopy(model).cpu()
     backbone = getattr(model, 'backbone', None)
     if not isinstance(backbone, BiRealNet):
         raise ExportError('the model has no BiRealNet backbone (got '

@@ -202,6 +202,10 @@ class PackedBiRealNet(nn.Module):
 
     Raises:
         CheckpointError: ``packed`` is not a valid packed Bi-Real file.
+        InputError: an unknown ``backend`` or ``stem``, or ``stem='int8'``
+            for a file without symmetric padding or mean/std; in
+            :meth:`forward`, an input of the wrong shape, or an input or
+            model that is not on the CPU (the engine is CPU code).
 
     Example:
         >>> from mmbireal.deploy import load_packed
@@ -214,10 +218,10 @@ class PackedBiRealNet(nn.Module):
                  source: str = '<dict>', stem: str = 'exact') -> None:
         super().__init__()
         if backend not in BACKENDS:
-            raise ValueError(f'unknown backend {backend!r}; accepted: '
+            raise InputError(f'unknown backend {backend!r}; accepted: '
                              f'{", ".join(BACKENDS)}')
         if stem not in STEMS:
-            raise ValueError(f'unknown stem {stem!r}; accepted: '
+            raise InputError(f'unknown stem {stem!r}; accepted: '
                              f'{", ".join(STEMS)}')
         _check(isinstance(packed, dict) and packed.get('format') == FORMAT,
                source, f'not a {FORMAT} file')
@@ -242,10 +246,10 @@ class PackedBiRealNet(nn.Module):
         self._int8_stem: Optional[Int8Stem] = None
         if stem == 'int8':
             if self.padding != 'symmetric':
-                raise ValueError("stem='int8' supports the symmetric padding "
+                raise InputError("stem='int8' supports the symmetric padding "
                                  f'only, not {self.padding!r}')
             if 'mean' not in self.meta or 'std' not in self.meta:
-                raise ValueError("stem='int8' needs the data preprocessor's "
+                raise InputError("stem='int8' needs the data preprocessor's "
                                  'mean/std in the packed file')
             self._int8_stem = Int8Stem(self.stem_weight, self.stem_bias,
                                        self.meta['mean'], self.meta['std'],
@@ -274,14 +278,14 @@ class PackedBiRealNet(nn.Module):
                     t.shape) != tuple(shape):
                 got = (f'{t.dtype} {tuple(t.shape)}' if isinstance(
                     t, Tensor) else type(t).__name__)
-                raise ValueError(f'{name} should be {dtype} {tuple(shape)}, '
+                raise InputError(f'{name} should be {dtype} {tuple(shape)}, '
                                  f'got {got}')
             return t.contiguous()
 
         f32 = torch.float32
         self.stem_type = arch['stem_type']
         if self.stem_type not in tuple(STEM_GEOMETRIES):
-            raise ValueError(f'unknown stem_type {self.stem_type!r}')
+            raise InputError(f'unknown stem_type {self.stem_type!r}')
         self.stem_geometry = STEM_GEOMETRIES[self.stem_type]
         # files before version 2 have no padding: the symmetric one
         self.padding = check_padding(arch.get('padding', 'symmetric'))
@@ -302,10 +306,10 @@ class PackedBiRealNet(nn.Module):
         sign_bias = bool(arch.get('sign_bias', False))
         block_act = arch.get('block_act')
         if block_act is not None and block_act not in BLOCK_ACTS:
-            raise ValueError(f'unknown block_act {block_act!r}')
+            raise InputError(f'unknown block_act {block_act!r}')
         if not (len(widths) == len(strides) == len(blocks)) or cps not in (
                 1, 2) or any(s not in (1, 2) for s in strides):
-            raise ValueError('inconsistent widths/strides/blocks')
+            raise InputError('inconsistent widths/strides/blocks')
         layers = []
         channels = stem
         for i, (width, stride, num) in enumerate(zip(widths, strides,
@@ -375,8 +379,16 @@ class PackedBiRealNet(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Logits ``(N, num_classes)`` of an NCHW float batch."""
         if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f'expected input (N, {self.in_channels}, H, W), '
+            raise InputError(f'expected input (N, {self.in_channels}, H, W), '
                              f'got {tuple(x.shape)}')
+        devices = {x.device.type, self.fc_weight.device.type}
+        if devices != {'cpu'}:
+            # the engine reads raw CPU pointers; a GPU one would crash it
+            raise InputError(
+                'the packed model runs on the CPU only; got the input on '
+                f'{x.device} and the model on {self.fc_weight.device}: keep '
+                "the model on the CPU (no .cuda() / .to('cuda')) and pass "
+                'x.cpu()')
         # channels_last: PyTorch's CPU conv and max-pool kernels are several
         # times faster on it than on NCHW (stem 0.9 vs 6.4 ms at batch 1
         # here), and its memory is already the NHWC the blocks use

@@ -48,7 +48,8 @@ def pack_signs_torch(x: Tensor) -> Tensor:
     bits = (x >= 0).to(torch.int64)
     bits = F.pad(bits, (0, words * 64 - channels))
     bits = bits.reshape(*x.shape[:-1], words * 8, 8)
-    packed = (bits * _BIT_WEIGHTS).sum(-1).to(torch.uint8).contiguous()
+    packed = (bits * _BIT_WEIGHTS.to(x.device)).sum(-1).to(
+        torch.uint8).contiguous()
     return packed.view(torch.int64)
 
 
@@ -56,7 +57,7 @@ def unpack_signs(words: Tensor, channels: int) -> Tensor:
     """Inverse of :func:`pack_signs_torch`: ``+-1`` floats, last dim
     ``channels``."""
     as_bytes = words.contiguous().view(torch.uint8).to(torch.int64)
-    bits = (as_bytes.unsqueeze(-1) >> torch.arange(8)) & 1
+    bits = (as_bytes.unsqueeze(-1) >> torch.arange(8, device=words.device)) & 1
     bits = bits.reshape(*words.shape[:-1], -1)[..., :channels]
     return bits.to(torch.float32) * 2 - 1
 

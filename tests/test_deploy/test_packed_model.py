@@ -49,7 +49,7 @@ from mmbireal.models.backbones import (
     StemGeometry,
 )
 from mmbireal.models.padding import PADDINGS
-from mmbireal.utils import CheckpointError
+from mmbireal.utils import CheckpointError, InputError
 
 FMNIST_CFG = FMNIST_QUICK_CFG
 IN1K_CFG = osp.join(REPO, 'configs', 'birealnet', 'bireal18_8xb16_in1k.py')
@@ -96,6 +96,25 @@ def test_pack_unpack_roundtrip_and_bit_order():
     one = torch.full((1, 70), -1.0)
     one[0, 0] = one[0, 63] = one[0, 64] = 1.0
     assert pack_signs_torch(one).tolist() == [[1 - 2**63, 1]]
+
+
+def test_bit_packing_stays_on_its_tensors_device():
+    """No CPU constant is mixed in: a GPU model packs its weights where
+    they are (the meta device stands in for a GPU here)."""
+    words = pack_signs_torch(torch.empty(3, 130, device='meta'))
+    assert words.device.type == 'meta' and words.shape == (3, 3)
+    assert unpack_signs(words, 130).device.type == 'meta'
+
+
+def test_the_packed_model_refuses_non_cpu_tensors():
+    """The engine reads raw CPU pointers: anything else is one clear
+    error, not a crash."""
+    packed = PackedBiRealNet(pack_classifier(small_fmnist_model()))
+    x = torch.empty(1, packed.in_channels, 28, 28, device='meta')
+    with pytest.raises(InputError, match='runs on the CPU only'):
+        packed(x)
+    with pytest.raises(InputError, match='runs on the CPU only'):
+        packed.to('meta')(torch.zeros(x.shape))
 
 
 @pytest.mark.parametrize('n,h,w,c,cout,stride,seed', list(_cases()))

@@ -239,8 +239,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     if args.verify:
         print(verify(model, args.out))
     if args.verify_test_set:
-        print(verify_test_set(model, args.out, cfg, args.float64,
-                              args.int8_stem))
+        # run_or_fail: e.g. --int8-stem on a file the int8 stem cannot serve
+        print(run_or_fail(lambda: verify_test_set(
+            model, args.out, cfg, args.float64, args.int8_stem)))
 
 
 if __name__ == '__main__':
