@@ -3,6 +3,8 @@ import pytest
 import torch
 from helpers import TINY_FMNIST, run_tool
 
+from mmbireal.utils import load_checkpoint_file
+
 pytestmark = pytest.mark.slow
 CONFIG = 'configs/birealnet/bireal18_1xb64_fmnist.py'
 LR_ALPHA = 'configs/birealnet/bireal18_lr-alpha_1xb64_fmnist.py'
@@ -13,7 +15,7 @@ def test_inverse_mean_alpha_and_the_lr_alpha_run(tmp_path):
     run_tool(['tools/train.py', CONFIG, '--work-dir', work, '--cfg-options',
               *TINY_FMNIST, 'load_from=None', 'train_cfg.max_epochs=1'])
     ckpt = f'{work}/epoch_1.pth'
-    state = torch.load(ckpt, weights_only=False)['state_dict']
+    state = load_checkpoint_file(ckpt)['state_dict']
     alphas = torch.cat([
         w.abs().flatten(1).mean(1).double() for k, w in state.items()
         if k.startswith('backbone.layer') and k.endswith('.conv.weight')
@@ -35,6 +37,6 @@ def test_inverse_mean_alpha_and_the_lr_alpha_run(tmp_path):
               str(tmp_path / 'ok'), '--cfg-options', *TINY_FMNIST,
               f'load_from={ckpt}', 'train_cfg.max_epochs=1',
               f'optim_wrapper.paramwise_cfg.binary_lr_mult={out}'])
-    saved = torch.load(f'{tmp_path}/ok/epoch_1.pth', weights_only=False)
+    saved = load_checkpoint_file(f'{tmp_path}/ok/epoch_1.pth')
     lrs = sorted(g['lr'] for g in saved['optimizer']['param_groups'])
     assert lrs[-1] == pytest.approx(lrs[0] * float(out), rel=1e-6)

@@ -4,8 +4,9 @@ import json
 import os.path as osp
 
 import pytest
-import torch
 from helpers import TINY_FMNIST, run_tool
+
+from mmbireal.utils import load_checkpoint_file
 
 pytestmark = pytest.mark.slow
 
@@ -20,7 +21,7 @@ def _scalars(work_dir: str) -> list:
 
 
 def _binary_signs(path: str) -> dict:
-    state = torch.load(path, map_location='cpu', weights_only=False)
+    state = load_checkpoint_file(path)
     return {
         k: v >= 0
         for k, v in state['state_dict'].items()

@@ -96,5 +96,8 @@ class FlipRatioHook(Hook):
             checkpoint[self.CKPT_KEY] = self._reference
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        # mmengine calls this on resume only (not for load_from)
-        self._reference = checkpoint.get(self.CKPT_KEY)
+        # mmengine calls this for load_from too; only the run the
+        # checkpoint belongs to continues its epoch, a new run starting
+        # from its weights measures flips from them
+        if getattr(runner, '_resume', False):
+            self._reference = checkpoint.get(self.CKPT_KEY)
