@@ -1,6 +1,14 @@
 #!/usr/bin/env bash
 # Usage: bash tools/dist_test.sh CONFIG CHECKPOINT NPROC [test.py arguments...]
 set -euo pipefail
+if [[ $# -lt 3 ]]; then
+    echo "error: expected at least 3 arguments, got $#; usage: bash $0 CONFIG CHECKPOINT NPROC [test.py arguments...]" >&2
+    exit 2
+fi
+if ! [[ $3 =~ ^[1-9][0-9]*$ ]]; then
+    echo "error: NPROC must be a positive number of processes, got '$3'" >&2
+    exit 2
+fi
 CONFIG=$1
 CHECKPOINT=$2
 NPROC=$3

@@ -3,6 +3,14 @@
 # Starts NPROC processes per node with torchrun; on machines without CUDA
 # the processes use the gloo backend on the CPU.
 set -euo pipefail
+if [[ $# -lt 2 ]]; then
+    echo "error: expected at least 2 arguments, got $#; usage: bash $0 CONFIG NPROC [train.py arguments...]" >&2
+    exit 2
+fi
+if ! [[ $2 =~ ^[1-9][0-9]*$ ]]; then
+    echo "error: NPROC must be a positive number of processes, got '$2'" >&2
+    exit 2
+fi
 CONFIG=$1
 NPROC=$2
 NNODES=${NNODES:-1}

@@ -2,6 +2,10 @@
 # Usage: [GPUS=8] [GPUS_PER_NODE=8] [CPUS_PER_TASK=5] [SRUN_ARGS=...] \
 #   bash tools/slurm_train.sh PARTITION JOB_NAME CONFIG WORK_DIR [train.py args]
 set -euo pipefail
+if [[ $# -lt 4 ]]; then
+    echo "error: expected at least 4 arguments, got $#; usage: bash $0 PARTITION JOB_NAME CONFIG WORK_DIR [train.py arguments...]" >&2
+    exit 2
+fi
 PARTITION=$1
 JOB_NAME=$2
 CONFIG=$3

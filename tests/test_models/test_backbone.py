@@ -337,6 +337,8 @@ def test_norm_eval():
     (dict(depth=18, out_indices=(4, )), '(4,)', ['[-4, 4)']),
     (dict(depth=18, frozen_stages=5), '5', ['-1', '4']),
     (dict(depth=18, in_channels=True), 'True', ['positive int']),
+    (dict(depth=18, out_indices='3'), "'3'", ['sequence of ints']),
+    (dict(depth=18, frozen_stages=None), 'None', ['-1', '4']),
 ])
 def test_invalid_arguments(kwargs, bad, accepted):
     with pytest.raises(ValueError) as info:
@@ -345,6 +347,12 @@ def test_invalid_arguments(kwargs, bad, accepted):
     assert bad in msg
     for word in accepted:
         assert word in msg
+
+
+def test_an_int_out_indices_is_one_stage():
+    model = BiRealNet(18, stem_type='small', in_channels=1, out_indices=2)
+    assert model.out_indices == (2, )
+    assert len(model(torch.randn(1, 1, 28, 28))) == 1
 
 
 def test_invalid_zero_in_channels_message_names_value():

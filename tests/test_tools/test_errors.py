@@ -104,3 +104,20 @@ def test_checkpoint_tools_answer_bad_config_options_in_one_line(
         assert 'Traceback' not in proc.stderr, proc.stderr[-3000:]
         last = proc.stderr.strip().splitlines()[-1]
         assert last.startswith('error: ') and expected in last, last
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('script, args, expected', [
+    ('dist_train.sh', [], 'error: expected at least 2 arguments, got 0; '
+     'usage: bash tools/dist_train.sh CONFIG NPROC'),
+    ('dist_train.sh', [FMNIST, 'two'],
+     "error: NPROC must be a positive number of processes, got 'two'"),
+    ('dist_test.sh', [FMNIST, 'x.pth'], 'error: expected at least 3 '
+     'arguments, got 2; usage: bash tools/dist_test.sh CONFIG CHECKPOINT'),
+    ('slurm_train.sh', ['p'], 'error: expected at least 4 arguments'),
+    ('slurm_test.sh', ['p'], 'error: expected at least 4 arguments'),
+])
+def test_launchers_name_their_arguments(script, args, expected):
+    proc = run_tool(['bash', f'tools/{script}', *args], check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith(expected)

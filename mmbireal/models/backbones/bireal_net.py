@@ -405,6 +405,12 @@ class BiRealNet(BaseBackbone):
                      dict(type='Constant', val=1, layer=['_BatchNorm'])
                  ]) -> None:
         super().__init__(init_cfg)
+        if isinstance(out_indices, int):  # as MMPretrain's ResNet takes it
+            out_indices = (out_indices, )
+        if not isinstance(out_indices, Sequence) or not all(
+                type(i) is int for i in out_indices):
+            raise InputError(f'invalid out_indices {out_indices!r}; '
+                             'accepted: an int or a sequence of ints')
         out_indices = tuple(out_indices)
         self._check_arguments(depth, stem_type, convs_per_shortcut,
                               in_channels, stem_channels, base_channels,
@@ -490,7 +496,8 @@ class BiRealNet(BaseBackbone):
             if not -num_stages <= index < num_stages:
                 raise InputError(f'invalid out_indices {out_indices}; each '
                                  f'must be in [-{num_stages}, {num_stages})')
-        if not -1 <= frozen_stages <= num_stages:
+        if type(frozen_stages) is not int or \
+                not -1 <= frozen_stages <= num_stages:
             raise InputError(f'invalid frozen_stages {frozen_stages!r}; '
                              f'accepted: -1 (none) to {num_stages}')
 
