@@ -19,6 +19,7 @@ from mmbireal.utils.launch import (
     load_config,
     print_metrics,
     run_or_fail,
+    set_work_dir,
     setup_distributed,
     teardown_distributed,
 )
@@ -102,11 +103,7 @@ def test(args: argparse.Namespace) -> None:
         fail(f'checkpoint {args.checkpoint} does not exist')
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+    set_work_dir(cfg, args.work_dir, args.config)
     check_writable_dir(cfg.work_dir)
     run_or_fail(lambda: check_datasets(cfg, splits=('test', )))
     cfg.load_from = args.checkpoint

@@ -25,6 +25,7 @@ from mmbireal.utils.launch import (
     load_config,
     print_metrics,
     run_or_fail,
+    set_work_dir,
     setup_distributed,
     teardown_distributed,
 )
@@ -74,11 +75,7 @@ def merge_args(cfg, args):
     """Apply the command-line arguments to the config."""
     if args.no_validate:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+    set_work_dir(cfg, args.work_dir, args.config)
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')

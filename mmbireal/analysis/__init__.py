@@ -6,7 +6,6 @@ from .complexity import (
     config_test_pipeline,
     input_channels,
     is_binary_conv,
-    load_config,
     memory_bits,
     pipeline_input_size,
     resolve_config_path,
@@ -15,6 +14,6 @@ from .complexity import (
 __all__ = [
     'BOPS_PER_OP', 'Complexity', 'analyze_complexity', 'config_complexity',
     'config_test_pipeline', 'input_channels', 'is_binary_conv',
-    'load_config', 'memory_bits', 'pipeline_input_size',
+    'memory_bits', 'pipeline_input_size',
     'resolve_config_path'
 ]

@@ -31,8 +31,10 @@ from torch import Tensor
 
 from mmbireal.apis import build_model
 from mmbireal.models.binary_conv import BinaryConv2d, binary_convs
-from mmbireal.utils.config import read_config as load_config
-from mmbireal.utils.config import resolve_config_path  # noqa: F401
+from mmbireal.utils.config import (
+    read_config,
+    resolve_config_path,  # noqa: F401
+)
 
 #: One 64-bit word of XNOR + popcount does 64 binary MACs (the paper).
 BOPS_PER_OP = 64
@@ -207,7 +209,7 @@ def config_complexity(config: Union[str, Config],
     Returns:
         Complexity: The figures.
     """
-    cfg = load_config(config) if isinstance(config, str) else config
+    cfg = read_config(config) if isinstance(config, str) else config
     if len(shape) != 2 or any(int(s) <= 0 for s in shape):
         raise ValueError(f'shape must be (H, W) > 0, got {tuple(shape)}')
     model = build_model(cfg)

@@ -45,6 +45,11 @@ class LocalFashionMNIST(BaseDataset):
         **kwargs: Other arguments of
             :class:`mmpretrain.datasets.BaseDataset` (``pipeline``,
             ``indices`` for a subset, ``test_mode``...).
+
+    Example:
+        >>> train_dataloader = dict(dataset=dict(
+        ...     type='LocalFashionMNIST', split='train', indices=12000,
+        ...     pipeline=[dict(type='PackInputs')]))
     """
 
     METAINFO = {'classes': FASHIONMNIST_CATEGORITES}

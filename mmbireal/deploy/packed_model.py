@@ -209,8 +209,8 @@ class PackedBiRealNet(nn.Module):
 
     Example:
         >>> from mmbireal.deploy import load_packed
-        >>> model = load_packed('bireal18_fmnist.bin.pth')
-        >>> model.classify(['shirt.png'], topk=3)[0][0]
+        >>> model = load_packed('bireal18_fmnist.bin.pth')  # doctest: +SKIP
+        >>> model.classify(['shirt.png'], topk=3)[0][0]  # doctest: +SKIP
         Prediction(index=6, name='Shirt', score=0.71)
     """
 

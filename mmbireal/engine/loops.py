@@ -30,10 +30,12 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
     keeps them (and their random state) across epochs: for exact resumption
     use ``num_workers=0`` or ``persistent_workers=False``.
 
-    Select it with ``train_cfg=dict(type='ResumableEpochBasedTrainLoop',
-    max_epochs=..., val_interval=...)`` (mmengine accepts ``type`` or
-    ``by_epoch``, not both); the arguments are those of
-    :class:`mmengine.runner.EpochBasedTrainLoop`.
+    The arguments are those of :class:`mmengine.runner.EpochBasedTrainLoop`
+    (mmengine accepts ``type`` or ``by_epoch`` in ``train_cfg``, not both).
+
+    Example:
+        >>> train_cfg = dict(type='ResumableEpochBasedTrainLoop',
+        ...                  max_epochs=4, val_interval=1)
     """
 
     def run(self) -> torch.nn.Module:

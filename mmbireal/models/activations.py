@@ -23,6 +23,12 @@ class LeakyClip(nn.Module):
         min (float): Lower end of the identity range. Defaults to -1.
         max (float): Upper end of the identity range. Defaults to 1.
         slope (float): Slope outside the range. Defaults to 0.1.
+
+    Example:
+        >>> import torch
+        >>> LeakyClip()(torch.tensor([-3.0, 0.5, 2.0])).tolist()
+        [-1.2000000476837158, 0.5, 1.100000023841858]
+        >>> act_cfg = dict(type='LeakyClip')  # BiRealNet's pre-training
     """
 
     def __init__(self,

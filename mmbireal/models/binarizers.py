@@ -166,7 +166,18 @@ class WeightBinarizer(Binarizer):
 @BINARIZERS.register_module()
 class ApproxSign(ActBinarizer):
     """Sign with Bi-Real Net's ApproxSign gradient, ``2 - 2|x|`` on
-    ``(-1, 1)``, else 0."""
+    ``(-1, 1)``, else 0.
+
+    Example:
+        >>> import torch
+        >>> x = torch.tensor([-1.5, -0.5, 0.0, 0.75], requires_grad=True)
+        >>> y = BINARIZERS.build(dict(type='ApproxSign'))(x)
+        >>> y.tolist()
+        [-1.0, -1.0, 1.0, 1.0]
+        >>> y.sum().backward()
+        >>> x.grad.tolist()
+        [0.0, 1.0, 2.0, 0.5]
+    """
 
     native_code = 0
 
@@ -180,7 +191,13 @@ class ApproxSign(ActBinarizer):
 
 @BINARIZERS.register_module()
 class STE(ActBinarizer):
-    """Sign with the straight-through estimator: 1 on ``|x| <= 1``."""
+    """Sign with the straight-through estimator: 1 on ``|x| <= 1``.
+
+    Example:
+        >>> from mmbireal.models import BinaryConv2d
+        >>> BinaryConv2d(8, 8, 3, padding=1, act_binarizer='ste').act_binarizer
+        'ste'
+    """
 
     native_code = 1
 
@@ -191,21 +208,40 @@ class STE(ActBinarizer):
 
 @BINARIZERS.register_module()
 class MagnitudeAware(WeightBinarizer):
-    """``alpha * sign(w)`` with the paper's magnitude-aware gradient."""
+    """``alpha * sign(w)`` with the paper's magnitude-aware gradient.
+
+    Example:
+        >>> import torch
+        >>> w = torch.tensor([[0.5, -0.25], [2.0, -4.0]])
+        >>> build_binarizer('magnitude_aware', 'weight')(w).tolist()  # per row
+        [[0.375, -0.375], [3.0, -3.0]]
+    """
 
     scaled, scaled_grad, strict_clip = True, True, True
 
 
 @BINARIZERS.register_module()
 class ScaledSign(WeightBinarizer):
-    """``alpha * sign(w)``, alpha detached, clipped straight-through grad."""
+    """``alpha * sign(w)``, alpha detached, clipped straight-through grad.
+
+    Example:
+        >>> conv_cfg = dict(type='BinaryConv2d', act_binarizer='approx_sign',
+        ...                 weight_binarizer='scaled_sign')
+    """
 
     scaled = True
 
 
 @BINARIZERS.register_module()
 class Sign(WeightBinarizer):
-    """Exactly ``+-1`` weights with a clipped straight-through gradient."""
+    """Exactly ``+-1`` weights with a clipped straight-through gradient.
+
+    Example:
+        >>> import torch
+        >>> sign = build_binarizer('sign', 'weight')
+        >>> sign(torch.tensor([0.3, -2.0, 0.0])).tolist()
+        [1.0, -1.0, 1.0]
+    """
 
 
 def sign_nonzero(x: Tensor, out: Optional[Tensor] = None) -> Tensor:

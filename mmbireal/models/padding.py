@@ -81,6 +81,12 @@ class SamePadConv2d(nn.Conv2d):
     is odd. Takes ``nn.Conv2d``'s arguments; ``padding`` may only be
     ``'tf_same'`` (what ``build_conv_layer`` callers pass).
 
+    Args:
+        *args: ``nn.Conv2d``'s (``in_channels``, ``out_channels``,
+            ``kernel_size``, ...).
+        padding (str): ``'tf_same'`` only. Defaults to ``'tf_same'``.
+        **kwargs: ``nn.Conv2d``'s (``stride``, ``bias``, ...).
+
     Example:
         >>> import torch
         >>> conv = SamePadConv2d(3, 8, 7, stride=2)

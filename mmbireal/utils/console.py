@@ -114,7 +114,7 @@ class ConsoleSummaryRunner(Runner):
     it unless ``--verbose`` is given or the config sets ``runner_type``.
 
     Example:
-        >>> runner = ConsoleSummaryRunner.from_cfg(cfg)
+        >>> runner = ConsoleSummaryRunner.from_cfg(cfg)  # doctest: +SKIP
     """
 
     def build_logger(self, *args, **kwargs):

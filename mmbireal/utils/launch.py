@@ -10,6 +10,7 @@ from typing import Callable, List, NoReturn, Optional, Tuple, TypeVar
 import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config
+from mmengine.runner import Runner
 
 from .checkpoint import check_checkpoint_fits
 from .config import (
@@ -108,6 +109,16 @@ def check_start_checkpoint(cfg: Config, head_may_differ: bool) -> None:
     check_checkpoint_fits(model, path, prefixes)
 
 
+def set_work_dir(cfg: Config, work_dir: Optional[str], config: str) -> None:
+    """``--work-dir``, else the config's, else ``./work_dirs/<config
+    name>`` (as MMPretrain's tools choose it)."""
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(config))[0])
+
+
 def check_writable_dir(path: str) -> None:
     """Exit with a clear message if ``path`` cannot be created/written."""
     try:
@@ -144,12 +155,11 @@ def run_or_fail(step: Callable[[], T], also: Tuple[type, ...] = ()) -> T:
         fail(message)
 
 
-def build_runner(cfg: Config, verbose: bool = False):
+def build_runner(cfg: Config, verbose: bool = False) -> Runner:
     """The config's runner (``runner_type``), else mmengine's Runner with
     the readable console of :class:`ConsoleSummaryRunner` (``verbose``:
     mmengine's full console output); a config mistake ends in one line."""
     from mmengine.registry import RUNNERS
-    from mmengine.runner import Runner
 
     from .console import ConsoleSummaryRunner
     if 'runner_type' in cfg:

@@ -4,11 +4,12 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
 from torch import nn
 
 from mmbireal.models.binary_conv import binary_convs
+
+from ..param_groups import unwrap
 
 StageWeights = Dict[str, List[Tuple[str, nn.Parameter]]]
 
@@ -17,10 +18,8 @@ def binary_weights_by_stage(model: nn.Module) -> StageWeights:
     """``stage -> [(name, latent weight)]`` of the convs that binarize their
     weight; the stage is the first ``layer*`` part of the module name (the
     backbone's stages), else the first part."""
-    if is_model_wrapper(model):
-        model = model.module
     stages: OrderedDict[str, list] = OrderedDict()
-    for name, m in binary_convs(model):
+    for name, m in binary_convs(unwrap(model)):
         if not m.binarizes_weight:
             continue
         parts = name.split('.')
