@@ -90,28 +90,29 @@ DESCRIPTIONS = {
     'ReActNet-style (RSign/RPReLU + distillation), step 2',
 }
 
-# (role A, role B, what A - B tests, the paper's finding on ImageNet)
+# (role A, role B, what A - B tests, the paper's finding on ImageNet as
+# BIREAL_NOTES.md gives it; '-' where it gives none)
 COMPARISONS = [
     ('bireal18', 'bireal18_from-relu',
      'clip vs ReLU pre-training', 'clip better by several points'),
     ('bireal18', 'bireal18_scratch',
-     'pre-training vs binary training from scratch', 'pre-training better'),
+     'pre-training vs binary training from scratch',
+     'no figure (the full method pre-trains)'),
     ('bireal18', 'bireal18_ste',
      'ApproxSign vs STE', 'ApproxSign better by several points'),
     ('bireal18', 'bireal18_scaled-sign',
      'magnitude-aware vs scaled_sign weight gradient',
-     'magnitude-aware better'),
+     'no figure (the full method uses magnitude-aware)'),
     ('bireal18_scratch', 'binary-resnet18_scratch',
      'per-conv shortcut vs 1-bit ResNet, both from scratch',
      '56.4 (full procedure) vs about 45.7'),
     ('bireal18_bn-retrain', 'bireal18',
-     'BN retrain (+-1 weights) vs before it', 'no loss'),
+     'BN retrain (+-1 weights) vs before it',
+     '56.4 is reported after it; no figure before'),
     ('bireal18_long', 'bireal18_scaled-sign-long',
-     'magnitude-aware vs scaled_sign, 4x the epochs',
-     'magnitude-aware better'),
+     'magnitude-aware vs scaled_sign, 4x the epochs', '-'),
     ('bireal18_lr-alpha', 'bireal18_scaled-sign',
-     'magnitude-aware at lr / mean(alpha) vs scaled_sign',
-     'magnitude-aware better'),
+     'magnitude-aware at lr / mean(alpha) vs scaled_sign', '-'),
     ('bireal18_lr-alpha', 'bireal18',
      'magnitude-aware at lr / mean(alpha) vs at lr', '-'),
     ('bireal18-rsign-rprelu_step2', 'bireal18',
