@@ -1,6 +1,7 @@
 # Step 1b: ReLU replaced by leaky-clip (identity on (-1, 1), slope 0.1
 # outside), fine-tuned from step 1a. The paper gives no fine-tuning
-# schedule; ours mirrors the binary step (20 epochs, x0.1 at 10 and 15).
+# schedule; ours mirrors the binary step (20 epochs, x0.1 at 10 and 15),
+# with step 1a's weight decay (1e-4).
 _base_ = ['./bireal18_relu-pre_8xb32_in1k.py']
 model = dict(
     backbone=dict(act_cfg=dict(type='LeakyClip', min=-1., max=1.,

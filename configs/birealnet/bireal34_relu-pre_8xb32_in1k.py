@@ -1,6 +1,7 @@
 # Step 1a of the paper: the real-valued network (same topology, real 3x3
 # convs, ReLU where sign will sit) from scratch with ResNet's schedule
-# (SGD lr 0.1 at batch 256, wd 1e-4, 100 epochs, x0.1 at 30/60/90).
+# (SGD lr 0.1 at batch 256, wd 1e-4, 100 epochs, x0.1 at 30/60/90) and
+# the paper's augmentation (short side 256, random 224 crop, flip).
 _base_ = [
     '../_base_/models/bireal34.py',
     '../_base_/datasets/imagenet_bs16_bireal.py',
