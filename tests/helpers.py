@@ -1,5 +1,7 @@
 """Helpers for the tests that run the real tools on tiny data."""
 import contextlib
+import functools
+import glob
 import importlib
 import os
 import os.path as osp
@@ -146,3 +148,19 @@ def import_deployment_tool(name: str):
         return importlib.import_module(name)
     finally:
         sys.path.pop(0)
+
+
+@functools.lru_cache(maxsize=None)
+def _birealnet_configs() -> tuple:
+    from mmengine.config import Config
+    paths = sorted(glob.glob(osp.join(REPO, 'configs', 'birealnet',
+                                      '*.py')))
+    return tuple((osp.splitext(osp.basename(p))[0], p, Config.fromfile(p))
+                 for p in paths)
+
+
+def birealnet_configs() -> list:
+    """``(name, path, Config)`` of every config in configs/birealnet, read
+    once per test session; copies, so a test may change them."""
+    import copy
+    return [(n, p, copy.deepcopy(c)) for n, p, c in _birealnet_configs()]

@@ -22,6 +22,9 @@
 #       magnitude_aware with the binary weights' lr x 1 / mean(alpha)
 #   bash tools/reproduce/run_study.sh --react           # ReActNet-style
 #       training: RSign/RPReLU, distillation, both (two steps each)
+#   bash tools/reproduce/run_study.sh --shortcut        # the 1-bit ResNet
+#       with the whole procedure (its own pre-training chain), the paper's
+#       shortcut ablation like for like
 #   bash tools/reproduce/run_study.sh --imagenet --gpus 8 [--study]
 #   bash tools/reproduce/run_study.sh --runs "A B"      # these configs
 #   bash tools/reproduce/run_study.sh --collect         # results only
@@ -71,6 +74,13 @@ fmnist_runs() {
         bireal18-distill_step1_1xb64_fmnist
         bireal18-distill_step2_1xb64_fmnist
     )
+    # the plain 1-bit ResNet-18 with the whole procedure
+    SHORTCUT=(
+        binary-resnet18_relu-pre_1xb64_fmnist
+        binary-resnet18_leakyclip-pre_1xb64_fmnist
+        binary-resnet18_clip-pre_1xb64_fmnist
+        binary-resnet18_1xb64_fmnist
+    )
     DATA=fashion_mnist
 }
 imagenet_runs() {
@@ -95,33 +105,42 @@ imagenet_runs() {
         bireal18-react_step1_8xb64_in1k
         bireal18-react_step2_8xb64_in1k
     )
+    SHORTCUT=(
+        binary-resnet18_relu-pre_8xb32_in1k
+        binary-resnet18_leakyclip-pre_8xb32_in1k
+        binary-resnet18_clip-pre_8xb32_in1k
+        binary-resnet18_8xb16_in1k
+    )
     DATA=imagenet
 }
 
 fmnist_runs
 SEEDS=(0 1 2)
-collect_only=0 study=0 react=0 gpus=0 runs=()
+collect_only=0 study=0 react=0 shortcut=0 gpus=0 runs=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --seeds) read -r -a SEEDS <<<"$2"; shift 2 ;;
         --runs) read -r -a runs <<<"$2"; shift 2 ;;
         --study) study=1; shift ;;
         --react) react=1; shift ;;
+        --shortcut) shortcut=1; shift ;;
         --imagenet) imagenet_runs; shift ;;
         --gpus) gpus=$2; shift 2 ;;
         --collect) collect_only=1; shift ;;
         *) echo "error: unknown argument $1; accepted: --seeds \"0 1 2\"," \
-               "--study, --react, --imagenet, --gpus N, --runs \"CONFIG ...\"," \
+               "--study, --react, --shortcut, --imagenet, --gpus N," \
+               "--runs \"CONFIG ...\"," \
                "--collect" >&2; exit 2 ;;
     esac
 done
-ALL_RUNS=("${RUNS[@]}" "${STUDY[@]}" "${REACT[@]}")
+ALL_RUNS=("${RUNS[@]}" "${STUDY[@]}" "${REACT[@]}" "${SHORTCUT[@]}")
 if [[ ${#runs[@]} -gt 0 ]]; then
     TRAIN=("${runs[@]}")
-elif [[ $study == 1 || $react == 1 ]]; then
+elif [[ $study == 1 || $react == 1 || $shortcut == 1 ]]; then
     TRAIN=()
     [[ $study == 1 ]] && TRAIN+=("${STUDY[@]}")
     [[ $react == 1 ]] && TRAIN+=("${REACT[@]}")
+    [[ $shortcut == 1 ]] && TRAIN+=("${SHORTCUT[@]}")
 else
     TRAIN=("${RUNS[@]}")
 fi
