@@ -126,7 +126,8 @@ class NativeEngine:
                            for _ in range(2)))
 
     def pack_signs(self, x: Tensor) -> Tensor:
-        """Pack ``x >= 0`` along the last dim (float32) into int64 words."""
+        """Pack ``not x < 0`` (NaN: +1, as training signs it) along the last
+        dim (float32) into int64 words."""
         if x.dtype != torch.float32 or x.device.type != 'cpu':
             raise TypeError('pack_signs expects a float32 CPU tensor')
         x = x.contiguous()
@@ -265,9 +266,20 @@ class NetworkPlan:
         self._keep: List[Tensor] = []  # the library reads them by pointer
         self._pads_for: Optional[Tuple[int, int]] = None
         descs = (_BlockDesc * len(blocks))()
-        for d, b in zip(descs, self.blocks):
+        for i, (d, b) in enumerate(zip(descs, self.blocks)):
             if len(b.convs) not in (1, 2) or b.stride not in (1, 2):
                 raise ValueError('blocks have 1 or 2 convs, stride 1 or 2')
+            # the engine trusts the shapes: a mismatch would read past
+            # its buffers
+            if i and b.in_channels != self.blocks[i - 1].out_channels:
+                raise ValueError(f'block {i} takes {b.in_channels} '
+                                 'channels, the block before gives '
+                                 f'{self.blocks[i - 1].out_channels}')
+            reshapes = b.stride != 1 or b.in_channels != b.out_channels
+            if reshapes != (b.downsample is not None):
+                raise ValueError(
+                    f'block {i} needs a downsample shortcut exactly when '
+                    'its stride or channel count changes')
             cin = b.in_channels
             for k, (weight, scale, shift) in enumerate(b.convs):
                 # checks the layout as a single conv would
@@ -367,9 +379,10 @@ class NetworkPlan:
         max-pool if there is ``input_pool``) -> the last block's
         ``(N, H', W', C_out)``."""
         c = self.blocks[0].in_channels
-        if x.dtype != torch.float32 or x.dim() != 4 or x.shape[3] != c:
-            raise ValueError(f'expected float32 (N, H, W, {c}), got '
-                             f'{x.dtype} {tuple(x.shape)}')
+        if x.dtype != torch.float32 or x.dim() != 4 or x.shape[3] != c or \
+                x.device.type != 'cpu':
+            raise ValueError(f'expected float32 (N, H, W, {c}) on the CPU, '
+                             f'got {x.dtype} {tuple(x.shape)} on {x.device}')
         x = x.contiguous()
         n, h, w, _ = x.shape
         out = torch.empty(self.out_shape(n, h, w), dtype=torch.float32)
@@ -395,9 +408,10 @@ class NetworkPlan:
 def _check_float(t: Optional[Tensor], size: tuple) -> Optional[Tensor]:
     if t is None:
         return None
-    if t.dtype != torch.float32 or tuple(t.shape) != size:
-        raise ValueError(f'expected float32 {size}, got {t.dtype} '
-                         f'{tuple(t.shape)}')
+    if t.dtype != torch.float32 or tuple(t.shape) != size or \
+            t.device.type != 'cpu':
+        raise ValueError(f'expected float32 {size} on the CPU, got '
+                         f'{t.dtype} {tuple(t.shape)} on {t.device}')
     return t.contiguous()
 
 
@@ -446,10 +460,10 @@ class Conv3x3Plan:
                  want_bits: bool = False) -> ConvOutput:
         """Run on ``act_bits`` (see :meth:`NativeEngine.conv3x3`)."""
         if act_bits.dtype != torch.int64 or act_bits.dim() != 4 or \
-                act_bits.shape[3] != self.cw:
-            raise ValueError(f'act_bits must be int64 (N, H, W, {self.cw}), '
-                             f'got {act_bits.dtype} '
-                             f'{tuple(act_bits.shape)}')
+                act_bits.shape[3] != self.cw or act_bits.device.type != 'cpu':
+            raise ValueError(f'act_bits must be int64 (N, H, W, {self.cw}) '
+                             f'on the CPU, got {act_bits.dtype} '
+                             f'{tuple(act_bits.shape)} on {act_bits.device}')
         n, h, w, _ = act_bits.shape
         s = self.stride
         shape = (n, (h - 1) // s + 1, (w - 1) // s + 1, self.out_channels)

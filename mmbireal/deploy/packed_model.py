@@ -47,11 +47,22 @@ from .reference import (
     binary_conv3x3_torch,
     downsample_torch,
     num_words,
+    pack_signs_torch,
     unpack_signs,
 )
 
 BACKENDS = ('auto', 'native', 'torch')
 STEMS = ('exact', 'int8')
+
+
+def contents_key(tensors: Sequence[Optional[Tensor]]) -> tuple:
+    """What a cache derived from ``tensors`` depends on: each one's memory
+    and version. A replaced storage (``share_memory()``, ``.data =``)
+    changes the pointer and every in-place write (``load_state_dict``,
+    ``copy_``) bumps the version, so a cache keyed on this never serves
+    stale values or reads freed memory."""
+    return tuple(None if t is None else (t.data_ptr(), t._version)
+                 for t in tensors)
 
 
 class PackedBinaryConv(nn.Module):
@@ -64,6 +75,12 @@ class PackedBinaryConv(nn.Module):
                  sign_bias: Optional[Tensor] = None,
                  padding: str = 'symmetric') -> None:
         super().__init__()
+        # the engine counts every bit of a word, the reference only the
+        # channels: bits past them would make the two disagree
+        channels = pack_signs_torch(torch.zeros(in_channels))
+        if bool((bits & ~channels).any()):
+            raise InputError(f'bits set past the {in_channels} input '
+                             'channels')
         self.in_channels = in_channels
         self.out_channels = bits.shape[0]
         self.stride = stride
@@ -73,27 +90,39 @@ class PackedBinaryConv(nn.Module):
         self.register_buffer('shift', shift)
         self.sign_bias: Optional[Tensor]
         self.register_buffer('sign_bias', sign_bias)
-        self.register_buffer('engine_weight', engine_weight_layout(bits),
-                             persistent=False)
-        self._weight_pm1: Optional[Tensor] = None
+        # derived from `bits`, rebuilt when it changes (contents_key)
+        self._derived: Dict[str, Tuple[tuple, Tensor]] = {}
         self._plan: Optional[Conv3x3Plan] = None
         self._plan_key: Optional[tuple] = None
 
+    def _derive(self, name: str, make) -> Tensor:
+        key = contents_key([self.bits])
+        cached = self._derived.get(name)
+        if cached is None or cached[0] != key:
+            cached = self._derived[name] = (key, make())
+        return cached[1]
+
+    @property
+    def engine_weight(self) -> Tensor:
+        """``bits`` in the engine's weight layout."""
+        return self._derive('engine', lambda: engine_weight_layout(self.bits))
+
     def weight_pm1(self) -> Tensor:
         """``(C_out, C_in, 3, 3)`` +-1 floats for the reference path."""
-        if self._weight_pm1 is None:
-            self._weight_pm1 = unpack_signs(
-                self.bits, self.in_channels).permute(0, 3, 1,
-                                                     2).contiguous()
-        return self._weight_pm1
+        return self._derive('pm1', lambda: unpack_signs(
+            self.bits, self.in_channels).permute(0, 3, 1, 2).contiguous())
+
+    def __getstate__(self) -> dict:
+        # a plan holds ctypes pointers: copies and pickles build their own
+        return {**super().__getstate__(), '_plan': None, '_plan_key': None,
+                '_derived': {}}
 
     def forward_native(self, engine: NativeEngine, bits: Tensor,
                        residual: Optional[Tensor], want_out: bool,
                        want_bits: bool) -> Tuple[Optional[Tensor],
                                                  Optional[Tensor]]:
-        # the plan holds raw pointers: rebuild it if a buffer was replaced
-        key = (engine, self.engine_weight.data_ptr(), self.scale.data_ptr(),
-               self.shift.data_ptr())
+        # the plan holds raw pointers: rebuilt when a buffer changes
+        key = (engine, contents_key([self.bits, self.scale, self.shift]))
         if self._plan_key != key:
             self._plan = engine.plan_conv3x3(
                 self.in_channels, self.engine_weight, self.out_channels,
@@ -280,7 +309,8 @@ class PackedBiRealNet(nn.Module):
                     t, Tensor) else type(t).__name__)
                 raise InputError(f'{name} should be {dtype} {tuple(shape)}, '
                                  f'got {got}')
-            return t.contiguous()
+            # a copy: models built from one dict do not share storage
+            return t.clone(memory_format=torch.contiguous_format)
 
         f32 = torch.float32
         self.stem_type = arch['stem_type']
@@ -357,23 +387,41 @@ class PackedBiRealNet(nn.Module):
 
     def network_plan(self) -> NetworkPlan:
         """The stem's max-pool and the blocks as one native call, rebuilt
-        if a buffer was replaced (the plan reads the buffers it was built
-        on through raw pointers; in-place updates such as
-        ``load_state_dict`` are seen as they are)."""
-        if self._buffer_slots is None:
+        when a buffer of the blocks changes (the plan reads them, and
+        copies derived from them, through raw pointers): replaced,
+        moved (``share_memory()``) or written in place
+        (``load_state_dict``); see :func:`contents_key`."""
+        if self._buffer_slots is None:  # looked up by name: replaceable
             self._buffer_slots = [(m._buffers, name)
                                   for m in self.blocks.modules()
-                                  for name in m._buffers]
+                                  for name, t in m._buffers.items()
+                                  if t is not None]
         current = [buffers[name] for buffers, name in self._buffer_slots]
-        key = self._network_key
-        if key is None or key[0] is not self.engine or any(
-                a is not b for a, b in zip(key[1], current)):
+        # contents_key's pointers and versions, as two flat lists: this
+        # runs on every forward (about 20 us for Bi-Real-18's 118 buffers)
+        key = (self.engine, [t.data_ptr() for t in current],
+               [t._version for t in current])
+        if self._network is None or self._network_key != key:
             self._network = self.engine.plan_network(
                 [block.spec() for block in self.blocks],
                 padding=self.padding,
                 input_pool=self.stem_geometry.max_pool)
-            self._network_key = (self.engine, current)
+            self._network_key = key
         return self._network
+
+    def __getstate__(self) -> dict:
+        # the engine and its plan are ctypes objects: a copy or a pickle
+        # takes the backend's name and gets the engine again
+        state = super().__getstate__()
+        state.update(engine=None, _network=None, _network_key=None,
+                     _buffer_slots=None, _native=self.engine is not None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        native = state.pop('_native', False)
+        super().__setstate__(state)
+        if native:
+            self.engine = get_engine()
 
     @torch.no_grad()
     def forward(self, x: Tensor) -> Tensor:

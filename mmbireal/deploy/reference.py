@@ -9,11 +9,12 @@ integers as XOR + popcount in any summation order.
 Bit conventions shared with the engine and the packed file: channels are
 packed along the last dim into 64-bit words (stored as ``torch.int64``),
 bit ``j`` of word ``k`` is channel ``64 * k + j``, bit 1 means +1
-(``x >= 0``, so ``sign(0) = +1`` as in training) and the padding bits past
+(``not x < 0``, so ``sign(0) = +1`` and NaN gives +1, as in training) and
+the padding bits past
 the last channel are 0. ReActNet's RSign, ``sign(x + b)``, is the same sign
 of ``x + b`` (computed here as training computes it; the engine compares
-``x >= -b``, which is the same bit: a float sum rounds to a value ``>= 0``
-exactly when the exact sum is).
+``not x < -b``, which is the same bit: a float sum rounds to a value
+``>= 0`` exactly when the exact sum is, and NaN stays NaN).
 """
 from typing import Optional, Tuple
 
@@ -32,12 +33,14 @@ def num_words(channels: int) -> int:
 
 
 def sign_pm1(x: Tensor) -> Tensor:
-    """``+1`` where ``x >= 0`` else ``-1`` (float32), as the binarizers do."""
-    return torch.where(x >= 0, 1.0, -1.0).to(torch.float32)
+    """``-1`` where ``x < 0`` else ``+1`` (float32; NaN too), as the
+    binarizers do."""
+    return torch.where(x < 0, -1.0, 1.0).to(torch.float32)
 
 
 def pack_signs_torch(x: Tensor) -> Tensor:
-    """Pack ``x >= 0`` along the last dim into int64 words.
+    """Pack ``not x < 0`` (the sign bit training gives, NaN +1) along the
+    last dim into int64 words.
 
     Goes through bytes (8 bits summed as small ints, exact) and
     reinterprets each group of 8 bytes as one little-endian int64, so no
@@ -45,7 +48,7 @@ def pack_signs_torch(x: Tensor) -> Tensor:
     """
     channels = x.shape[-1]
     words = num_words(channels)
-    bits = (x >= 0).to(torch.int64)
+    bits = (~(x < 0)).to(torch.int64)  # NaN -> 1, as in training
     bits = F.pad(bits, (0, words * 64 - channels))
     bits = bits.reshape(*x.shape[:-1], words * 8, 8)
     packed = (bits * _BIT_WEIGHTS.to(x.device)).sum(-1).to(

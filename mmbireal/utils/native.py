@@ -22,6 +22,7 @@ import ctypes
 import hashlib
 import os
 import os.path as osp
+import shlex
 import shutil
 import subprocess
 import threading
@@ -47,11 +48,12 @@ class NativeBuildError(RuntimeError):
 
 
 def cpu_flags() -> FrozenSet[str]:
-    """The ``flags`` of /proc/cpuinfo (empty where it does not exist)."""
+    """The CPU's features from /proc/cpuinfo: ``flags`` on x86,
+    ``Features`` on ARM (empty where there is neither)."""
     try:
         with open('/proc/cpuinfo') as f:
             for line in f:
-                if line.startswith('flags'):
+                if line.startswith(('flags', 'Features')):
                     return frozenset(line.split(':', 1)[1].split())
     except OSError:
         pass
@@ -75,20 +77,46 @@ def _first_error_line(text: str) -> str:
     return lines[0].strip() if lines else 'no output'
 
 
-def _compile(cxx: str, flags: List[str], source: str, out: str) -> None:
-    tmp = f'{out}.tmp{os.getpid()}'
-    cmd = [cxx, *flags, source, '-o', tmp]
+def _digest(path: str) -> str:
+    with open(path, 'rb') as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def _compile(cxx: List[str], flags: List[str], source: str,
+             out: str) -> None:
+    # per process and thread: concurrent builders never share a file
+    tmp = f'{out}.tmp{os.getpid()}-{threading.get_ident()}'
+    cmd = [*cxx, *flags, source, '-o', tmp]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True,
-                              timeout=300)
-    except (OSError, subprocess.SubprocessError) as e:
-        raise NativeBuildError(f'{cxx}: {e}') from None
-    if proc.returncode != 0:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise NativeBuildError(
-            f'{cxx} failed: {_first_error_line(proc.stderr)}')
-    os.replace(tmp, out)  # atomic: concurrent builders never see half a file
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True,
+                                  timeout=300)
+        except (OSError, subprocess.SubprocessError) as e:
+            raise NativeBuildError(f'{cxx[0]}: {e}') from None
+        if proc.returncode != 0:
+            raise NativeBuildError(
+                f'{cxx[0]} failed: {_first_error_line(proc.stderr)}')
+        with open(tmp, 'rb') as f:  # on disk before it has its name
+            os.fsync(f.fileno())
+        # the digest a later load checks: a cached library damaged after
+        # this (a full disk, a crash) is rebuilt, not loaded
+        with open(f'{tmp}.sha256', 'w') as f:
+            f.write(_digest(tmp))
+        os.replace(f'{tmp}.sha256', f'{out}.sha256')
+        os.replace(tmp, out)  # atomic: others never see half a file
+    finally:
+        for leftover in (tmp, f'{tmp}.sha256'):
+            if osp.exists(leftover):
+                os.remove(leftover)
+
+
+def _intact(path: str) -> bool:
+    """Whether a cached library is the file its build wrote."""
+    try:
+        with open(f'{path}.sha256') as f:
+            return f.read().strip() == _digest(path)
+    except OSError:
+        return False
 
 
 def _load(path: str, abi_version: int) -> ctypes.CDLL:
@@ -126,12 +154,13 @@ def build_library(source: str,
             does not load.
     """
     cxx = cxx or os.environ.get('CXX') or 'g++'
-    if shutil.which(cxx) is None:
+    words = shlex.split(cxx)  # e.g. CXX='ccache g++'
+    if not words or shutil.which(words[0]) is None:
         raise NativeBuildError(f'no C++ compiler {cxx!r} found')
     if not osp.isfile(source):
         raise NativeBuildError(f'source {source} is missing')
     try:
-        version = subprocess.run([cxx, '--version'], capture_output=True,
+        version = subprocess.run([*words, '--version'], capture_output=True,
                                  text=True, timeout=60).stdout
     except (OSError, subprocess.SubprocessError) as e:
         raise NativeBuildError(f'{cxx}: {e}') from None
@@ -151,9 +180,9 @@ def build_library(source: str,
         ])).hexdigest()[:16]
         path = osp.join(directory, f'{stem}-{key}.so')
         try:
-            if not osp.isfile(path):
+            if not (osp.isfile(path) and _intact(path)):
                 os.makedirs(directory, exist_ok=True)
-                _compile(cxx, flags, source, path)
+                _compile(words, flags, source, path)
             return _load(path, abi_version), path, flags
         except (NativeBuildError, OSError) as e:
             errors.append(str(e).splitlines()[0] if str(e) else repr(e))

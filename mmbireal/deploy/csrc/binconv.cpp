@@ -31,7 +31,7 @@
 // each rounded separately (no FMA contraction), which is what the PyTorch
 // reference path computes, so both produce identical floats. With
 // ReActNet's parts the last conv of a block continues with the block's
-// RPReLU, and every output bit is v >= the reading conv's threshold.
+// RPReLU, and every output bit is !(v < the reading conv's threshold).
 #include <omp.h>
 #include <stdint.h>
 

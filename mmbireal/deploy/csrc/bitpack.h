@@ -1,8 +1,8 @@
 // Sign packing: x[rows][C] (float) -> out[rows][ceil(C / 64)], bit j of
-// word k = (x[64k + j] >= t[64k + j]) with per-channel thresholds t (null:
+// word k = !(x[64k + j] < t[64k + j]) with per-channel thresholds t (null:
 // 0; t = -b is RSign's sign(x + b), exactly: x + b rounds to >= 0 iff
-// x >= -b); NaN -> 0 (an ordered compare, as the scalar >=); bits past C
-// are 0.
+// x >= -b); NaN -> 1, the +1 training gives it (an unordered not-less
+// compare); bits past C are 0.
 #pragma once
 #include "common.h"
 
@@ -15,7 +15,7 @@ inline void pack_row_scalar(const float *row, int64_t c, const float *thr,
     const int64_t n = std::min<int64_t>(64, c - 64 * k);
     uint64_t word = 0;
     for (int64_t j = 0; j < n; ++j)
-      word |= (uint64_t)(row[64 * k + j] >= (thr ? thr[64 * k + j] : 0.0f))
+      word |= (uint64_t)!(row[64 * k + j] < (thr ? thr[64 * k + j] : 0.0f))
               << j;
     out[k] = word;
   }
@@ -35,7 +35,7 @@ __attribute__((target("avx512f"))) inline void pack_row_avx512(
       const __mmask16 m = (__mmask16)(n >= 16 ? 0xffff : (1u << n) - 1);
       const __m512 v = _mm512_maskz_loadu_ps(m, row + j0);
       const __m512 t = thr ? _mm512_maskz_loadu_ps(m, thr + j0) : zero;
-      word |= (uint64_t)_mm512_mask_cmp_ps_mask(m, v, t, _CMP_GE_OQ)
+      word |= (uint64_t)_mm512_mask_cmp_ps_mask(m, v, t, _CMP_NLT_UQ)
               << (16 * q);
     }
     out[k] = word;

@@ -40,7 +40,8 @@ inline int best_simd() {
 // ceil(h / stride) x ceil(w / stride). ReActNet's parts, null when the
 // network has none: act_b1 / act_slope / act_b2, an RPReLU after the
 // residual add (v = v + b1; v = v > 0 ? v : v * slope; v = v + b2), and
-// thr, the per-channel threshold of the output bits (bit = v >= thr: the
+// thr, the per-channel threshold of the output bits (bit = !(v < thr),
+// so NaN gives 1 as training's sign does: the
 // next conv's RSign, sign(v + b) with thr = -b; null: thr = 0).
 struct ConvArgs {
   const uint64_t *act;

@@ -5,7 +5,7 @@
 //                                        (each rounded: no FMA contraction)
 //   v   = v + b1; v = v > 0 ? v : v * slope; v = v + b2
 //                                        (RPReLU, where the block has one)
-//   out = v (optional), bit = (v >= thr) (one word of packed signs; thr:
+//   out = v (optional), bit = !(v < thr) (one word of packed signs; thr:
 //                                        the reading conv's, else 0)
 // That is exactly what the PyTorch reference path computes.
 //

@@ -52,7 +52,7 @@ struct Lanes {
     }
     const __m256 thr =
         A.thr ? _mm256_maskz_loadu_ps(m, A.thr + co) : _mm256_setzero_ps();
-    return _mm256_mask_cmp_ps_mask(m, v, thr, _CMP_GE_OQ);
+    return _mm256_mask_cmp_ps_mask(m, v, thr, _CMP_NLT_UQ);  // NaN: 1
   }
 
   // run() for two full groups (16 channels from co) at once: the float
@@ -85,7 +85,7 @@ struct Lanes {
     if (A.out) _mm512_storeu_ps(A.out + i, v);
     const __m512 thr =
         A.thr ? _mm512_loadu_ps(A.thr + co) : _mm512_setzero_ps();
-    return _mm512_cmp_ps_mask(v, thr, _CMP_GE_OQ);
+    return _mm512_cmp_ps_mask(v, thr, _CMP_NLT_UQ);  // NaN: 1
   }
 };
 

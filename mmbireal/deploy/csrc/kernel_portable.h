@@ -33,7 +33,7 @@ struct Lanes {
           v = v + A.act_b2[co + l];
         }
         if (A.out) A.out[i] = v;
-        ge |= (uint32_t)(v >= (A.thr ? A.thr[co + l] : 0.0f)) << l;
+        ge |= (uint32_t)!(v < (A.thr ? A.thr[co + l] : 0.0f)) << l;
       }
     }
     return ge;
