@@ -32,25 +32,37 @@ def _write_run(root, seed: int, run: str, top1: list, flips=None,
 
 def test_mean_std_and_verdicts(tmp_path):
     root, out = tmp_path / 'runs', tmp_path / 'out'
-    # the full method clearly better than STE: 80/81/82 vs 70/71/72
-    for seed, (a, b) in enumerate(((80.0, 70.0), (81.0, 71.0),
-                                   (82.0, 72.0))):
+    # the full method better than STE on every seed: 80/81/82 vs
+    # 70/71.5/71; from scratch A and B differ by seed, not in the mean
+    scratch = ('bireal18_scratch_1xb64_fmnist',
+               'binary-resnet18_scratch_1xb64_fmnist')
+    for seed, (a, b, c, d) in enumerate(((80.0, 70.0, 69.0, 68.0),
+                                         (81.0, 71.5, 71.0, 72.0),
+                                         (82.0, 71.0, 73.0, 72.5))):
         _write_run(root, seed, FULL, [75.0, 78.0, 79.0, a],
                    flips=[0.1, 0.05, 0.01, 0.005])
         _write_run(root, seed, STE, [60.0, 65.0, 68.0, b])
+        _write_run(root, seed, scratch[0], [60.0, 65.0, 68.0, c])
+        _write_run(root, seed, scratch[1], [60.0, 65.0, 68.0, d])
     proc = run_tool([
         'tools/reproduce/collect_study.py', '--work-root',
         str(root), '--out', str(out), '--seeds', '0', '1', '2', '--', FULL,
-        STE
+        STE, *scratch
     ])
     rows = {line.split(' | ')[0].lstrip('| '): line
             for line in proc.stdout.splitlines()}
     full = rows['Bi-Real-18: ApproxSign + magnitude-aware, from clip '
                 'pre-training']
     assert '| 81.00 +- 1.00 | 3 | 80.00 | 81.00 | 82.00 |' in full
-    # 10 points apart, SE sqrt(1/3 + 1/3) = 0.82
+    # paired by seed: differences 10, 9.5, 11: mean 10.17, SE
+    # sd / sqrt(3) = 0.44, far beyond t(0.975, 2) = 4.30 SE
     assert '| ApproxSign vs STE |' in proc.stdout
-    assert '+10.00 +- 0.82 | yes |' in proc.stdout
+    assert '| 81.00 vs 70.83 (n = 3, 3) | +10.17 +- 0.44 (3) | yes |' in \
+        proc.stdout
+    # differences 1, -1, 0.5: +0.17 +- 0.60, within t SE
+    assert ('| per-conv shortcut vs 1-bit ResNet, both from scratch | - | '
+            '71.00 vs 70.83 (n = 3, 3) | +0.17 +- 0.60 (3) | no |'
+            in proc.stdout)
     log = json.loads((out / 'seed1' / f'{FULL}.json').read_text())
     assert log['finished'] and log['val_top1_by_epoch']['4'] == 81.0
     assert log['flip_ratio_by_epoch']['all'] == {
@@ -84,7 +96,7 @@ def test_unfinished_runs_stay_out_of_the_mean(tmp_path):
         'tools/reproduce/collect_study.py', '--work-root',
         str(root), '--out', str(out), '--seeds', '0', '1', '--', FULL
     ])
-    assert '| 80.00 | 1 | 80.00 | running (71.00 after epoch 2) |' in \
+    assert '| 80.00 | 1 | 80.00 | unfinished (71.00 after epoch 2) |' in \
         proc.stdout
 
 
@@ -163,6 +175,7 @@ def test_the_metafile_gets_the_mean_std_and_seeds(tmp_path):
     _write_run(root, 0, STE, [60.0, 65.0])  # not finished
     entry = ('  - Name: {}\n    Results:\n      - Task: Image Classification'
              '\n        Metrics:\n          Top 1 Accuracy: 1.0\n'
+             '          Top 1 Accuracy (paper): 56.4\n'
              '    Config: configs/birealnet/{}.py\n')
     metafile = tmp_path / 'metafile.yml'
     metafile.write_text('# a comment\nModels:\n' + entry.format(FULL, FULL) +
@@ -175,6 +188,39 @@ def test_the_metafile_gets_the_mean_std_and_seeds(tmp_path):
     assert text.startswith('# a comment\n')
     models = {m['Name']: m['Results'][0]['Metrics']
               for m in yaml.safe_load(text)['Models']}
+    # ours replaced, the paper's figure kept
     assert models[FULL] == {'Top 1 Accuracy': 81.33,
-                            'Top 1 Accuracy std': 1.53, 'Seeds': 3}
-    assert models[STE] == models['x'] == {'Top 1 Accuracy': 1.0}
+                            'Top 1 Accuracy std': 1.53, 'Seeds': 3,
+                            'Top 1 Accuracy (paper)': 56.4}
+    assert models[STE] == models['x'] == {'Top 1 Accuracy': 1.0,
+                                          'Top 1 Accuracy (paper)': 56.4}
+
+
+def test_a_retrained_run_that_differs_keeps_its_committed_log(tmp_path):
+    """Later runs started from the committed run's checkpoint: its figures
+    stay, and the difference is a warning on stderr."""
+    root, out = tmp_path / 'runs', tmp_path / 'out'
+    _write_run(root, 0, FULL, [75.0, 78.0, 79.0, 80.0])
+    collect = ['tools/reproduce/collect_study.py', '--out', str(out),
+               '--seeds', '0', '--', FULL]
+    run_tool([*collect[:5], '--work-root', str(root), *collect[5:]])
+    again = tmp_path / 'again'  # retrained elsewhere, another result
+    _write_run(again, 0, FULL, [75.0, 78.0, 79.0, 79.5])
+    proc = run_tool([*collect[:5], '--work-root', str(again), *collect[5:]])
+    assert 'retrained differs from its committed log, which is kept' in \
+        proc.stderr
+    log = json.loads((out / 'seed0' / f'{FULL}.json').read_text())
+    assert log['val_top1_by_epoch']['4'] == 80.0
+
+
+def test_no_gap_gives_no_share(tmp_path):
+    root, out = tmp_path / 'runs', tmp_path / 'out'
+    runs = {'bireal18_clip-pre_1xb64_fmnist': 80.0, FULL: 80.0,
+            'bireal18-react_step2_1xb64_fmnist': 86.0}
+    for run, top1 in runs.items():
+        _write_run(root, 0, run, [70.0, 75.0, 78.0, top1])
+    proc = run_tool([
+        'tools/reproduce/collect_study.py', '--work-root', str(root),
+        '--out', str(out), '--seeds', '0', '--', *runs])
+    assert ('| both: the ReActNet-style recipe, two steps | 86.00 | 1 | - |'
+            in proc.stdout)

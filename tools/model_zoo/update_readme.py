@@ -35,9 +35,11 @@ def _accuracy(metrics: dict, name: str, mark: str) -> str:
     std'`` and ``Seeds`` are given), else another's (``'<name> (paper)'``,
     ``'<name> (larq-zoo)'``) marked as such, else '-'."""
     if metrics.get(name) is not None:
-        value = f'{metrics[name]}'
+        # measured figures keep two decimals (YAML drops trailing zeros)
+        value = f'{metrics[name]:.2f}' if 'Seeds' in metrics else \
+            f'{metrics[name]}'
         if metrics.get(f'{name} std') is not None:
-            value += f' +- {metrics[name + " std"]}'
+            value += f' +- {metrics[name + " std"]:.2f}'
         if metrics.get('Seeds') is not None:
             value += f" (n = {metrics['Seeds']})"
         return f'{value}{mark}'

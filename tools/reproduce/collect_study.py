@@ -28,6 +28,7 @@ Usage: python tools/reproduce/collect_study.py [--seeds 0 1 2]
        [--work-root DIR] [--out DIR] -- RUN [RUN ...]
 """
 import argparse
+import functools
 import glob
 import importlib.util
 import json
@@ -36,6 +37,7 @@ import os
 import os.path as osp
 import re
 import statistics
+import sys
 from typing import Dict, List, Optional
 
 import matplotlib.pyplot as plt
@@ -315,6 +317,19 @@ def mean_std(values: List[float]) -> str:
     return f'{statistics.mean(values):.2f} +- {statistics.stdev(values):.2f}'
 
 
+OUR_METRICS = re.compile(r'          (Top 1 Accuracy|Top 1 Accuracy std|'
+                         r'Seeds):')
+
+
+def _merge_metrics(metrics: List[str], found: re.Match) -> str:
+    """A ``Metrics:`` block with ``metrics`` in place of ours; others'
+    (e.g. ``Top 1 Accuracy (paper)``) stay."""
+    kept = [line for line in found.group(0).splitlines()[1:]
+            if not OUR_METRICS.match(line)]
+    return '        Metrics:\n' + ''.join(
+        f'{line}\n' for line in [f'          {m}' for m in metrics] + kept)
+
+
 def update_metafile(path: str,
                     results: Dict[str, Dict[int, dict]]) -> List[str]:
     """Write the measured top-1 of the finished runs into the Metrics of
@@ -334,10 +349,8 @@ def update_metafile(path: str,
             metrics.append(
                 f'Top 1 Accuracy std: {statistics.stdev(finals):.2f}')
         metrics.append(f'Seeds: {len(finals)}')
-        block = '        Metrics:\n' + ''.join(f'          {line}\n'
-                                              for line in metrics)
         updated, found = re.subn(r'^        Metrics:\n(?:          .*\n?)*',
-                                 block,
+                                 functools.partial(_merge_metrics, metrics),
                                  entry.group(0), count=1, flags=re.M)
         if found:
             text = text.replace(entry.group(0), updated)
@@ -377,10 +390,10 @@ def results_table(runs: List[str], results: Dict[str, Dict[int, dict]],
                 cells.append(f'{final_top1(r):.2f}')
             elif r['val_top1_by_epoch']:
                 last = max(r['val_top1_by_epoch'], key=int)
-                cells.append(f'running ({final_top1(r):.2f} after epoch '
-                             f'{last})')
+                cells.append(f'unfinished ({final_top1(r):.2f} after '
+                             f'epoch {last})')
             else:
-                cells.append('running')
+                cells.append('unfinished')
         before = previous.get(role(run))
         before = '-' if before is None else f'{before:.2f}'
         rows.append(f'| {describe(run)} | {mean_std(done)} | '
@@ -390,35 +403,49 @@ def results_table(runs: List[str], results: Dict[str, Dict[int, dict]],
     return '\n'.join(rows)
 
 
+# t(0.975, df) for df = 1..10, beyond that the normal's 1.96 is within 2%
+T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262,
+        2.228)
+
+
 def comparison_table(results: Dict[str, Dict[int, dict]]) -> str:
-    """A - B with its standard error ``sqrt(s_A^2/n_A + s_B^2/n_B)``;
-    'exceeds' when |A - B| is more than twice that (needs 2+ seeds each)."""
+    """A - B paired by seed (each seed's runs share its pre-training
+    chain): the mean of the per-seed differences over the seeds both
+    finished, its standard error ``sd(d) / sqrt(n)``, and 'yes' when it is
+    more than ``t(0.975, n - 1)`` standard errors from 0 (a two-sided 5%
+    paired t-test; needs 2+ seeds both ran)."""
     results = {role(run): per_seed for run, per_seed in results.items()}
     rows = [
-        '| comparison | paper (ImageNet) | here: A vs B (mean top-1) | '
-        'A - B +- SE | beyond 2 SE? |', '|---|---|---|---|---|'
+        '| comparison | paper (ImageNet) | here: A vs B (mean top-1, n) | '
+        'A - B, paired +- SE (n) | beyond t(0.975, n-1) SE? |',
+        '|---|---|---|---|---|'
     ]
+
+    def finals(r: str) -> Dict[int, float]:
+        return {s: final_top1(x) for s, x in results[r].items()
+                if x['finished']}
+
     for a, b, what, paper in COMPARISONS:
         if a not in results or b not in results:
             continue
-        va = [final_top1(r) for r in results[a].values() if r['finished']]
-        vb = [final_top1(r) for r in results[b].values() if r['finished']]
-        if not va or not vb:
+        fa, fb = finals(a), finals(b)
+        if not fa or not fb:
             rows.append(f'| {what} | {paper} | not run yet | - | - |')
             continue
-        diff = statistics.mean(va) - statistics.mean(vb)
-        here = (f'{statistics.mean(va):.2f} vs {statistics.mean(vb):.2f} '
-                f'(n = {len(va)}, {len(vb)})')
-        if len(va) < 2 or len(vb) < 2:
+        here = (f'{statistics.mean(fa.values()):.2f} vs '
+                f'{statistics.mean(fb.values()):.2f} '
+                f'(n = {len(fa)}, {len(fb)})')
+        d = [fa[s] - fb[s] for s in sorted(fa.keys() & fb.keys())]
+        if len(d) < 2:
+            diff = statistics.mean(fa.values()) - statistics.mean(fb.values())
             rows.append(f'| {what} | {paper} | {here} | {diff:+.2f} | '
-                        'needs 2+ seeds each |')
+                        'needs 2+ seeds both ran |')
             continue
-        se = math.sqrt(
-            statistics.variance(va) / len(va) +
-            statistics.variance(vb) / len(vb))
-        verdict = 'yes' if abs(diff) > 2 * se else 'no'
-        rows.append(f'| {what} | {paper} | {here} | {diff:+.2f} +- '
-                    f'{se:.2f} | {verdict} |')
+        mean, se = statistics.mean(d), statistics.stdev(d) / math.sqrt(len(d))
+        t = T975[len(d) - 2] if len(d) - 1 <= len(T975) else 1.96
+        verdict = 'yes' if abs(mean) > t * se else 'no'
+        rows.append(f'| {what} | {paper} | {here} | {mean:+.2f} +- '
+                    f'{se:.2f} ({len(d)}) | {verdict} |')
     return '\n'.join(rows)
 
 
@@ -455,9 +482,11 @@ def gap_table(results: Dict[str, Dict[int, dict]]) -> str:
         if not values:
             rows.append(f'| {what} | not run yet | 0 | - |')
             continue
-        closed = (statistics.mean(values) - statistics.mean(low)) / gap
+        share = (statistics.mean(values) - statistics.mean(low)) / gap \
+            if gap > 0 else None  # no gap to close
+        closed = '-' if share is None else f'{100 * share:.0f}%'
         rows.append(f'| {what} | {mean_std(values)} | {len(values)} | '
-                    f'{100 * closed:.0f}% |')
+                    f'{closed} |')
     return '\n'.join(rows)
 
 
@@ -542,10 +571,12 @@ def main() -> None:
                     and result is not committed
                     and committed['val_top1_by_epoch'] !=
                     result['val_top1_by_epoch']):
+                # the committed run is the one later runs started from
                 print(f'warning: seed {seed} {run} retrained differs from '
-                      'its committed log: '
+                      'its committed log, which is kept: '
                       f'{committed["val_top1_by_epoch"]} -> '
-                      f'{result["val_top1_by_epoch"]}')
+                      f'{result["val_top1_by_epoch"]}', file=sys.stderr)
+                result = committed
             results[run][seed] = result
             os.makedirs(osp.join(out, f'seed{seed}'), exist_ok=True)
             with open(osp.join(out, f'seed{seed}', f'{run}.json'), 'w') as f:
@@ -576,9 +607,11 @@ def main() -> None:
             'chain. Logs: `seed<N>/<run>.json`.\n\n'
             f'{table}\n\n{machines}\n\n'
             '![top-1 and flip ratio vs epoch](curves.png)\n\n'
-            '## Against the paper\n\nA - B with its standard error '
-            'sqrt(s_A^2/n_A + s_B^2/n_B); "yes" when the difference is more '
-            'than twice that.\n\n'
+            '## Against the paper\n\nA - B paired by seed (the seeds both '
+            'runs finished; each seed\'s runs share its pre-training '
+            'chain): the mean of the per-seed differences with its standard '
+            'error sd/sqrt(n); "yes" when it is more than t(0.975, n-1) '
+            'standard errors from 0 (a two-sided 5% paired t-test).\n\n'
             f'{comparisons}\n' + (
                 '\n## ReActNet-style training against the gap\n\n'
                 "Share of the gap closed = (recipe - the paper's binary "

@@ -175,7 +175,10 @@ if [[ $collect_only == 0 ]]; then
         # finished runs are skipped (their logs are committed under
         # docs/results); a finished run is retrained only when a run still
         # to do starts from its checkpoint and the checkpoint is gone
-        read -r -a todo <<<"$(collect --todo "$seed" --want "${TRAIN[*]}")"
+        # its own statement: set -e stops on a planner error (inside
+        # `read <<<"$(...)"` it would be an empty plan)
+        plan="$(collect --todo "$seed" --want "${TRAIN[*]}")"
+        read -r -a todo <<<"$plan"
         echo "[reproduce] seed $seed: ${#todo[@]} runs to train:" \
             "${todo[*]:-none}"
         for run in "${todo[@]}"; do
@@ -198,8 +201,16 @@ if [[ $collect_only == 0 ]]; then
                 args+=("optim_wrapper.paramwise_cfg.binary_lr_mult=$mult")
             fi
             echo "[reproduce] seed $seed $run: training ${args[*]}"
-            train "configs/birealnet/$run.py" --work-dir "$work" "${args[@]}"
-            collect >/dev/null  # the run's log is in docs/results now
+            if ! train "configs/birealnet/$run.py" --work-dir "$work" \
+                    "${args[@]}"; then
+                collect >/dev/null  # keep the failed run's log too
+                echo "[reproduce] seed $seed $run failed; the same command" \
+                    "resumes it" >&2
+                exit 1
+            fi
+            # the run's log is in docs/results now (tables to /dev/null,
+            # warnings still on stderr)
+            collect >/dev/null
         done
     done
 fi
