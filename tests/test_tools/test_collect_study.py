@@ -128,6 +128,12 @@ def test_committed_logs_outlive_the_work_dirs_and_plan_the_rest(tmp_path):
     # STE starts from clip-pre, clip-pre from leakyclip-pre from relu-pre
     assert todo() == [*CHAIN[:3], STE]
     assert todo(FULL) == []
+    # STE interrupted: it resumes from its own checkpoint, without clip-pre
+    ste = fresh / 'seed0' / STE
+    ste.mkdir(parents=True)
+    (ste / 'last_checkpoint').write_text(str(ste / 'iter_50.pth'))
+    assert todo() == [STE]
+    (ste / 'last_checkpoint').unlink()
     clip = fresh / 'seed0' / CHAIN[2]
     clip.mkdir(parents=True)
     (clip / 'epoch_4.pth').write_bytes(b'')

@@ -202,13 +202,19 @@ def read_committed(out: str, run: str, seed: int) -> Optional[dict]:
         return json.load(f)
 
 
-def parents(run: str) -> List[str]:
+def parents(run: str, resuming: bool = False) -> List[str]:
     """The runs whose checkpoints the config reads (``work_dirs/<run>/...``
-    in ``load_from`` or in a distilling model's ``teacher_ckpt``)."""
+    in ``load_from`` or in a distilling model's ``teacher_ckpt``). A run
+    that resumes from its own checkpoint no longer reads its ``load_from``,
+    except the lr-alpha run (run_study.sh reads its 1 / mean(alpha) from
+    it at every start)."""
     cfg = Config.fromfile(osp.join(REPO, 'configs', 'birealnet',
                                    f'{run}.py'))
     found = []
-    for path in (cfg.get('load_from'), cfg.model.get('teacher_ckpt')):
+    load_from = cfg.get('load_from')
+    if resuming and '_lr-alpha_' not in run:
+        load_from = None
+    for path in (load_from, cfg.model.get('teacher_ckpt')):
         parts = (path or '').split('/')
         if len(parts) > 2 and parts[0] == 'work_dirs':
             found.append(parts[1])
@@ -235,10 +241,14 @@ def runs_to_train(runs: List[str], wanted: List[str], seed: int,
         return osp.isfile(ckpt(run)) or bool(committed and
                                               committed.get('finished'))
 
+    def resuming(run: str) -> bool:
+        return osp.isfile(osp.join(work_root, f'seed{seed}', run,
+                                   'last_checkpoint'))
+
     needed = {run for run in wanted if not finished(run)}
     for run in reversed(runs):  # parents come before their children
         if run in needed:
-            needed.update(parent for parent in parents(run)
+            needed.update(parent for parent in parents(run, resuming(run))
                           if not osp.isfile(ckpt(parent)))
     unplanned = needed - set(runs)
     if unplanned:
