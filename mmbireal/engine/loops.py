@@ -25,6 +25,10 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
       with ``randomness.diff_rank_seed``, so the processes still split one
       order between them.
 
+    Resumed from the checkpoint of an epoch's end, it first repeats that
+    epoch's validation, which the checkpoint (saved before it) cannot
+    record as done.
+
     Skipped batches are still loaded, so augmentation draws stay aligned.
     Workers seed themselves once per epoch, unless ``persistent_workers``
     keeps them (and their random state) across epochs: for exact resumption
@@ -42,7 +46,28 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
         sampler = getattr(self.dataloader, 'sampler', None)
         if hasattr(sampler, 'seed'):
             sampler.seed = self.shared_seed()
-        return super().run()
+        self.runner.call_hook('before_train')
+        if self._epoch > 0 and self._iter == self._epoch * len(
+                self.dataloader):
+            # resumed from an epoch's checkpoint, which is saved before the
+            # epoch's validation: a run stopped during it (or before the
+            # next iteration checkpoint) would never have that score
+            self.validate_if_due()
+        while self._epoch < self._max_epochs and not self.stop_training:
+            self.run_epoch()
+            self.validate_if_due()
+        self.runner.call_hook('after_train')
+        return self.runner.model
+
+    def validate_if_due(self) -> None:
+        """Validate when the epoch just ended is a validation epoch, as
+        mmengine's loop decides it."""
+        self._decide_current_val_interval()
+        if (self.runner.val_loop is not None
+                and self._epoch >= self.val_begin
+                and (self._epoch % self.val_interval == 0
+                     or self._epoch == self._max_epochs)):
+            self.runner.val_loop.run()
 
     def shared_seed(self) -> int:
         """The run's seed as every process has it: ``diff_rank_seed`` adds

@@ -4,9 +4,13 @@ import os.path as osp
 
 import pytest
 import torch
+from mmengine.evaluator import BaseMetric, Evaluator
+from mmengine.hooks import Hook
 from tiny_runner import (
+    BATCH,
     InterruptAtIter,
     Interrupted,
+    NoisyImages,
     RecordGroups,
     TinyNet,
     make_runner,
@@ -108,3 +112,72 @@ def test_every_process_draws_one_order_with_diff_rank_seed(tmp_path,
         return list(runner.train_dataloader.sampler)
 
     assert sampler_order('rank0', 0) == sampler_order('rank1', 1)
+
+
+class CountSamples(BaseMetric):
+    """How many images were validated: enough to see that a validation
+    ran."""
+
+    def process(self, data_batch, data_samples) -> None:
+        self.results.append(len(data_samples))
+
+    def compute_metrics(self, results: list) -> dict:
+        return dict(images=sum(results))
+
+
+class ValidatedEpochs(Hook):
+    """The epochs a validation finished after; optionally stops the run
+    during the validation of ``stop_in`` (the checkpoint of that epoch's end
+    is already saved then)."""
+
+    def __init__(self, stop_in: int = 0) -> None:
+        self.stop_in, self.epochs = stop_in, []
+
+    def before_val_epoch(self, runner) -> None:
+        if runner.epoch == self.stop_in:
+            raise Interrupted
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        self.epochs.append(runner.epoch)
+
+
+def with_validation(runner_kwargs: dict) -> dict:
+    """Validation after every epoch, and the checkpoints of the configs: at
+    every epoch's end (before its validation), and every few iterations."""
+    return dict(
+        default_hooks=dict(
+            checkpoint=dict(type='CheckpointHook', interval=1),
+            iter_checkpoint=dict(type='CheckpointHook', by_epoch=False,
+                                 interval=3, save_last=False)),
+        val_dataloader=dict(
+            dataset=NoisyImages(), sampler=dict(type='DefaultSampler',
+                                                shuffle=False),
+            batch_size=BATCH, num_workers=0,
+            collate_fn=dict(type='default_collate')),
+        val_cfg=dict(), val_evaluator=Evaluator(CountSamples()),
+        **runner_kwargs)
+
+
+@pytest.mark.parametrize('loop', ['ResumableEpochBasedTrainLoop',
+                                  'EpochBasedTrainLoop'])
+def test_stopped_during_the_last_validation_resumes_into_it(tmp_path, loop):
+    """A run stopped while validating its last epoch has its final
+    checkpoint but no final score; resumed, it must validate (mmengine's
+    loop sees max_epochs reached and ends without a score)."""
+    work = tmp_path / 'run'
+    stopping = ValidatedEpochs(stop_in=2)
+    runner = make_runner(work, [stopping], loop=loop,
+                         **with_validation({}))
+    with pytest.raises(Interrupted):
+        runner.train()
+    assert stopping.epochs == [1]
+
+    resumed = ValidatedEpochs()
+    runner = make_runner(work, [resumed], loop=loop, resume=True,
+                         **with_validation({}))
+    runner.train()
+    assert runner.iter == 8
+    if loop == 'ResumableEpochBasedTrainLoop':
+        assert resumed.epochs == [2]
+    else:
+        assert resumed.epochs == []  # the failure the loop above fixes

@@ -124,7 +124,8 @@ def make_runner(work_dir, hooks=(), optim_wrapper: Optional[Dict] = None,
                 **kwargs) -> Runner:
     """A Runner training ``model`` (default a :class:`TinyNet`) for
     ``max_epochs`` with a checkpoint every iteration; ``kwargs`` go to the
-    Runner (e.g. ``load_from``, ``resume``, ``randomness``)."""
+    Runner (e.g. ``load_from``, ``resume``, ``randomness``; ``default_hooks``
+    replace or add to these)."""
     return Runner(
         model=model or TinyNet(),
         work_dir=str(work_dir),
@@ -140,10 +141,11 @@ def make_runner(work_dir, hooks=(), optim_wrapper: Optional[Dict] = None,
         param_scheduler=copy.deepcopy(param_scheduler or dict(
             type='MultiStepLR', by_epoch=True, milestones=[1], gamma=0.1)),
         custom_hooks=list(hooks),
-        default_hooks=dict(
-            checkpoint=dict(type='CheckpointHook', by_epoch=False,
-                            interval=1, max_keep_ckpts=-1),
-            logger=dict(type='LoggerHook', interval=1)),
+        default_hooks={
+            'checkpoint': dict(type='CheckpointHook', by_epoch=False,
+                               interval=1, max_keep_ckpts=-1),
+            'logger': dict(type='LoggerHook', interval=1),
+            **kwargs.pop('default_hooks', {})},
         default_scope='mmpretrain',
         **{'randomness': dict(seed=0), **kwargs})
 

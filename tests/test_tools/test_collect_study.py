@@ -140,6 +140,32 @@ def test_committed_logs_outlive_the_work_dirs_and_plan_the_rest(tmp_path):
     assert todo() == [STE]
 
 
+def test_a_run_stopped_in_its_last_validation_is_trained_on(tmp_path):
+    """Its last checkpoint is written before the last validation: with the
+    checkpoint and no final score, the run is planned again (it resumes
+    into that validation), and with the score it is done."""
+    root, out = tmp_path / 'runs', tmp_path / 'out'
+    for run in CHAIN[:3]:
+        _write_run(root, 0, run, [75.0, 78.0, 79.0, 80.0])
+        (root / 'seed0' / run / 'epoch_4.pth').write_bytes(b'')
+    _write_run(root, 0, FULL, [75.0, 78.0, 79.0])
+    full = root / 'seed0' / FULL
+    (full / 'epoch_4.pth').write_bytes(b'')
+    (full / 'last_checkpoint').write_text(str(full / 'epoch_4.pth'))
+
+    def todo():
+        return run_tool([
+            'tools/reproduce/collect_study.py', '--out', str(out), '--seeds',
+            '0', '--work-root', str(root), '--todo', '0', '--want', FULL,
+            '--', *CHAIN]).stdout.split()
+
+    assert todo() == [FULL]
+    with open(full / '20261201_000000' / 'vis_data' / 'scalars.json',
+              'a') as f:
+        f.write(json.dumps({'accuracy/top1': 80.0, 'step': 4}) + '\n')
+    assert todo() == []
+
+
 def test_a_distilled_run_needs_its_teacher_chain(tmp_path):
     """The ReActNet-style step 1 starts from scratch but reads the clip
     network as its teacher: planning it trains that chain first."""

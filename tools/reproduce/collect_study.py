@@ -226,20 +226,25 @@ def runs_to_train(runs: List[str], wanted: List[str], seed: int,
     """The runs a seed still trains for ``wanted``, in the order of
     ``runs`` (every run listed after the run it starts from).
 
-    A wanted run is needed when no finished log of it is committed; any
-    run is needed when a needed run starts from its checkpoint and that
-    checkpoint is not in
-    ``work_root`` (sessions keep only the logs; the training is
-    deterministic, so retraining gives the same checkpoint).
+    A wanted run is needed when no finished log of it is committed and
+    ``work_root`` does not hold it with its last epoch's score; any run is
+    needed when a needed run starts from its checkpoint and that
+    checkpoint is not in ``work_root`` (sessions keep only the logs; the
+    training is deterministic, so retraining gives the same checkpoint).
     """
     def ckpt(run: str) -> str:
         return osp.join(work_root, f'seed{seed}', run,
                         f'epoch_{max_epochs(run)}.pth')
 
+    def validated(run: str) -> bool:
+        # the last checkpoint is written before the last validation: a run
+        # stopped during it has the checkpoint and no final score yet
+        return osp.isfile(ckpt(run)) and scored_to_the_end(
+            read_scalars(osp.join(work_root, f'seed{seed}', run)), run)
+
     def finished(run: str) -> bool:
         committed = read_committed(out, run, seed)
-        return osp.isfile(ckpt(run)) or bool(committed and
-                                              committed.get('finished'))
+        return validated(run) or bool(committed and committed.get('finished'))
 
     def resuming(run: str) -> bool:
         return osp.isfile(osp.join(work_root, f'seed{seed}', run,
@@ -254,8 +259,13 @@ def runs_to_train(runs: List[str], wanted: List[str], seed: int,
     if unplanned:
         raise SystemExit(f'error: {sorted(unplanned)} not in the list of '
                          f'runs {runs}')
-    return [run for run in runs if run in needed and not osp.isfile(
-        ckpt(run))]
+    return [run for run in runs if run in needed and not validated(run)]
+
+
+def scored_to_the_end(series: Dict[str, Dict[int, float]],
+                      run: str) -> bool:
+    """Whether a log (:func:`read_scalars`) has the last epoch's score."""
+    return max(series.get('accuracy/top1', {}), default=0) >= max_epochs(run)
 
 
 def read_run(work_root: str, run: str, seed: int,
@@ -264,9 +274,8 @@ def read_run(work_root: str, run: str, seed: int,
     dir has none, or is a retraining (for its checkpoint) not finished
     yet."""
     series = read_scalars(osp.join(work_root, f'seed{seed}', run))
-    fresh_finished = max(series.get('accuracy/top1', {}),
-                         default=0) >= max_epochs(run)
-    if committed and committed.get('finished') and not fresh_finished:
+    if committed and committed.get('finished') and not scored_to_the_end(
+            series, run):
         return committed
     if not series:
         return committed
