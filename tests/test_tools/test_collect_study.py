@@ -3,7 +3,7 @@ import json
 import os.path as osp
 
 import pytest
-from helpers import run_tool
+from helpers import REPO, run_tool
 
 pytestmark = pytest.mark.slow
 
@@ -245,3 +245,24 @@ def test_a_retrained_run_that_differs_keeps_its_committed_log(tmp_path):
         proc.stderr
     log = json.loads((out / 'seed0' / f'{FULL}.json').read_text())
     assert log['val_top1_by_epoch']['4'] == 80.0
+
+
+def test_curves_average_the_finished_seeds_only(tmp_path):
+    """A seed still training would otherwise enter the mean at its early
+    epochs only, changing n along the curve."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'collect_study', osp.join(REPO, 'tools', 'reproduce',
+                                  'collect_study.py'))
+    collect = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(collect)
+
+    def run(epochs: int, finished: bool) -> dict:
+        return dict(finished=finished, val_top1_by_epoch={
+            str(e): 70.0 + e for e in range(1, epochs + 1)})
+
+    seeds = {0: run(4, True), 1: run(4, True), 2: run(2, False)}
+    assert collect.seeds_to_plot(seeds) == ([seeds[0], seeds[1]], True)
+    running = {2: run(2, False), 3: run(0, False)}
+    assert collect.seeds_to_plot(running) == ([running[2]], False)
+    assert collect.seeds_to_plot({}) == ([], False)

@@ -8,10 +8,11 @@ of ``tools/reproduce/run_study.sh`` and writes, under ``--out`` (default
 * ``seed<N>/<run>.json``: top-1 per epoch, flip ratios per epoch (binary
   runs), training loss, for every run that has logged anything;
 * ``README.md``: the results (mean +- sample std over the finished seeds,
-  each seed's figure) and the paper's comparisons, each difference with
-  its standard error and whether it exceeds twice that;
+  each seed's figure) and the paper's comparisons, each difference paired
+  by seed with its standard error and whether a t-test at 5% finds it;
 * ``curves.png``: top-1 and the flip ratio against the epoch, mean over
-  seeds with the range of the seeds shaded;
+  the finished seeds with their range shaded (a run with none finished:
+  its seeds' progress, dashed);
 * the model zoo's figures: in ``--metafile`` (default: the repo's
   ``configs/birealnet/metafile.yml`` when ``--out`` is the default), every
   model named after a finished run gets ``Top 1 Accuracy`` (the mean),
@@ -38,7 +39,7 @@ import os.path as osp
 import re
 import statistics
 import sys
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
@@ -509,13 +510,26 @@ def gap_table(results: Dict[str, Dict[int, dict]]) -> str:
     return '\n'.join(rows)
 
 
+def seeds_to_plot(by_seed: Dict[int, dict]) -> Tuple[List[dict], bool]:
+    """A run's seeds its curve averages, and whether they finished: the
+    finished ones, as in the tables (a mean over whichever seeds reached an
+    epoch would change its n along the curve); with none finished, the
+    progress of those that logged."""
+    logged = [r for r in by_seed.values() if r['val_top1_by_epoch']]
+    finished = [r for r in logged if r.get('finished')]
+    return (finished, True) if finished else (logged, False)
+
+
 def plot(runs: List[str], results: Dict[str, Dict[int, dict]], path: str,
          title: str) -> None:
     fig, (ax, ax_flip) = plt.subplots(1, 2, figsize=(13, 5))
     for run in runs:
-        per_seed = [r for r in results[run].values() if r['val_top1_by_epoch']]
+        per_seed, finished = seeds_to_plot(results[run])
         if not per_seed:
             continue
+        style, label = dict(marker='o'), describe(run)
+        if not finished:
+            style, label = dict(marker='.', ls='--'), f'{label} (unfinished)'
         for axis, get in ((ax, lambda r: r['val_top1_by_epoch']),
                           (ax_flip,
                            lambda r: r['flip_ratio_by_epoch'].get('all', {}))):
@@ -526,7 +540,7 @@ def plot(runs: List[str], results: Dict[str, Dict[int, dict]], path: str,
             values = [[c[str(e)] for c in curves if str(e) in c]
                       for e in epochs]
             line, = axis.plot(epochs, [statistics.mean(v) for v in values],
-                              marker='o', label=describe(run))
+                              label=label, **style)
             if len(curves) > 1:
                 axis.fill_between(epochs, [min(v) for v in values],
                                   [max(v) for v in values],
