@@ -7,11 +7,12 @@ import pytest
 from helpers import FMNIST_ROOT
 
 
-@pytest.fixture(autouse=True)
-def _subprocesses_only_when_slow(request, monkeypatch) -> None:
-    """Tools run in subprocesses only in tests marked ``slow``."""
-    if request.node.get_closest_marker('slow') is None:
-        monkeypatch.setattr(helpers, 'SUBPROCESSES_ALLOWED', False)
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item) -> None:
+    """Tools run in subprocesses only in tests marked ``slow``; set before
+    any fixture of the test is set up, module-scoped ones included (an
+    autouse fixture would come after those)."""
+    helpers.SUBPROCESSES_ALLOWED = item.get_closest_marker('slow') is not None
 
 
 @pytest.fixture(scope='session')

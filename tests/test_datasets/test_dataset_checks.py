@@ -98,7 +98,10 @@ def test_test_py_checks_only_the_test_set(imagenet_copy, tmp_path):
     (imagenet_copy / 'meta' / 'val.txt').write_text('')
     proc = run_tool([
         'tools/test.py', BIREAL18, str(tmp_path / 'missing.pth')], check=False)
-    assert 'checkpoint' in proc.stderr  # the checkpoint is checked first
+    # the checkpoint is checked first
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f'error: checkpoint {tmp_path / "missing.pth"} does not exist')
     ckpt = tmp_path / 'model.pth'
     ckpt.write_bytes(b'')
     proc = run_tool([
