@@ -5,6 +5,9 @@ from mmengine.runner import EpochBasedTrainLoop
 from mmengine.runner.utils import set_random_seed
 from mmpretrain.registry import LOOPS
 
+# message-hub key: the last epoch whose validation started
+VALIDATED_EPOCH = 'mmbireal_validated_epoch'
+
 
 @LOOPS.register_module()
 class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
@@ -25,9 +28,10 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
       with ``randomness.diff_rank_seed``, so the processes still split one
       order between them.
 
-    Resumed from the checkpoint of an epoch's end, it first repeats that
-    epoch's validation, which the checkpoint (saved before it) cannot
-    record as done.
+    Resumed from the checkpoint of an epoch's end, it first runs that
+    epoch's validation, which the checkpoint (saved before it) cannot have
+    seen; a checkpoint rewritten after the validation (``save_best``)
+    records it in the message hub and is not validated twice.
 
     Skipped batches are still loaded, so augmentation draws stay aligned.
     Workers seed themselves once per epoch, unless ``persistent_workers``
@@ -48,10 +52,13 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
             sampler.seed = self.shared_seed()
         self.runner.call_hook('before_train')
         if self._epoch > 0 and self._iter == self._epoch * len(
-                self.dataloader):
-            # resumed from an epoch's checkpoint, which is saved before the
-            # epoch's validation: a run stopped during it (or before the
-            # next iteration checkpoint) would never have that score
+                self.dataloader) and self.runner.message_hub.get_info(
+                    VALIDATED_EPOCH) != self._epoch:
+            # resumed from an epoch's checkpoint saved before the epoch's
+            # validation: a run stopped during it (or before the next
+            # iteration checkpoint) would never have that score. One saved
+            # after it (CheckpointHook's save_best rewrites it then) says
+            # so in the message hub, and is not validated twice.
             self.validate_if_due()
         while self._epoch < self._max_epochs and not self.stop_training:
             self.run_epoch()
@@ -67,6 +74,8 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
                 and self._epoch >= self.val_begin
                 and (self._epoch % self.val_interval == 0
                      or self._epoch == self._max_epochs)):
+            # checkpoints from here on, to the next epoch's end, hold it
+            self.runner.message_hub.update_info(VALIDATED_EPOCH, self._epoch)
             self.runner.val_loop.run()
 
     def shared_seed(self) -> int:

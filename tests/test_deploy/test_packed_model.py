@@ -415,9 +415,12 @@ def test_int8_stem_errs_only_by_the_weight_rounding(stride, padding, size):
     # half a step
     assert torch.equal(stem.w_int8.abs().amax(dim=(1, 2, 3)),
                        torch.full((16, ), 127, dtype=torch.int8))
-    half_step = 0.5 * folded.abs().amax(dim=(1, 2, 3)) / 127
+    step = folded.abs().amax(dim=(1, 2, 3)) / 127
+    # plus what storing the scale as float32 moves the largest code, and
+    # 1e-4 of a half step for the stem folding by the float32 std
+    slack = 127 * (stem.w_scale.double() - step).abs()
     assert ((rounded - folded).abs().amax(dim=(1, 2, 3)) <=
-            half_step * (1 + 1e-6)).all()
+            0.5 * step * (1 + 1e-4) + slack).all()
     ref = (F.conv2d(pixels, rounded, bias.double(), stride, padding) -
            F.conv2d(m.expand_as(x), folded, None, stride, padding))
     out = stem(x)

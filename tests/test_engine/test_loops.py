@@ -181,3 +181,29 @@ def test_stopped_during_the_last_validation_resumes_into_it(tmp_path, loop):
         assert resumed.epochs == [2]
     else:
         assert resumed.epochs == []  # the failure the loop above fixes
+
+
+def test_an_epoch_checkpoint_saved_after_its_validation_is_not_validated_again(
+        tmp_path):
+    """CheckpointHook's save_best rewrites the epoch's checkpoint after the
+    validation: resumed from it, the epoch must not be validated twice (a
+    repeated score would count once more for ReduceOnPlateau or early
+    stopping)."""
+    work = tmp_path / 'run'
+    settings = with_validation({})
+    settings['default_hooks']['checkpoint'].update(save_best='images',
+                                                   rule='greater')
+    first = ValidatedEpochs()
+    runner = make_runner(work, [first, InterruptAtIter(5)], **settings)
+    with pytest.raises(Interrupted):
+        runner.train()  # stopped in epoch 2, before an iteration checkpoint
+    assert first.epochs == [1]
+    with open(work / 'last_checkpoint') as f:
+        assert f.read().strip().endswith('epoch_1.pth')
+
+    resumed = ValidatedEpochs()
+    runner = make_runner(work, [resumed], resume=True,
+                         **with_validation({}))
+    runner.train()
+    assert runner.iter == 8
+    assert resumed.epochs == [2]

@@ -1,6 +1,9 @@
 """The reproduction collector: means, spreads and verdicts from run logs."""
 import json
+import os
 import os.path as osp
+import subprocess
+import sys
 
 import pytest
 from helpers import REPO, run_tool
@@ -266,3 +269,36 @@ def test_curves_average_the_finished_seeds_only(tmp_path):
     running = {2: run(2, False), 3: run(0, False)}
     assert collect.seeds_to_plot(running) == ([running[2]], False)
     assert collect.seeds_to_plot({}) == ([], False)
+
+
+def test_run_study_resumes_or_starts_each_planned_run(tmp_path):
+    """run_study.sh's training commands, with tools/train.py replaced by an
+    echo: a run with epoch checkpoints but no last_checkpoint pointer
+    resumes from its last epoch; a new run starts from its parent."""
+    root = tmp_path / 'runs'
+    relu = root / 'seed5' / CHAIN[0]
+    relu.mkdir(parents=True)
+    for epoch in (2, 4, 10):  # 10 sorts after 4 as a number, not as text
+        (relu / f'epoch_{epoch}.pth').write_bytes(b'')
+    fake = tmp_path / 'python'
+    fake.write_text(
+        '#!/usr/bin/env bash\n'
+        'if [[ "$1" == tools/train.py ]]; then echo "TRAIN $*"; exit 0; fi\n'
+        'if [[ "$1" == */collect_study.py && "$*" != *--todo* ]]; then '
+        'exit 0; fi\n'
+        f'exec {sys.executable} "$@"\n')
+    fake.chmod(0o755)
+    env = dict(os.environ, PYTHON=str(fake), MMBIREAL_WORK_DIRS=str(root),
+               PYTHONPATH=REPO)
+    proc = subprocess.run(
+        ['bash', 'tools/reproduce/run_study.sh', '--seeds', '5', '--runs',
+         f'{CHAIN[0]} {CHAIN[1]}'], cwd=REPO, env=env, capture_output=True,
+        text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    trained = [line for line in proc.stdout.splitlines()
+               if line.startswith('TRAIN ')]
+    assert len(trained) == 2, proc.stdout
+    assert f'--resume {relu}/epoch_10.pth' in trained[0]
+    assert 'load_from' not in trained[0]
+    assert '--resume' not in trained[1]
+    assert f'load_from={relu}/epoch_4.pth' in trained[1]

@@ -3,8 +3,10 @@
 # each seed's binary runs start from that seed's own pre-training chain.
 # Resumable run by run, across sessions and fresh clones: a run whose
 # finished log is committed (docs/results/<data>/seed<N>/<run>.json) or whose
-# last checkpoint exists is skipped, an interrupted one continues from its
-# last checkpoint, and a finished run is retrained only when a run still to
+# last checkpoint and last score are in its work dir is skipped, an
+# interrupted one continues from its last checkpoint (one stopped during its
+# last validation: from its last epoch's), and a finished run is retrained
+# only when a run still to
 # do starts from its checkpoint (the collector warns if the retraining's
 # scores differ from the committed ones). Each run's log is collected as it
 # ends, so committing docs/results keeps it.
@@ -189,8 +191,12 @@ if [[ $collect_only == 0 ]]; then
             if [[ "$teacher" == work_dirs/* ]]; then  # this seed's teacher
                 args+=("model.teacher_ckpt=$ROOT/seed$seed/${teacher#work_dirs/}")
             fi
+            last_epoch="$(ls "$work"/epoch_*.pth 2>/dev/null | sort -V |
+                tail -n 1 || true)"
             if [[ -f "$work/last_checkpoint" ]]; then
                 args=(--resume "${args[@]}")  # continue the interrupted run
+            elif [[ -n "$last_epoch" ]]; then  # its pointer is gone
+                args=(--resume "$last_epoch" "${args[@]}")
             elif [[ "$load_from" == work_dirs/* ]]; then
                 args+=("load_from=$ROOT/seed$seed/${load_from#work_dirs/}")
             fi
