@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from helpers import REPO, run_tool
 
 pytestmark = pytest.mark.slow
@@ -274,12 +275,15 @@ def test_curves_average_the_finished_seeds_only(tmp_path):
 def test_run_study_resumes_or_starts_each_planned_run(tmp_path):
     """run_study.sh's training commands, with tools/train.py replaced by an
     echo: a run with epoch checkpoints but no last_checkpoint pointer
-    resumes from its last epoch; a new run starts from its parent."""
+    resumes from its last whole epoch checkpoint (not one cut short while
+    being saved); a new run starts from its parent."""
     root = tmp_path / 'runs'
     relu = root / 'seed5' / CHAIN[0]
     relu.mkdir(parents=True)
-    for epoch in (2, 4, 10):  # 10 sorts after 4 as a number, not as text
-        (relu / f'epoch_{epoch}.pth').write_bytes(b'')
+    for epoch in (2, 4, 10, 11):  # 10 sorts after 4 as a number, not text
+        torch.save({'epoch': epoch}, relu / f'epoch_{epoch}.pth')
+    whole = (relu / 'epoch_11.pth').read_bytes()
+    (relu / 'epoch_11.pth').write_bytes(whole[:len(whole) // 2])
     fake = tmp_path / 'python'
     fake.write_text(
         '#!/usr/bin/env bash\n'

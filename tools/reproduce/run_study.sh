@@ -154,6 +154,15 @@ c = Config.fromfile('configs/birealnet/$1.py'); \
 print((c.model if '$2' == 'teacher_ckpt' else c).get('$2') or '')"
 }
 
+last_whole_epoch() {  # last_whole_epoch DIR: its newest whole epoch_*.pth
+    # a run stopped while saving leaves a truncated file (torch writes a
+    # zip, whose directory comes last)
+    "$PYTHON" -c "import glob, re, sys, zipfile
+paths = sorted(glob.glob(sys.argv[1] + '/epoch_*.pth'),
+               key=lambda p: int(re.findall(r'\d+', p)[-1]))
+print(next((p for p in reversed(paths) if zipfile.is_zipfile(p)), ''))" "$1"
+}
+
 train() {  # train CONFIG ARGS...
     if [[ $gpus -gt 0 ]]; then
         PYTHON="$PYTHON" bash tools/dist_train.sh "$1" "$gpus" "${@:2}"
@@ -191,8 +200,7 @@ if [[ $collect_only == 0 ]]; then
             if [[ "$teacher" == work_dirs/* ]]; then  # this seed's teacher
                 args+=("model.teacher_ckpt=$ROOT/seed$seed/${teacher#work_dirs/}")
             fi
-            last_epoch="$(ls "$work"/epoch_*.pth 2>/dev/null | sort -V |
-                tail -n 1 || true)"
+            last_epoch="$(last_whole_epoch "$work")"
             if [[ -f "$work/last_checkpoint" ]]; then
                 args=(--resume "${args[@]}")  # continue the interrupted run
             elif [[ -n "$last_epoch" ]]; then  # its pointer is gone
