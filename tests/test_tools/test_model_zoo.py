@@ -87,6 +87,18 @@ def test_readme_table_shows_the_spread_over_seeds():
                      '56.4 (paper)']
 
 
+def test_readme_quotes_the_collected_figures():
+    """Every mean +- std the README quotes is one the collector wrote from
+    the committed logs, so the README cannot keep an old figure."""
+    with open(osp.join(REPO, 'README.md')) as f:
+        quoted = re.findall(r'\d+\.\d\d \+- \d+\.\d\d', f.read())
+    with open(osp.join(REPO, 'docs', 'results', 'fashion_mnist',
+                           'README.md')) as f:
+        collected = f.read()
+    assert quoted
+    assert [q for q in quoted if q not in collected] == []
+
+
 @pytest.mark.slow
 def test_readme_table_is_generated_from_metafile():
     proc = run_tool(['tools/model_zoo/update_readme.py', '--check'],
