@@ -5,7 +5,7 @@
 #
 #   bash tools/run_tests.sh                  # all tests
 #   bash tools/run_tests.sh -k packaging -x  # pytest options
-#   bash tools/run_tests.sh tests/test_packaging.py
+#   bash tools/run_tests.sh tests/test_tools/test_packaging.py
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"

@@ -47,9 +47,9 @@ def test_metafile_figures_come_from_get_flops(model):
 
 def test_paper_figures_are_marked_where_mim_shows_them():
     """No ImageNet run of this code exists: every ImageNet metric is the
-    paper's or larq-zoo's, and `mim search`, the metafile and the README say
-    so."""
-    foreign = (' (paper)', ' (larq-zoo)')
+    paper's, the ReActNet authors' or larq-zoo's, and `mim search`, the
+    metafile and the README say so."""
+    foreign = (' (paper)', ' (authors)', ' (larq-zoo)')
     from mim.commands.search import convert2df
     from modelindex.load_model_index import load
     table = convert2df(load(osp.join(REPO, 'model-index.yml')))

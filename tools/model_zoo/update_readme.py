@@ -21,9 +21,9 @@ README = osp.join(REPO, 'configs', 'birealnet', 'README.md')
 START = '<!-- model-zoo-table:start (generated from metafile.yml) -->'
 END = '<!-- model-zoo-table:end -->'
 STAR = '\\*'  # a literal * in markdown
-# suffixes of the metrics that are others' figures (the paper's, larq-zoo's
-# evaluation of its weights), not this code's
-FOREIGN = (' (paper)', ' (larq-zoo)')
+# suffixes of the metrics that are others' figures (the paper's, the
+# ReActNet authors', larq-zoo's evaluation of its weights), not this code's
+FOREIGN = (' (paper)', ' (authors)', ' (larq-zoo)')
 
 
 def _number(value, scale: float, digits: int) -> str:

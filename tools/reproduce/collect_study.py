@@ -102,8 +102,8 @@ DESCRIPTIONS = {
     'ReActNet-style (RSign/RPReLU + distillation), step 2',
 }
 
-# (role A, role B, what A - B tests, the paper's finding on ImageNet as
-# BIREAL_NOTES.md gives it; '-' where it gives none)
+# (role A, role B, what A - B tests, the paper's finding on ImageNet from
+# its ablation study, approximate; '-' where it gives none)
 COMPARISONS = [
     ('bireal18', 'bireal18_from-relu',
      'clip vs ReLU pre-training', 'clip better by several points'),
@@ -135,7 +135,8 @@ COMPARISONS = [
      "distilled two-step training vs the paper's procedure", '-'),
     ('bireal18-react_step2', 'bireal18',
      "ReActNet-style recipe vs the paper's procedure",
-     '65.9 vs 56.4 (ReActNet paper, its Bi-Real-based network)'),
+     "65.9 vs 56.4 (the ReActNet authors' README, their Bi-Real-based "
+     'network; 56.4 is the Bi-Real paper\'s)'),
 ]
 
 
