@@ -524,13 +524,18 @@ def seeds_to_plot(by_seed: Dict[int, dict]) -> Tuple[List[dict], bool]:
 def plot(runs: List[str], results: Dict[str, Dict[int, dict]], path: str,
          title: str) -> None:
     fig, (ax, ax_flip) = plt.subplots(1, 2, figsize=(13, 5))
-    for run in runs:
+    palette = plt.get_cmap('tab10').colors
+    for index, run in enumerate(runs):
         per_seed, finished = seeds_to_plot(results[run])
         if not per_seed:
             continue
-        style, label = dict(marker='o'), describe(run)
+        # a run keeps its colour and marker in both panels and across
+        # collections (by its place in the list; 10 colours, then markers)
+        style = dict(color=palette[index % 10], marker='os^D'[index // 10 % 4])
+        label = describe(run)
         if not finished:
-            style, label = dict(marker='.', ls='--'), f'{label} (unfinished)'
+            style.update(ls='--', fillstyle='none')
+            label = f'{label} (unfinished)'
         for axis, get in ((ax, lambda r: r['val_top1_by_epoch']),
                           (ax_flip,
                            lambda r: r['flip_ratio_by_epoch'].get('all', {}))):
@@ -540,18 +545,25 @@ def plot(runs: List[str], results: Dict[str, Dict[int, dict]], path: str,
                 continue
             values = [[c[str(e)] for c in curves if str(e) in c]
                       for e in epochs]
-            line, = axis.plot(epochs, [statistics.mean(v) for v in values],
-                              label=label, **style)
+            bands = [[statistics.mean(v), min(v), max(v)] for v in values]
+            if axis is ax_flip:  # the log axis cannot show an epoch
+                # without flips (e.g. at the end of a decay to lr 0)
+                bands = [[x if x > 0 else float('nan') for x in band]
+                         for band in bands]
+            means, lows, highs = zip(*bands)
+            axis.plot(epochs, means, label=label, **style)
             if len(curves) > 1:
-                axis.fill_between(epochs, [min(v) for v in values],
-                                  [max(v) for v in values],
-                                  color=line.get_color(), alpha=0.15)
+                axis.fill_between(epochs, lows, highs, color=style['color'],
+                                  alpha=0.15)
     ax.set_ylabel('top-1 (%)')
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=6, loc='lower right')
     ax_flip.set_ylabel('binary weights that changed sign in the epoch')
     ax_flip.set_yscale('log')
-    ax_flip.set_title('flip ratio (FlipRatioHook, all stages)')
+    ax_flip.set_title('flip ratio (FlipRatioHook, all stages; an epoch '
+                      'without flips is not drawn)', fontsize=9)
+    if ax_flip.lines:
+        ax_flip.legend(fontsize=6, loc='lower left')
     for axis in (ax, ax_flip):
         axis.set_xlabel('epoch (mean over seeds, range shaded)')
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
