@@ -75,6 +75,22 @@ def test_mean_std_and_verdicts(tmp_path):
     assert '81.00 +- 1.00' in (out / 'README.md').read_text()
 
 
+def test_one_shared_seed_is_compared_within_its_seed(tmp_path):
+    """With one seed that both runs finished, A - B is that seed's
+    difference, not the difference of means over unequal seed sets."""
+    root, out = tmp_path / 'runs', tmp_path / 'out'
+    for seed, a in enumerate((80.0, 78.0, 76.0)):
+        _write_run(root, seed, FULL, [70.0, 72.0, 74.0, a])
+    _write_run(root, 0, STE, [70.0, 72.0, 74.0, 79.5])
+    proc = run_tool([
+        'tools/reproduce/collect_study.py', '--work-root', str(root),
+        '--out', str(out), '--seeds', '0', '1', '2', '--', FULL, STE
+    ])
+    # the means give 78.00 - 79.50 = -1.50; seed 0 alone +0.50
+    assert ('| 78.00 vs 79.50 (n = 3, 1) | +0.50 (seed 0 only) | needs 2+ '
+            'seeds both ran |' in proc.stdout)
+
+
 def test_each_run_records_the_machine_it_trained_on(tmp_path):
     root, out = tmp_path / 'runs', tmp_path / 'out'
     xeon = 'Intel(R) Xeon(R) Processor'

@@ -456,10 +456,13 @@ def comparison_table(results: Dict[str, Dict[int, dict]]) -> str:
         here = (f'{statistics.mean(fa.values()):.2f} vs '
                 f'{statistics.mean(fb.values()):.2f} '
                 f'(n = {len(fa)}, {len(fb)})')
-        d = [fa[s] - fb[s] for s in sorted(fa.keys() & fb.keys())]
-        if len(d) < 2:
-            diff = statistics.mean(fa.values()) - statistics.mean(fb.values())
-            rows.append(f'| {what} | {paper} | {here} | {diff:+.2f} | '
+        shared = sorted(fa.keys() & fb.keys())
+        d = [fa[s] - fb[s] for s in shared]
+        if len(d) < 2:  # the one seed both ran, else the means unpaired
+            gap = statistics.mean(fa.values()) - statistics.mean(fb.values())
+            diff = (f'{d[0]:+.2f} (seed {shared[0]} only)' if d else
+                    f'{gap:+.2f} (unpaired: no seed both ran)')
+            rows.append(f'| {what} | {paper} | {here} | {diff} | '
                         'needs 2+ seeds both ran |')
             continue
         mean, se = statistics.mean(d), statistics.stdev(d) / math.sqrt(len(d))
