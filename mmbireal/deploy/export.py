@@ -16,7 +16,15 @@ from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmbireal.analysis import config_test_pipeline, pipeline_input_size
-from mmbireal.models import BinaryConv2d, BiRealNet, LearnableBias, RPReLU
+from mmbireal.models import (
+    ActBinarizer,
+    BinaryConv2d,
+    BiRealNet,
+    LearnableBias,
+    RPReLU,
+    WeightBinarizer,
+)
+from mmbireal.models.binarize_kernels import channel_scale
 
 from .file_format import FORMAT, version_of
 from .reference import pack_signs_torch
@@ -49,6 +57,15 @@ def _pack_binary_conv(conv: nn.Module, bn: nn.Module, act: nn.Module,
         raise ExportError(
             f'{name}: act_binarizer={conv.act_binarizer!r}, weight_binarizer='
             f'{conv.weight_binarizer!r}; both must binarize to be packed')
+    # the packed format stores sign(x) and sign(W) (times mean|W| if
+    # `scaled`): a binarizer with its own forward has no packed form
+    for binarizer, base in ((conv.act_binarizer_obj, ActBinarizer),
+                            (conv.weight_binarizer_obj, WeightBinarizer)):
+        if type(binarizer).binarize is not base.binarize:
+            raise ExportError(
+                f'{name}: {type(binarizer).__name__} overrides binarize(); '
+                'only sign(x) and sign(W) or mean|W| * sign(W) forwards '
+                'can be packed')
     if not isinstance(act, (nn.Identity, LearnableBias)):
         raise ExportError(f'{name}: a {type(act).__name__} before the binary '
                           'conv cannot be packed (an RSign LearnableBias '
@@ -67,7 +84,7 @@ def _pack_binary_conv(conv: nn.Module, bn: nn.Module, act: nn.Module,
     weight = conv.weight.detach().double()
     scale, shift = _bn_affine(bn, name + ' BN')
     if conv.weight_binarizer_obj.scaled:  # alpha * sign(W): into the BN
-        scale = scale * weight.abs().mean(dim=(1, 2, 3))
+        scale = scale * channel_scale(weight).flatten()
     packed = {
         'bits': pack_signs_torch(weight.permute(0, 2, 3, 1)),
         'scale': scale.float(),

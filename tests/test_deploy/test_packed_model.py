@@ -472,6 +472,22 @@ def test_export_asks_the_weight_binarizer_whether_it_is_scaled():
         '_detached_scale_strict_clip'
 
 
+class _ThresholdSign(WeightBinarizer):
+    """Not registered: a forward of its own, sign(W - 0.01)."""
+
+    def binarize(self, w, ops, out=None, alpha=None):
+        return super().binarize(w - 0.01, ops, out, alpha)
+
+
+def test_export_refuses_a_binarizer_with_its_own_forward():
+    model = small_fmnist_model()
+    for _, conv in binary_convs(model):
+        conv.weight_binarizer = _ThresholdSign()
+    with pytest.raises(ExportError, match='_ThresholdSign overrides '
+                       'binarize'):
+        pack_classifier(model)
+
+
 def test_packed_file_is_weights_only_plain_data(tmp_path):
     model = small_fmnist_model()
     packed = pack_classifier(model)
