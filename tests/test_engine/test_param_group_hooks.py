@@ -126,6 +126,14 @@ def test_bn_retrain_needs_the_configs_sign_binarizer(tmp_path):
         "model.backbone.conv_cfg.weight_binarizer='sign' in the config")
 
 
+def test_bn_retrain_refuses_a_model_without_binary_weights(tmp_path):
+    runner = make_runner(tmp_path, [BNRetrainHook()],
+                         optim_cfg(bn_only=True), model=TinyNet(None))
+    with pytest.raises(InputError, match=r'^BNRetrainHook: the model has no '
+                       r'convs with binarized weights; '):
+        runner.train()
+
+
 def test_bn_retrain_trains_bn_only(tmp_path):
     model = TinyNet('sign')
     start = weights(model)

@@ -60,10 +60,15 @@ class BNRetrainHook(ParamGroupCheckHook):
     def before_run(self, runner) -> None:
         if not optimizer_built(runner):  # test/val-only runs
             return
+        convs = binary_weight_convs(runner.model)
+        if not convs:
+            raise InputError(
+                'BNRetrainHook: the model has no convs with binarized '
+                'weights; BN retrain is the last step of a binary network: '
+                "use a binary config (conv_cfg=dict(type='BinaryConv2d'))")
         others = sorted({
             repr(conv.weight_binarizer)
-            for conv in binary_weight_convs(runner.model)
-            if conv.weight_binarizer != self.BINARIZER
+            for conv in convs if conv.weight_binarizer != self.BINARIZER
         })
         if others:
             raise InputError(
