@@ -169,7 +169,7 @@ class BinaryConv2d(nn.Conv2d):
         if self.input_padding == 'symmetric':
             return None
         pads = input_pads(self.input_padding, x.shape[-2], x.shape[-1],
-                          self.kernel_size[0], self.stride[0])
+                          self.kernel_size, self.stride, self.dilation)
         return pads if any(pads) else None
 
     @property

@@ -16,7 +16,7 @@ packed model and engine (:mod:`mmbireal.deploy`). The symmetric mode keeps
 each layer's own PyTorch padding, so a model built with it is the one built
 before padding modes existed.
 """
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Union
 
 import torch.nn as nn
 import torch.nn.functional as F
@@ -30,6 +30,13 @@ PADDINGS = ('symmetric', 'tf_same')
 
 #: F.pad order: (left, right, top, bottom)
 Pads = Tuple[int, int, int, int]
+
+#: A window size, stride or dilation: one int for both dims, or (h, w)
+IntOrPair = Union[int, Tuple[int, int]]
+
+
+def _pair(value: IntOrPair) -> Tuple[int, int]:
+    return (value, value) if isinstance(value, int) else tuple(value)
 
 
 def check_padding(padding: str) -> str:
@@ -50,25 +57,49 @@ def tf_same_pads(size: int, kernel: int, stride: int) -> Tuple[int, int]:
     return total // 2, total - total // 2
 
 
-def input_pads(padding: str, height: int, width: int, kernel: int,
-               stride: int) -> Optional[Pads]:
-    """``(left, right, top, bottom)`` that a ``kernel`` x ``kernel`` layer
-    with ``stride`` adds to a ``height`` x ``width`` input under
-    ``padding``; None for ``'symmetric'``, where the layer's own PyTorch
-    padding applies unchanged."""
+def input_pads(padding: str, height: int, width: int, kernel: IntOrPair,
+               stride: IntOrPair, dilation: IntOrPair = 1) -> Optional[Pads]:
+    """The pads a layer adds to its input under ``padding``.
+
+    Args:
+        padding (str): One of :data:`PADDINGS`.
+        height (int): The input's height.
+        width (int): The input's width.
+        kernel (int | tuple[int, int]): The layer's window, ``(h, w)``.
+        stride (int | tuple[int, int]): Its stride.
+        dilation (int | tuple[int, int]): Its dilation; the window then
+            spans ``dilation * (kernel - 1) + 1``. Defaults to 1.
+
+    Returns:
+        tuple[int, int, int, int] | None: ``(left, right, top, bottom)``;
+        None for ``'symmetric'``, where the layer's own PyTorch padding
+        applies unchanged.
+    """
     if check_padding(padding) == 'symmetric':
         return None
-    top, bottom = tf_same_pads(height, kernel, stride)
-    left, right = tf_same_pads(width, kernel, stride)
+    (kh, kw), (sh, sw), (dh, dw) = map(_pair, (kernel, stride, dilation))
+    top, bottom = tf_same_pads(height, dh * (kh - 1) + 1, sh)
+    left, right = tf_same_pads(width, dw * (kw - 1) + 1, sw)
     return left, right, top, bottom
 
 
-def pad_input(x: Tensor, padding: str, kernel: int, stride: int,
-              value: float = 0.0) -> Tensor:
-    """``x`` (``(..., H, W)``) padded with ``value`` by
-    :func:`input_pads`; ``x`` itself where that adds nothing (for the
-    symmetric mode the layer then pads on its own)."""
-    pads = input_pads(padding, x.shape[-2], x.shape[-1], kernel, stride)
+def pad_input(x: Tensor, padding: str, kernel: IntOrPair,
+              stride: IntOrPair, value: float = 0.0,
+              dilation: IntOrPair = 1) -> Tensor:
+    """``x`` (``(..., H, W)``) padded with ``value`` by :func:`input_pads`.
+
+    Args:
+        x (Tensor): The layer's input.
+        padding (str): One of :data:`PADDINGS`.
+        kernel, stride, dilation: The layer's, as for :func:`input_pads`.
+        value (float): The pad value. Defaults to 0.
+
+    Returns:
+        Tensor: ``x`` padded; ``x`` itself where that adds nothing (for
+        the symmetric mode the layer then pads on its own).
+    """
+    pads = input_pads(padding, x.shape[-2], x.shape[-1], kernel, stride,
+                      dilation)
     return x if pads is None or not any(pads) else F.pad(
         x, pads, value=value)
 
@@ -102,7 +133,8 @@ class SamePadConv2d(nn.Conv2d):
 
     def forward(self, x: Tensor) -> Tensor:
         return super().forward(
-            pad_input(x, 'tf_same', self.kernel_size[0], self.stride[0]))
+            pad_input(x, 'tf_same', self.kernel_size, self.stride,
+                      dilation=self.dilation))
 
 
 class SamePadMaxPool2d(nn.MaxPool2d):

@@ -51,6 +51,37 @@ def test_tf_same_pads_definition(kernel, stride):
         assert after - before in (0, 1)
 
 
+@pytest.mark.parametrize('kernel,stride,dilation', [
+    ((1, 3), 1, 1), ((3, 1), (2, 1), 1), (3, 2, 2), ((3, 5), (1, 2), (2, 1)),
+])
+@pytest.mark.parametrize('size', [(9, 10), (8, 7)])
+def test_tf_same_is_per_dimension_and_counts_dilation(kernel, stride,
+                                                      dilation, size):
+    # TensorFlow's SAME in each dim on its own, over the dilated window
+    torch.manual_seed(0)
+    x = torch.randn(1, 4, *size)
+    kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
+    sh, sw = (stride, stride) if isinstance(stride, int) else stride
+    dh, dw = (dilation, dilation) if isinstance(dilation, int) else dilation
+    top, bottom = tf_same_pads(size[0], dh * (kh - 1) + 1, sh)
+    left, right = tf_same_pads(size[1], dw * (kw - 1) + 1, sw)
+    out_size = (math.ceil(size[0] / sh), math.ceil(size[1] / sw))
+    real = SamePadConv2d(4, 6, kernel, stride=stride, dilation=dilation)
+    binary = BinaryConv2d(4, 6, kernel, stride=stride, dilation=dilation,
+                          padding='tf_same', weight_binarizer='sign',
+                          bias=False)
+    for conv, inputs, weight in (
+            (real, x, real.weight),
+            (binary, _sign(x), _sign(binary.weight))):
+        with torch.no_grad():
+            out = conv(x)
+            expected = F.conv2d(
+                F.pad(inputs, (left, right, top, bottom)), weight,
+                conv.bias, conv.stride, 0, conv.dilation)
+        assert tuple(out.shape[-2:]) == out_size
+        torch.testing.assert_close(out, expected)
+
+
 def test_symmetric_pads_none_and_bad_mode_refused():
     assert input_pads('symmetric', 8, 8, 3, 2) is None
     assert input_pads('tf_same', 8, 7, 3, 2) == (1, 1, 0, 1)
