@@ -221,6 +221,13 @@ def test_classify_tool_bad_input_one_line(exported, images, tmp_path):
         ([path, str(text)], 'cannot read'),
         ([old_path, images[0][0]], 'does not record the preprocessing'),
         ([str(float_ckpt), images[0][0]], 'a float checkpoint needs --config'),
+        ([str(float_ckpt), images[0][0], '--config', FMNIST_QUICK_CFG,
+          '--cfg-options', 'model.type=NoSuchClassifier'],
+         'NoSuchClassifier is not in the'),
+        ([str(float_ckpt), images[0][0], '--config', FMNIST_QUICK_CFG,
+          '--cfg-options', *[f'{k}={v}' for k, v in NARROW.items()],
+          'test_dataloader.dataset.classes=[a,b]'],
+         'names 2 classes but the model has 10 outputs'),
     ]
     for args, expected in cases:
         proc = run_tool(['tools/deployment/classify.py', *args],

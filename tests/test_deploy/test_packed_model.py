@@ -676,6 +676,26 @@ def test_benchmark_times_variants_against_the_packed_model():
     assert 'ResNet-18' not in out  # no peers in this section
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize('variant, expected', [
+    ('configs/birealnet/bireal18_clip-pre_8xb32_in1k.py',
+     'not a BinaryConv2d'),
+    ('configs/birealnet/bireal18_1xb64_fmnist.py',
+     'the model takes 1-channel images; the benchmark times every runtime '
+     'on 3-channel images'),
+])
+def test_benchmark_refuses_a_model_it_cannot_time_in_one_line(variant,
+                                                              expected):
+    proc = run_tool(['tools/deployment/benchmark_binary.py', '--iters', '1',
+                     '--warmup', '0', '--size', '32', '--batch', '1',
+                     '--sections', 'packed', '--variants', variant],
+                    check=False)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert proc.stderr.strip().count('\n') == 0, proc.stderr[-3000:]
+    assert proc.stderr.startswith(f'error: {variant}: ')
+    assert expected in proc.stderr
+
+
 def test_benchmark_skips_a_missing_runtime_with_a_note(monkeypatch,
                                                        tmp_path):
     peers = import_deployment_tool('peer_runtimes')

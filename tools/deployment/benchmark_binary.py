@@ -48,6 +48,7 @@ import torch.nn.functional as F
 
 from mmbireal.apis import build_model
 from mmbireal.deploy import export_packed, load_packed
+from mmbireal.deploy.export import ExportError
 from mmbireal.utils.launch import fail
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
@@ -307,6 +308,22 @@ def int8_stem_cost(packed, packed_int8, size: int, images: int = 64) -> str:
             '(random weights: a trained model is the real test)')
 
 
+def export_or_fail(model: torch.nn.Module, path: str, config: str) -> int:
+    """``export_packed``'s file size; a model the benchmark cannot time
+    (not packable, or not taking the 3-channel images every runtime gets)
+    ends the run in one line."""
+    in_channels = getattr(getattr(model, 'backbone', None), 'in_channels',
+                          3)
+    if in_channels != 3:
+        fail(f'{config}: the model takes {in_channels}-channel images; the '
+             'benchmark times every runtime on 3-channel images: give a '
+             '3-channel config')
+    try:
+        return export_packed(model, path)
+    except ExportError as e:
+        fail(f'{config}: {e}')
+
+
 def variant_rows(configs: List[str], workdir: str, size: int) -> List[Row]:
     """A packed row per config (random weights: the engine's work does not
     depend on their values)."""
@@ -318,7 +335,7 @@ def variant_rows(configs: List[str], workdir: str, size: int) -> List[Row]:
             fail(f'--variants {config}: {type(e).__name__}: '
                  f'{str(e).splitlines()[0]}')
         path = osp.join(workdir, f'variant{k}.pth')
-        packed_bytes = export_packed(model, path)
+        packed_bytes = export_or_fail(model, path, config)
         packed = load_packed(path)
         name = osp.splitext(osp.basename(config))[0]
 
@@ -498,7 +515,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         fail(f'{type(e).__name__}: {str(e).splitlines()[0]}')
     with tempfile.TemporaryDirectory() as tmp:
         path = osp.join(tmp, 'packed.pth')
-        size = export_packed(float_bireal, path)
+        size = export_or_fail(float_bireal, path, args.config)
         packed = load_packed(path)
         try:
             packed_int8 = load_packed(path, stem='int8')

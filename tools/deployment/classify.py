@@ -95,9 +95,17 @@ def classify_checkpoint(checkpoint: str, config: str, cfg_options,
     cfg = load_config(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
-    model = run_or_fail(lambda: build_model(cfg, checkpoint))
+    model = run_or_fail(lambda: build_model(cfg, checkpoint),
+                        also=(KeyError, ))  # an unknown `type` in the model
     model._config = cfg  # what the inferencer reads its pipeline from
     classes = config_classes(cfg)
+    fc = getattr(getattr(model, 'head', None), 'fc', None)
+    outputs = getattr(fc, 'out_features', None)
+    if classes is not None and outputs is not None \
+            and len(classes) != outputs:
+        fail(f'{config} names {len(classes)} classes but the model has '
+             f'{outputs} outputs; give the config the checkpoint was '
+             'trained with')
     inferencer = ImageClassificationInferencer(
         model, pretrained=False, classes=classes)
     ranked = []
