@@ -70,15 +70,21 @@ def setup_distributed(cfg: Config, launcher: str) -> None:
     cfg.launcher = launcher
     if not torch.cuda.is_available():
         # also without a launcher, so the logged settings say gloo, not nccl
-        cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
-        cfg.env_cfg.dist_cfg.backend = 'gloo'
+        env_cfg = dict(cfg.get('env_cfg') or {})
+        env_cfg['dist_cfg'] = dict(env_cfg.get('dist_cfg') or {},
+                                   backend='gloo')
+        cfg.env_cfg = env_cfg
     if launcher == 'none':
         return
     if launcher == 'pytorch':
         os.environ.setdefault('LOCAL_RANK', '0')
     if torch.cuda.is_available():
         return
-    if launcher == 'pytorch' and not torch_dist.is_initialized():
+    if launcher != 'pytorch':  # mmengine's slurm/mpi setup picks a GPU
+        fail(f'--launcher {launcher} needs CUDA (mmengine selects a GPU '
+             'for it); on a machine without one, start the processes with '
+             'torchrun and --launcher pytorch')
+    if not torch_dist.is_initialized():
         torch_dist.init_process_group(backend='gloo')
     wrapper = cfg.get('model_wrapper_cfg') or dict(
         type='MMDistributedDataParallel', broadcast_buffers=False)

@@ -80,6 +80,13 @@ def test_command_line_options_a_tool_cannot_honour(tmp_path):
     if not torch.cuda.is_available():
         assert line(['tools/train.py', FMNIST, '--amp']).startswith(
             'error: --amp needs a GPU')
+    no_scale = tmp_path / 'no_scale.py'
+    no_scale.write_text("model = dict(type='ImageClassifier')\n")
+    assert line(['tools/train.py', str(no_scale), '--auto-scale-lr',
+                 '--work-dir', str(tmp_path / 'work')]) == (
+        f'error: --auto-scale-lr: {no_scale} has no auto_scale_lr = '
+        'dict(base_batch_size=N), the total batch size its lr is for; add '
+        'it to the config')
 
 
 @pytest.mark.slow
@@ -121,3 +128,34 @@ def test_launchers_name_their_arguments(script, args, expected):
     proc = run_tool(['bash', f'tools/{script}', *args], check=False)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith(expected)
+
+
+@pytest.mark.parametrize('launcher', ['slurm', 'mpi'])
+def test_cpu_only_launchers_other_than_pytorch_are_refused(
+        monkeypatch, capsys, launcher):
+    from mmengine.config import Config
+
+    from mmbireal.utils.launch import setup_distributed
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    with pytest.raises(SystemExit) as exit_info:
+        setup_distributed(Config(), launcher)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (
+        f'error: --launcher {launcher} needs CUDA (mmengine selects a GPU '
+        'for it); on a machine without one, start the processes with '
+        'torchrun and --launcher pytorch\n')
+
+
+def test_cpu_only_runs_use_gloo_with_or_without_an_env_cfg(monkeypatch):
+    from mmengine.config import Config
+
+    from mmbireal.utils.launch import setup_distributed
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    bare = Config()
+    setup_distributed(bare, 'none')
+    assert bare.env_cfg.dist_cfg.backend == 'gloo'
+    full = Config(dict(env_cfg=dict(cudnn_benchmark=False,
+                                    dist_cfg=dict(backend='nccl'))))
+    setup_distributed(full, 'none')
+    assert full.env_cfg == dict(cudnn_benchmark=False,
+                                dist_cfg=dict(backend='gloo'))
