@@ -6,10 +6,11 @@ library under ``~/.cache/mmbireal/deploy/`` and called through ctypes on
 contiguous tensors' data pointers. How it is built, cached and
 loaded is :mod:`mmbireal.utils.native`'s business.
 
-A default install needs no compiler: if the build fails (or
-``MMBIREAL_DEPLOY_ENGINE=torch`` is set) :func:`get_engine` returns None
-after a one-line warning, and callers use the PyTorch reference path, which
-computes the same integers and the same floats.
+A default install needs no compiler: if the build fails
+:func:`get_engine` returns None after a one-line warning (with
+``MMBIREAL_DEPLOY_ENGINE=torch`` set, None without one), and callers use
+the PyTorch reference path, which computes the same integers and the same
+floats.
 """
 import ctypes
 import glob
@@ -516,6 +517,6 @@ _engine = native.LazyLibrary(
 
 
 def get_engine() -> Optional[NativeEngine]:
-    """The engine, compiled on first use; None (after one warning) if it
-    cannot be built or ``MMBIREAL_DEPLOY_ENGINE=torch`` is set."""
+    """The engine, compiled on first use; None if it cannot be built
+    (after one warning) or ``MMBIREAL_DEPLOY_ENGINE=torch`` is set."""
     return _engine.get()

@@ -189,6 +189,16 @@ def test_binary_lr_mult_scales_the_binary_group_only():
              pytest.approx(4.0), 0.0)]
 
 
+def test_binary_lr_mult_scales_the_optimizers_default_lr():
+    # Adam's lr defaults to 1e-3 when the config gives none
+    cfg = dict(constructor='BinaryOptimWrapperConstructor',
+               optimizer=dict(type='Adam'),
+               paramwise_cfg=dict(binary_no_decay=True, binary_lr_mult=40.0))
+    groups = built_groups(TinyNet(), cfg)
+    assert [(tag, lr) for tag, _, lr, _ in groups] == [
+        (None, 1e-3), ('binary_weights_no_decay', pytest.approx(0.04))]
+
+
 @pytest.mark.parametrize('switches,message', [
     (dict(binary_no_decay=True, binary_lr_mult=0), 'positive number'),
     (dict(binary_no_decay=True, binary_lr_mult=None), 'positive number'),

@@ -62,7 +62,7 @@ class BinaryOptimWrapperConstructor(DefaultOptimWrapperConstructor):
 
     Two ``paramwise_cfg`` switches put parameters into optimizer groups of
     their own, tagged ``mmbireal_group`` (the tag is saved with the
-    optimizer state):
+    optimizer state), and a third scales one of them:
 
     - ``binary_no_decay`` (bool): the latent weights of binary convs get
       ``weight_decay=0`` (group ``'binary_weights_no_decay'``), whatever
@@ -136,12 +136,11 @@ class BinaryOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         for name, tag, select, settings in RULES:
             if self.switches[name]:
                 _split_off(groups, select(model), tag, settings)
-        if self.binary_lr_mult != 1.0:
-            for group in groups:
-                if group.get(GROUP_TAG) == NO_DECAY_TAG:
-                    group['lr'] = group.get(
-                        'lr', self.optimizer_cfg['lr']) * self.binary_lr_mult
         optimizer = OPTIMIZERS.build(dict(self.optimizer_cfg, params=groups))
+        # after the build, so the optimizer's default lr counts too
+        for group in optimizer.param_groups:
+            if group.get(GROUP_TAG) == NO_DECAY_TAG:
+                group['lr'] *= self.binary_lr_mult
         wrapper_cfg = dict(self.optim_wrapper_cfg)
         wrapper_cfg.setdefault('type', 'OptimWrapper')
         return OPTIM_WRAPPERS.build(
