@@ -8,6 +8,7 @@ from mmengine.registry import init_default_scope
 from mmpretrain.registry import MODELS
 
 from mmbireal.utils import check_state_dict_fits, load_state_dict_file
+from mmbireal.utils.config import read_config
 
 
 def build_model(config: Union[str, Config],
@@ -26,7 +27,8 @@ def build_model(config: Union[str, Config],
     architecture is an error, not a warning with layers left random.
 
     Args:
-        config (str | Config): The config or its file.
+        config (str | Config): The config, its file, or a ``pkg::`` path
+            in an installed package (``'mmpretrain::resnet/...'``).
         checkpoint (str, optional): Checkpoint to load the weights from.
             Defaults to None (the model's initial weights).
         cfg_options (dict, optional): Config entries to override, as
@@ -45,7 +47,7 @@ def build_model(config: Union[str, Config],
         >>> from mmbireal.apis import build_model
         >>> model = build_model('configs/birealnet/bireal18_8xb16_in1k.py')
     """
-    cfg = Config.fromfile(config) if isinstance(config, str) else config
+    cfg = read_config(config) if isinstance(config, str) else config
     if cfg_options:
         cfg = copy.deepcopy(cfg)  # the caller's config stays as it was
         cfg.merge_from_dict(cfg_options)

@@ -52,3 +52,10 @@ def test_cfg_options_leave_the_callers_config_alone():
     # the config's top-level normalisation is the model's, as in the Runner
     assert model.data_preprocessor.mean.flatten().tolist() == \
         pytest.approx(cfg.data_preprocessor.mean)
+
+
+def test_a_package_config_builds_as_in_the_tools():
+    # the tools take 'pkg::' paths; so does the API they share
+    model = build_model('mmpretrain::resnet/resnet18_8xb32_in1k.py')
+    assert type(model.backbone).__name__ == 'ResNet'
+    assert model.head.fc.out_features == 1000
