@@ -157,3 +157,17 @@ def _tiny_classifier(padding):
     assert isinstance(model.backbone, BiRealNet)
     randomize_bn(model)
     return model.eval()
+
+
+def test_roofline_times_the_stem_the_model_runs(native):
+    # the roofline's stem conv is the model's, padded as the model pads
+    from helpers import import_deployment_tool
+    bench = import_deployment_tool('benchmark_binary')
+    model = _tiny_classifier(padding='tf_same')
+    packed = PackedBiRealNet(pack_classifier(model))
+    x = torch.randn(2, 3, 33, 34, generator=torch.Generator().manual_seed(0))
+    stem = bench.packed_layers(packed, x)[0]
+    assert stem.name == 'stem 7x7 conv -> 17x17x8'
+    with torch.no_grad():
+        expected = model.backbone.bn1(model.backbone.conv1(x))
+    torch.testing.assert_close(stem.run(), expected, rtol=1e-4, atol=1e-4)

@@ -44,7 +44,6 @@ import time
 from typing import Callable, Dict, List, NamedTuple, Optional
 
 import torch
-import torch.nn.functional as F
 
 from mmbireal.apis import build_model
 from mmbireal.deploy import export_packed, load_packed
@@ -410,15 +409,17 @@ def packed_layers(packed, x: torch.Tensor) -> List[Layer]:
     x = x.float().contiguous(memory_format=torch.channels_last)
     k = packed.stem_weight.shape[-1]
     geometry = packed.stem_geometry
-    stride, pad = geometry.stride, geometry.padding
-    stem = F.conv2d(x, packed.stem_weight, packed.stem_bias, stride, pad)
+
+    def stem_conv() -> torch.Tensor:  # padded as the model pads it
+        return geometry.conv(x, packed.stem_weight, packed.stem_bias,
+                             packed.padding)
+
+    stem = stem_conv()
     layers.append(Layer(
         f'stem {k}x{k} conv -> {stem.shape[2]}x{stem.shape[3]}x'
         f'{stem.shape[1]}', 'fp32',
-        stem.numel() * x.shape[1] * k * k,
-        lambda: F.conv2d(x, packed.stem_weight, packed.stem_bias, stride,
-                         pad)))
-    stem = geometry.pool(stem)
+        stem.numel() * x.shape[1] * k * k, stem_conv))
+    stem = geometry.pool(stem, packed.padding)
     feat = stem.permute(0, 2, 3, 1).contiguous()
     bits = engine.pack_signs(feat)
     for b, block in enumerate(packed.blocks):
