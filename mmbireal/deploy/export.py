@@ -26,7 +26,14 @@ from mmbireal.models import (
 )
 from mmbireal.models.binarize_kernels import channel_scale
 
-from .file_format import FORMAT, version_of
+from .file_format import (
+    FORMAT,
+    block_act_key,
+    block_key,
+    conv_key,
+    downsample_key,
+    version_of,
+)
 from .reference import pack_signs_torch
 
 
@@ -217,11 +224,11 @@ def pack_classifier(model: nn.Module, cfg: Optional[Config] = None) -> dict:
     blocks: List[int] = []
     convs_per_block = set()
     sign_biases, block_acts = set(), set()  # per conv / block: present?
-    for layer_name in backbone.res_layers:
+    for i, layer_name in enumerate(backbone.res_layers):
         layer = getattr(backbone, layer_name)
         blocks.append(len(layer))
         for j, block in enumerate(layer):
-            prefix = f'{layer_name}.{j}'
+            prefix = block_key(i, j)  # the module's name, as in messages
             convs = _block_convs(block, prefix)
             convs_per_block.add(len(convs))
             if j == 0:
@@ -232,19 +239,19 @@ def pack_classifier(model: nn.Module, cfg: Optional[Config] = None) -> dict:
                                            backbone.padding)
                 sign_biases.add('sign_bias' in fields)
                 for key, value in fields.items():
-                    weights[f'{prefix}.conv{k}.{key}'] = value
+                    weights[conv_key(i, j, k, key)] = value
             fields = _pack_block_act(block, prefix)
             block_acts.add(bool(fields))
             for key, value in fields.items():
-                weights[f'{prefix}.block_act.{key}'] = value
+                weights[block_act_key(i, j, key)] = value
             if block.downsample is not None:
                 conv = block.downsample[1]
                 scale, shift = _bn_affine(block.downsample[2],
                                           f'{prefix}.downsample BN')
-                weights[f'{prefix}.downsample.weight'] = (
+                weights[downsample_key(i, j, 'weight')] = (
                     conv.weight.detach().float().flatten(1).clone())
-                weights[f'{prefix}.downsample.scale'] = scale.float()
-                weights[f'{prefix}.downsample.shift'] = shift.float()
+                weights[downsample_key(i, j, 'scale')] = scale.float()
+                weights[downsample_key(i, j, 'shift')] = shift.float()
     weights['fc.weight'] = head.fc.weight.detach().float().clone()
     weights['fc.bias'] = head.fc.bias.detach().float().clone()
 
