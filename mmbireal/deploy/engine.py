@@ -516,6 +516,12 @@ _engine = native.LazyLibrary(
     'using the slower PyTorch reference path')
 
 
+def check_backend(backend: str) -> str:
+    """:func:`mmbireal.utils.native.check_backend` for the engine
+    (``MMBIREAL_DEPLOY_ENGINE=torch`` overrides)."""
+    return native.check_backend(backend, _engine)
+
+
 def get_engine() -> Optional[NativeEngine]:
     """The engine, compiled on first use; None if it cannot be built
     (after one warning) or ``MMBIREAL_DEPLOY_ENGINE=torch`` is set."""

@@ -28,6 +28,7 @@ from .engine import (
     Conv3x3Plan,
     NativeEngine,
     NetworkPlan,
+    check_backend,
     engine_weight_layout,
     get_engine,
 )
@@ -51,7 +52,6 @@ from .reference import (
     unpack_signs,
 )
 
-BACKENDS = ('auto', 'native', 'torch')
 STEMS = ('exact', 'int8')
 
 
@@ -222,7 +222,8 @@ class PackedBiRealNet(nn.Module):
         packed: The dict written by :func:`mmbireal.deploy.export_packed`.
         backend: ``'native'`` (compiled engine; error if unavailable),
             ``'torch'`` (reference path) or ``'auto'`` (native when it
-            builds, else torch after a one-line warning).
+            builds, else torch after a one-line warning);
+            ``MMBIREAL_DEPLOY_ENGINE=torch`` makes every backend torch.
         source: File name for error messages.
         stem: ``'exact'`` (fp32, the same floats on every backend) or
             ``'int8'`` (:class:`~.int8_stem.Int8Stem`: faster, not
@@ -231,7 +232,8 @@ class PackedBiRealNet(nn.Module):
 
     Raises:
         CheckpointError: ``packed`` is not a valid packed Bi-Real file.
-        InputError: an unknown ``backend`` or ``stem``, or ``stem='int8'``
+        InputError: an unknown ``backend`` or ``stem``, ``'native'`` where
+            the engine cannot be built, or ``stem='int8'``
             for a file without symmetric padding or mean/std; in
             :meth:`forward`, an input of the wrong shape, or an input or
             model that is not on the CPU (the engine is CPU code).
@@ -246,9 +248,7 @@ class PackedBiRealNet(nn.Module):
     def __init__(self, packed: dict, backend: str = 'auto',
                  source: str = '<dict>', stem: str = 'exact') -> None:
         super().__init__()
-        if backend not in BACKENDS:
-            raise InputError(f'unknown backend {backend!r}; accepted: '
-                             f'{", ".join(BACKENDS)}')
+        check_backend(backend)
         if stem not in STEMS:
             raise InputError(f'unknown stem {stem!r}; accepted: '
                              f'{", ".join(STEMS)}')
@@ -290,8 +290,6 @@ class PackedBiRealNet(nn.Module):
         self._buffer_slots: Optional[list] = None
         if backend != 'torch':
             self.engine = get_engine()
-            if self.engine is None and backend == 'native':
-                raise RuntimeError('the binary conv engine is not available')
         self.eval()
 
     @property

@@ -23,7 +23,6 @@ The library is built on first use, like the deployment engine (see
 """
 import ctypes
 import functools
-import os
 import os.path as osp
 from typing import TYPE_CHECKING, Callable, List, Optional, Tuple, TypeVar
 
@@ -31,7 +30,6 @@ import torch
 from torch import Tensor
 
 from mmbireal.utils import native
-from mmbireal.utils.errors import InputError
 
 if TYPE_CHECKING:  # the binarizers import this module
     from .binarizers import ActBinarizer, WeightBinarizer
@@ -39,7 +37,7 @@ if TYPE_CHECKING:  # the binarizers import this module
 ABI_VERSION = 2
 SOURCE = osp.join(osp.dirname(osp.abspath(__file__)), 'csrc', 'binarize.cpp')
 #: The accepted ``backend`` arguments (as the deployment engine's).
-BACKENDS = ('auto', 'native', 'torch')
+BACKENDS = native.BACKENDS
 
 _c_ptr = ctypes.c_void_p
 _c_i64 = ctypes.c_int64
@@ -313,23 +311,6 @@ def binarize_ops(backend: str, *tensors: Optional[Tensor],
 
 
 def check_backend(backend: str) -> str:
-    """Validate a ``backend`` argument and return it.
-
-    ``'auto'``: the kernels where they apply, PyTorch ops elsewhere and
-    after one warning when they cannot be built; ``'native'``: the same,
-    but an error when they cannot be built; ``'torch'``: PyTorch ops.
-    ``MMBIREAL_TRAIN_KERNELS=torch`` overrides the first two.
-
-    Raises:
-        InputError: an unknown backend, or ``'native'`` where the kernels
-            cannot be built.
-    """
-    if backend not in BACKENDS:
-        raise InputError(f'unknown backend {backend!r}; accepted: '
-                         f'{", ".join(BACKENDS)}')
-    if backend == 'native' and _kernels.get() is None and \
-            os.environ.get(_kernels.env_var, '') != 'torch':
-        raise InputError("backend 'native': the one-pass binarization "
-                         'kernels are not available (see the warning); '
-                         'accepted here: auto, torch')
-    return backend
+    """:func:`mmbireal.utils.native.check_backend` for the one-pass
+    binarization kernels (``MMBIREAL_TRAIN_KERNELS=torch`` overrides)."""
+    return native.check_backend(backend, _kernels)

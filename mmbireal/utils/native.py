@@ -38,6 +38,8 @@ from typing import (
     TypeVar,
 )
 
+from .errors import InputError
+
 BASE_FLAGS = [
     '-O3', '-fopenmp', '-ffp-contract=off', '-fPIC', '-shared', '-std=c++17'
 ]
@@ -232,3 +234,38 @@ class LazyLibrary(Generic[T]):
         """Forget the library; the next :meth:`get` decides again."""
         with self._lock:
             self._value, self._tried = None, False
+
+
+#: The ``backend`` argument of the layers and models with native code.
+BACKENDS = ('auto', 'native', 'torch')
+
+
+def check_backend(backend: str, library: LazyLibrary) -> str:
+    """Validate a ``backend`` argument for code that uses ``library``.
+
+    ``'auto'``: the library where it applies, PyTorch ops elsewhere and
+    after one warning when it cannot be built; ``'native'``: the same, but
+    an error when it cannot be built; ``'torch'``: PyTorch ops. The
+    library's environment variable set to ``torch`` overrides the first
+    two (PyTorch ops, no error).
+
+    Args:
+        backend (str): One of :data:`BACKENDS`.
+        library (LazyLibrary): The native library ``'native'`` asks for.
+
+    Returns:
+        str: ``backend``.
+
+    Raises:
+        InputError: an unknown backend, or ``'native'`` where the library
+            cannot be built.
+    """
+    if not isinstance(backend, str) or backend not in BACKENDS:
+        raise InputError(f'unknown backend {backend!r}; accepted: '
+                         f'{", ".join(BACKENDS)}')
+    if backend == 'native' and library.get() is None and \
+            os.environ.get(library.env_var, '') != 'torch':
+        raise InputError(f"backend 'native' needs the native library "
+                         f'({library.what}), which is not available (see '
+                         'the warning); accepted here: auto, torch')
+    return backend

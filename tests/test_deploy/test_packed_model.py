@@ -294,7 +294,9 @@ def test_no_compiler_falls_back_with_one_warning(monkeypatch, tmp_path):
         assert engine_mod.get_engine() is None  # warned once
         packed = PackedBiRealNet(pack_classifier(small_fmnist_model()))
         assert packed.backend == 'torch'
-        with pytest.raises(RuntimeError, match='not available'):
+        with pytest.raises(InputError, match="^backend 'native' needs the "
+                           r'native library \(mmbireal.deploy: binary conv '
+                           r'engine\), which is not available'):
             PackedBiRealNet(pack_classifier(small_fmnist_model()),
                             backend='native')
 

@@ -178,8 +178,9 @@ def test_native_backend_without_compiler_is_an_error(monkeypatch):
         with pytest.raises(InputError) as info:
             BinaryConv2d(2, 2, 3, backend='native')
         assert str(info.value) == (
-            "backend 'native': the one-pass binarization kernels are not "
-            'available (see the warning); accepted here: auto, torch')
+            "backend 'native' needs the native library (mmbireal: one-pass "
+            'binarization kernels), which is not available (see the '
+            'warning); accepted here: auto, torch')
         assert BinaryConv2d(2, 2, 3).backend == 'auto'  # falls back
 
 

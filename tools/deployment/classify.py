@@ -28,7 +28,7 @@ from mmbireal.apis import build_model
 from mmbireal.deploy import config_classes, load_packed
 from mmbireal.deploy.file_format import FORMAT
 from mmbireal.deploy.images import read_image
-from mmbireal.utils import CheckpointError
+from mmbireal.utils import CheckpointError, InputError
 from mmbireal.utils.config import add_cfg_options
 from mmbireal.utils.launch import fail, load_config, run_or_fail
 
@@ -78,7 +78,7 @@ def classify_packed(path: str, images: List[np.ndarray], topk: int,
         hint = (' (a float checkpoint needs --config)'
                 if f'not a {FORMAT} file' in str(e) else '')
         fail(f'{e}{hint}')
-    except (FileNotFoundError, RuntimeError) as e:  # or no native engine
+    except (FileNotFoundError, InputError) as e:  # or no native engine
         fail(str(e))
     ranked = []
     for chunk in _chunks(images):
