@@ -16,7 +16,7 @@ from .binarizers import (
     WeightBinarizer,
     build_binarizer,
 )
-from .padding import Pads, input_pads
+from .padding import INPUT_PADS, SYMMETRIC, Pads, input_pads
 
 
 class _BinaryConv2dFunction(torch.autograd.Function):
@@ -149,9 +149,11 @@ class BinaryConv2d(nn.Conv2d):
                  weight_binarizer: BinarizerConfig = 'magnitude_aware',
                  backend: str = 'auto',
                  **kwargs) -> None:
-        # 'tf_same' is ours, not nn.Conv2d's: the conv itself then pads 0
-        self.input_padding = 'symmetric'
-        if kwargs.get('padding') == 'tf_same':
+        # a padding mode ('tf_same') is ours, not nn.Conv2d's: the conv
+        # pads its binarized input by it, then convolves with padding 0
+        self.input_padding = SYMMETRIC
+        if isinstance(kwargs.get('padding'), str) and \
+                kwargs['padding'] in INPUT_PADS:
             self.input_padding = kwargs['padding']
             kwargs['padding'] = 0
         super().__init__(*args, **kwargs)
@@ -166,7 +168,7 @@ class BinaryConv2d(nn.Conv2d):
     def input_pads(self, x: Tensor) -> Optional[Pads]:
         """``F.pad``'s pads of the binarized ``x`` before the conv (then
         run with ``self.padding``), None where there are none."""
-        if self.input_padding == 'symmetric':
+        if self.input_padding == SYMMETRIC:
             return None
         pads = input_pads(self.input_padding, x.shape[-2], x.shape[-1],
                           self.kernel_size, self.stride, self.dilation)
@@ -265,7 +267,7 @@ class BinaryConv2d(nn.Conv2d):
     def extra_repr(self) -> str:
         backend = '' if self._backend == 'auto' else \
             f', backend={self._backend!r}'
-        padding = '' if self.input_padding == 'symmetric' else \
+        padding = '' if self.input_padding == SYMMETRIC else \
             f', input_padding={self.input_padding!r}'
         return (super().extra_repr() + padding +
                 f', act_binarizer={self.act_binarizer!r}'

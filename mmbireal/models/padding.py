@@ -10,13 +10,14 @@ is one row/column less before and the same after (at 224 px: the 7x7/2 stem
 pads 2 before and 3 after, the 3x3/2 pool and convs 0 and 1).
 
 :func:`input_pads` is the one definition every layer that pads asks:
-:class:`SamePadConv2d`, :class:`SamePadMaxPool2d`, :class:`BinaryConv2d`
+:class:`InputPadConv2d`, :class:`InputPadMaxPool2d`, :class:`BinaryConv2d`
 (``padding='tf_same'``: it pads its *binarized* input with 0) and the
-packed model and engine (:mod:`mmbireal.deploy`). The symmetric mode keeps
+packed model and engine (:mod:`mmbireal.deploy`). A new mode is one entry
+of :data:`INPUT_PADS`. The symmetric mode keeps
 each layer's own PyTorch padding, so a model built with it is the one built
 before padding modes existed.
 """
-from typing import Optional, Tuple, Union
+from typing import Callable, Dict, Optional, Tuple, Union
 
 import torch.nn as nn
 import torch.nn.functional as F
@@ -25,8 +26,8 @@ from torch import Tensor
 
 from mmbireal.utils.errors import InputError
 
-#: The accepted padding modes; the first is the default.
-PADDINGS = ('symmetric', 'tf_same')
+#: The default mode: each layer keeps its own PyTorch padding.
+SYMMETRIC = 'symmetric'
 
 #: F.pad order: (left, right, top, bottom)
 Pads = Tuple[int, int, int, int]
@@ -39,6 +40,25 @@ def _pair(value: IntOrPair) -> Tuple[int, int]:
     return (value, value) if isinstance(value, int) else tuple(value)
 
 
+def tf_same_pads(size: int, kernel: int, stride: int) -> Tuple[int, int]:
+    """``(before, after)`` of TensorFlow's ``'same'`` padding of one
+    dimension of ``size`` for a window ``kernel`` with ``stride``."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+#: The modes that pad a layer's input themselves -> ``(before, after)`` of
+#: one dimension of ``size`` for a window ``kernel`` with ``stride``. A new
+#: mode is one entry here (and, to be exported, the engine's support).
+INPUT_PADS: Dict[str, Callable[[int, int, int], Tuple[int, int]]] = {
+    'tf_same': tf_same_pads,
+}
+
+#: The accepted padding modes; the first is the default.
+PADDINGS = (SYMMETRIC, *INPUT_PADS)
+
+
 def check_padding(padding: str) -> str:
     """``padding`` if it is one of :data:`PADDINGS`, else
     :class:`InputError` naming what is accepted."""
@@ -49,12 +69,15 @@ def check_padding(padding: str) -> str:
     return padding
 
 
-def tf_same_pads(size: int, kernel: int, stride: int) -> Tuple[int, int]:
-    """``(before, after)`` of TensorFlow's ``'same'`` padding of one
-    dimension of ``size`` for a window ``kernel`` with ``stride``."""
-    out = -(-size // stride)
-    total = max((out - 1) * stride + kernel - size, 0)
-    return total // 2, total - total // 2
+def pads_input(padding: str) -> bool:
+    """Whether layers pad their input under ``padding`` (by
+    :func:`input_pads`, then convolve or pool with padding 0) rather than
+    keep their own PyTorch padding.
+
+    Raises:
+        InputError: ``padding`` is not one of :data:`PADDINGS`.
+    """
+    return check_padding(padding) != SYMMETRIC
 
 
 def input_pads(padding: str, height: int, width: int, kernel: IntOrPair,
@@ -75,11 +98,12 @@ def input_pads(padding: str, height: int, width: int, kernel: IntOrPair,
         None for ``'symmetric'``, where the layer's own PyTorch padding
         applies unchanged.
     """
-    if check_padding(padding) == 'symmetric':
+    if not pads_input(padding):
         return None
+    pads = INPUT_PADS[padding]
     (kh, kw), (sh, sw), (dh, dw) = map(_pair, (kernel, stride, dilation))
-    top, bottom = tf_same_pads(height, dh * (kh - 1) + 1, sh)
-    left, right = tf_same_pads(width, dw * (kw - 1) + 1, sw)
+    top, bottom = pads(height, dh * (kh - 1) + 1, sh)
+    left, right = pads(width, dw * (kw - 1) + 1, sw)
     return left, right, top, bottom
 
 
@@ -104,48 +128,65 @@ def pad_input(x: Tensor, padding: str, kernel: IntOrPair,
         x, pads, value=value)
 
 
+def _padding_mode(padding: str, layer: str) -> str:
+    if not isinstance(padding, str) or padding not in INPUT_PADS:
+        raise InputError(f'{layer} pads its input by a mode of '
+                         f'{tuple(INPUT_PADS)}, got padding={padding!r}')
+    return padding
+
+
 # in mmengine's root registry, as BinaryConv2d: build_conv_layer finds it
 @MODELS.register_module()
-class SamePadConv2d(nn.Conv2d):
-    """A real-valued ``nn.Conv2d`` with TensorFlow's ``'same'`` padding
-    (:func:`input_pads`): zeros, fewer before than after where the total
-    is odd. Takes ``nn.Conv2d``'s arguments; ``padding`` may only be
-    ``'tf_same'`` (what ``build_conv_layer`` callers pass).
+class InputPadConv2d(nn.Conv2d):
+    """A real-valued ``nn.Conv2d`` that pads its input by a padding mode
+    (:func:`input_pads`), e.g. ``'tf_same'``: zeros, fewer before than
+    after where the total is odd.
 
     Args:
         *args: ``nn.Conv2d``'s (``in_channels``, ``out_channels``,
             ``kernel_size``, ...).
-        padding (str): ``'tf_same'`` only. Defaults to ``'tf_same'``.
+        padding (str): A mode of :data:`INPUT_PADS`. Defaults to
+            ``'tf_same'``.
         **kwargs: ``nn.Conv2d``'s (``stride``, ``bias``, ...).
 
     Example:
         >>> import torch
-        >>> conv = SamePadConv2d(3, 8, 7, stride=2)
+        >>> conv = InputPadConv2d(3, 8, 7, stride=2)
         >>> tuple(conv(torch.rand(1, 3, 224, 224)).shape)
         (1, 8, 112, 112)
     """
 
     def __init__(self, *args, padding: str = 'tf_same', **kwargs) -> None:
-        if padding != 'tf_same':
-            raise InputError(f"SamePadConv2d pads 'tf_same' only, got "
-                             f'padding={padding!r}')
+        self.input_padding = _padding_mode(padding, 'InputPadConv2d')
         super().__init__(*args, padding=0, **kwargs)
 
     def forward(self, x: Tensor) -> Tensor:
         return super().forward(
-            pad_input(x, 'tf_same', self.kernel_size, self.stride,
+            pad_input(x, self.input_padding, self.kernel_size, self.stride,
                       dilation=self.dilation))
 
+    def extra_repr(self) -> str:
+        return super().extra_repr() + \
+            f', input_padding={self.input_padding!r}'
 
-class SamePadMaxPool2d(nn.MaxPool2d):
-    """``nn.MaxPool2d(kernel_size, stride)`` with TensorFlow's ``'same'``
-    padding, which pads with -inf (a padded tap never wins)."""
 
-    def __init__(self, kernel_size: int, stride: int) -> None:
+class InputPadMaxPool2d(nn.MaxPool2d):
+    """``nn.MaxPool2d(kernel_size, stride)`` that pads its input by a
+    padding mode with -inf (a padded tap never wins).
+
+    Args:
+        kernel_size (int): The window.
+        stride (int): The stride.
+        padding (str): A mode of :data:`INPUT_PADS`. Defaults to
+            ``'tf_same'``.
+    """
+
+    def __init__(self, kernel_size: int, stride: int,
+                 padding: str = 'tf_same') -> None:
         super().__init__(kernel_size, stride)
+        self.input_padding = _padding_mode(padding, 'InputPadMaxPool2d')
 
     def forward(self, x: Tensor) -> Tensor:
         return super().forward(
-            pad_input(x, 'tf_same', self.kernel_size, self.stride,
-                 value=float('-inf')))
-
+            pad_input(x, self.input_padding, self.kernel_size, self.stride,
+                      value=float('-inf')))

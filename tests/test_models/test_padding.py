@@ -8,11 +8,12 @@ import torch.nn.functional as F
 from helpers import randomize_bn
 
 import mmbireal  # noqa: F401 (registers BiRealNet, BinaryConv2d, ...)
+import mmbireal.models.padding as padding_mod
 from mmbireal.analysis import analyze_complexity
 from mmbireal.models import BinaryConv2d, BiRealNet
 from mmbireal.models.padding import (
-    SamePadConv2d,
-    SamePadMaxPool2d,
+    InputPadConv2d,
+    InputPadMaxPool2d,
     input_pads,
     tf_same_pads,
 )
@@ -66,7 +67,7 @@ def test_tf_same_is_per_dimension_and_counts_dilation(kernel, stride,
     top, bottom = tf_same_pads(size[0], dh * (kh - 1) + 1, sh)
     left, right = tf_same_pads(size[1], dw * (kw - 1) + 1, sw)
     out_size = (math.ceil(size[0] / sh), math.ceil(size[1] / sw))
-    real = SamePadConv2d(4, 6, kernel, stride=stride, dilation=dilation)
+    real = InputPadConv2d(4, 6, kernel, stride=stride, dilation=dilation)
     binary = BinaryConv2d(4, 6, kernel, stride=stride, dilation=dilation,
                           padding='tf_same', weight_binarizer='sign',
                           bias=False)
@@ -160,18 +161,42 @@ def test_tf_same_real_network_shares_the_state_dict():
     binary = BiRealNet(18, padding='tf_same')
     real = BiRealNet(18, padding='tf_same', conv_cfg=None,
                      act_cfg=dict(type='ReLU'))
-    assert isinstance(real.layer2[0].conv, SamePadConv2d)
-    assert isinstance(binary.conv1, SamePadConv2d)
-    assert isinstance(binary.maxpool, SamePadMaxPool2d)
+    assert isinstance(real.layer2[0].conv, InputPadConv2d)
+    assert isinstance(binary.conv1, InputPadConv2d)
+    assert isinstance(binary.maxpool, InputPadMaxPool2d)
     real.load_state_dict(binary.state_dict())  # strict: same keys
     x = torch.randn(1, 3, 40, 40)
     assert real.eval()(x)[0].shape == binary.eval()(x)[0].shape == (1, 512,
                                                                     2, 2)
 
 
-def test_same_pad_conv_refuses_other_padding():
-    with pytest.raises(InputError, match="'tf_same' only"):
-        SamePadConv2d(3, 8, 3, padding=1)
+def test_input_pad_layers_refuse_what_is_not_a_mode_that_pads_input():
+    for bad in (1, 'symmetric', 'same'):
+        with pytest.raises(InputError, match=(
+                r"^InputPadConv2d pads its input by a mode of \('tf_same',\)"
+                f', got padding={bad!r}$')):
+            InputPadConv2d(3, 8, 3, padding=bad)
+    with pytest.raises(InputError, match=r'^InputPadMaxPool2d pads'):
+        InputPadMaxPool2d(3, 2, padding='symmetric')
+
+
+def test_a_padding_mode_is_one_entry_of_the_table(monkeypatch):
+    # a made-up mode that pads everything after: the layers, BinaryConv2d
+    # and the backbone take it with no other change
+    def all_after(size, kernel, stride):
+        return 0, sum(tf_same_pads(size, kernel, stride))
+
+    monkeypatch.setitem(padding_mod.INPUT_PADS, 'all_after', all_after)
+    monkeypatch.setattr(padding_mod, 'PADDINGS',
+                        (*padding_mod.PADDINGS, 'all_after'))
+    x = torch.randn(1, 8, 9, 9)
+    conv = BinaryConv2d(8, 8, 3, padding='all_after', bias=False)
+    assert conv.input_pads(x) == (0, 2, 0, 2)
+    net = BiRealNet(18, stem_channels=8, base_channels=8,
+                    padding='all_after').eval()
+    assert isinstance(net.conv1, InputPadConv2d)
+    assert net.conv1.input_padding == 'all_after'
+    assert net(torch.randn(1, 3, 64, 64))[0].shape == (1, 64, 2, 2)
 
 
 def test_complexity_is_that_of_the_symmetric_network():

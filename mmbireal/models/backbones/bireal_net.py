@@ -24,10 +24,11 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from mmbireal.utils.errors import InputError
 
 from ..padding import (
-    SamePadConv2d,
-    SamePadMaxPool2d,
+    InputPadConv2d,
+    InputPadMaxPool2d,
     check_padding,
     pad_input,
+    pads_input,
 )
 from ..react_parts import build_channel_layer
 
@@ -76,9 +77,10 @@ class StemGeometry:
     def build_conv(self, in_channels: int, out_channels: int,
                    padding: str = 'symmetric') -> nn.Conv2d:
         """The stem conv (no bias: the BN after it has one)."""
-        if check_padding(padding) == 'tf_same':
-            return SamePadConv2d(in_channels, out_channels, self.kernel_size,
-                                 self.stride, bias=False)
+        if pads_input(padding):
+            return InputPadConv2d(in_channels, out_channels,
+                                  self.kernel_size, self.stride,
+                                  padding=padding, bias=False)
         return nn.Conv2d(
             in_channels,
             out_channels,
@@ -91,8 +93,8 @@ class StemGeometry:
         """The max-pool after the BN, an identity if there is none."""
         if self.max_pool is None:
             return nn.Identity()
-        if check_padding(padding) == 'tf_same':
-            return SamePadMaxPool2d(*self.max_pool[:2])
+        if pads_input(padding):
+            return InputPadMaxPool2d(*self.max_pool[:2], padding=padding)
         return nn.MaxPool2d(*self.max_pool)
 
     def forward(self, x: Tensor, weight: Tensor, bias: Optional[Tensor],
@@ -104,7 +106,7 @@ class StemGeometry:
              padding: str = 'symmetric') -> Tensor:
         """The conv as a function, ``weight``/``bias`` with a BN folded
         into them."""
-        if check_padding(padding) == 'tf_same':
+        if pads_input(padding):
             x = pad_input(x, padding, self.kernel_size, self.stride)
             return F.conv2d(x, weight, bias, self.stride)
         return F.conv2d(x, weight, bias, self.stride, self.padding)
@@ -113,7 +115,7 @@ class StemGeometry:
         """The max-pool as a function (``x`` itself if there is none)."""
         if self.max_pool is None:
             return x
-        if check_padding(padding) == 'tf_same':
+        if pads_input(padding):
             kernel, stride = self.max_pool[:2]
             x = pad_input(x, padding, kernel, stride, value=float('-inf'))
             return F.max_pool2d(x, kernel, stride)
@@ -194,11 +196,11 @@ class BinaryResBlock(BaseModule):
             raise InputError('sign_bias_cfg takes the place of act_cfg (the '
                              'bias shifts the input of the binary conv\'s '
                              'sign); set act_cfg=None')
-        # BinaryConv2d and SamePadConv2d take padding='tf_same'
-        if check_padding(padding) == 'tf_same':
+        # BinaryConv2d and InputPadConv2d take the mode as their padding
+        if pads_input(padding):
             conv_padding = padding
             if conv_cfg is None:
-                conv_cfg = dict(type='SamePadConv2d')
+                conv_cfg = dict(type='InputPadConv2d')
         else:
             conv_padding = 1
         self.padding = padding
