@@ -1,12 +1,55 @@
 """An epoch-based training loop that resumes mid-epoch exactly."""
+import random
+from typing import Optional
+
+import numpy as np
 import torch
 from mmengine.dist import get_rank
+from mmengine.hooks import Hook
 from mmengine.runner import EpochBasedTrainLoop
 from mmengine.runner.utils import set_random_seed
 from mmpretrain.registry import LOOPS
 
-# message-hub key: the last epoch whose validation started
+# message-hub keys (saved in every checkpoint): the last epoch whose
+# validation started; the random state after the last iteration
 VALIDATED_EPOCH = 'mmbireal_validated_epoch'
+RANDOM_STATE = 'mmbireal_random_state'
+
+
+def random_state() -> dict:
+    """Python's, numpy's and torch's (CPU and CUDA) generator states, as
+    plain types and tensors (a weights-only load reads them)."""
+    kind, key, pos, has_gauss, gauss = np.random.get_state()
+    return dict(
+        python=random.getstate(),
+        numpy=(kind, torch.from_numpy(key.astype(np.int64)), int(pos),
+               int(has_gauss), float(gauss)),
+        torch=torch.get_rng_state(),
+        cuda=torch.cuda.get_rng_state_all()
+        if torch.cuda.is_available() else [])
+
+
+def set_random_state(state: dict) -> None:
+    """Restore what :func:`random_state` returned."""
+    random.setstate(state['python'])
+    kind, key, pos, has_gauss, gauss = state['numpy']
+    np.random.set_state((kind, key.numpy().astype(np.uint32), pos,
+                         has_gauss, gauss))
+    torch.set_rng_state(state['torch'])
+    if state['cuda'] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state['cuda'])
+
+
+class RecordRandomState(Hook):
+    """Record the random state after each iteration in the message hub,
+    before the checkpoint hook saves it (highest priority)."""
+
+    priority = 'HIGHEST'
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None,
+                         outputs=None) -> None:
+        runner.message_hub.update_info(
+            RANDOM_STATE, dict(iter=runner.iter + 1, state=random_state()))
 
 
 @LOOPS.register_module()
@@ -26,7 +69,13 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
     * the sampler is re-seeded with the resumed run's seed (it was built
       before the checkpoint was loaded), the same on every process even
       with ``randomness.diff_rank_seed``, so the processes still split one
-      order between them.
+      order between them;
+    * the random state after every iteration is saved with the checkpoint
+      (:class:`RecordRandomState`, which the loop registers) and restored
+      after the skipped batches are drawn, so random numbers the training
+      step itself draws (dropout, Mixup/CutMix) continue as they were. A
+      checkpoint saved without it (before this) resumes with the state of
+      the replayed data loading instead.
 
     Resumed from the checkpoint of an epoch's end, it first runs that
     epoch's validation, which the checkpoint (saved before it) cannot have
@@ -45,6 +94,10 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
         >>> train_cfg = dict(type='ResumableEpochBasedTrainLoop',
         ...                  max_epochs=4, val_interval=1)
     """
+
+    def __init__(self, runner, *args, **kwargs) -> None:
+        super().__init__(runner, *args, **kwargs)
+        runner.register_hook(RecordRandomState())
 
     def run(self) -> torch.nn.Module:
         sampler = getattr(self.dataloader, 'sampler', None)
@@ -78,6 +131,14 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
             self.runner.message_hub.update_info(VALIDATED_EPOCH, self._epoch)
             self.runner.val_loop.run()
 
+    def _saved_random_state(self) -> Optional[dict]:
+        """The random state the resumed checkpoint saved after its last
+        iteration, None if it has none."""
+        saved = self.runner.message_hub.get_info(RANDOM_STATE)
+        if isinstance(saved, dict) and saved.get('iter') == self._iter:
+            return saved['state']
+        return None
+
     def shared_seed(self) -> int:
         """The run's seed as every process has it: ``diff_rank_seed`` adds
         the rank to ``runner.seed``, which would give each process its own
@@ -93,9 +154,12 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
         self.runner.model.train()
         set_random_seed(self.runner.seed + self._epoch)
         done = self._iter - self._epoch * len(self.dataloader)
+        saved = self._saved_random_state() if done else None
         for idx, data_batch in enumerate(self.dataloader):
-            if idx < done:
-                continue  # trained on before the interruption
+            if idx < done:  # trained on before the interruption
+                if idx == done - 1 and saved is not None:
+                    set_random_state(saved)  # as the next batch was drawn
+                continue
             self.run_iter(idx, data_batch)
         self.runner.call_hook('after_train_epoch')
         self._epoch += 1

@@ -1,9 +1,12 @@
 """ResumableEpochBasedTrainLoop and the parameter groups across a resume:
 a run interrupted mid-epoch and resumed ends as the uninterrupted one."""
 import os.path as osp
+import random
 
+import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from mmengine.evaluator import BaseMetric, Evaluator
 from mmengine.hooks import Hook
 from tiny_runner import (
@@ -82,6 +85,38 @@ def test_resumed_mid_epoch_equals_uninterrupted(tmp_path, setup):
     for index, state in sa['state'].items():
         for name, value in state.items():
             assert torch.equal(value, sb['state'][index][name]), name
+
+
+class RandomStepNet(TinyNet):
+    """Draws random numbers in its training step, as dropout or Mixup do:
+    torch's, numpy's and Python's generators."""
+
+    def forward(self, inputs, labels=None, mode='tensor'):
+        logits = F.dropout(super().forward(inputs), 0.5, self.training)
+        if mode == 'loss':
+            scale = 1 + np.random.rand() + random.random()
+            return dict(loss=scale * F.cross_entropy(logits, labels))
+        return logits
+
+
+def test_random_draws_of_the_training_step_resume_exactly(tmp_path):
+    def train(work, stop_at=0, **kwargs):
+        hooks = [InterruptAtIter(stop_at)] if stop_at else []
+        runner = make_runner(tmp_path / work, hooks, model=RandomStepNet(),
+                             **kwargs)
+        if stop_at:
+            with pytest.raises(Interrupted):
+                runner.train()
+        else:
+            runner.train()
+        return weights(runner.model)
+
+    whole = train('whole')
+    train('parts', stop_at=6)
+    parts = train('parts', load_from=str(tmp_path / 'parts' / 'iter_6.pth'),
+                  resume=True)
+    for key in whole:
+        assert torch.equal(whole[key], parts[key]), key
 
 
 def test_mmengines_loop_resumed_mid_epoch_differs(tmp_path):
