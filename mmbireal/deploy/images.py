@@ -28,11 +28,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from mmbireal.datasets.transforms import ToGrayscale
 from mmbireal.utils import InputError
 
 ImageInput = Union[str, np.ndarray]
 
-_TO_GRAY = {3: cv2.COLOR_BGR2GRAY, 4: cv2.COLOR_BGRA2GRAY}
+_TO_GRAY = ToGrayscale.CODES  # the 1-channel configs' conversion
 _TO_BGR = {1: cv2.COLOR_GRAY2BGR, 4: cv2.COLOR_BGRA2BGR}
 
 

@@ -48,6 +48,7 @@ import torch
 from mmbireal.apis import build_model
 from mmbireal.deploy import export_packed, load_packed
 from mmbireal.deploy.export import ExportError
+from mmbireal.utils.console import cpu_name
 from mmbireal.utils.launch import fail
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
@@ -196,17 +197,6 @@ def quartiles(values: List[float]) -> tuple:
 # ---------------------------------------------------------------------------
 # printing
 # ---------------------------------------------------------------------------
-def cpu_name() -> str:
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or 'unknown CPU'
-
-
 def steal_s() -> Optional[float]:
     """CPU seconds the hypervisor gave to others while this VM's vCPUs had
     work (``steal`` in /proc/stat), or None where it is not reported."""
