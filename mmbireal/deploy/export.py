@@ -315,8 +315,24 @@ def pack_classifier(model: nn.Module, cfg: Optional[Config] = None) -> dict:
 def export_packed(model: nn.Module,
                   path: str,
                   cfg: Optional[Config] = None) -> int:
-    """Write :func:`pack_classifier` of ``model`` (and ``cfg``) to
-    ``path``; return its size in bytes."""
+    """Write the packed 1-bit file of a trained classifier.
+
+    Args:
+        model (nn.Module): A Bi-Real Net ``ImageClassifier`` (binary convs
+            with both binarizers, eval-mode BN).
+        path (str): The file to write (atomically: a temporary file, then
+            renamed).
+        cfg (Config, optional): The model's config; its test pipeline and
+            class names are recorded for :meth:`PackedBiRealNet.classify`.
+            Defaults to None.
+
+    Returns:
+        int: The file's size in bytes.
+
+    Raises:
+        ExportError: the model has a layer the packed format cannot hold
+            (one line naming it).
+    """
     packed = pack_classifier(model, cfg)
     tmp = f'{path}.tmp{os.getpid()}'
     torch.save(packed, tmp)

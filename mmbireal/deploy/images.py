@@ -103,6 +103,20 @@ def prepare_image(image: ImageInput, channels: int, to_rgb: bool,
     """One image as the normalised float32 ``(channels, H, W)`` tensor the
     network takes (the module docstring's steps).
 
+    Args:
+        image (str | np.ndarray): A file path, or a uint8 array (BGR(A) or
+            grayscale).
+        channels (int): The network's input channels, 1 or 3.
+        to_rgb (bool): Flip BGR to RGB (3 channels).
+        resize_short (int, optional): The short side to resize to first,
+            or None.
+        crop_size (Sequence[int]): ``(H, W)`` of the centre crop.
+        mean (Sequence[float]): Per-channel mean, subtracted.
+        std (Sequence[float]): Per-channel std, divided by.
+
+    Returns:
+        Tensor: The ``(channels, H, W)`` input.
+
     Raises:
         FileNotFoundError: a path that does not exist.
         InputError: an unreadable image.

@@ -121,6 +121,20 @@ class PackedBinaryConv(nn.Module):
                        residual: Optional[Tensor], want_out: bool,
                        want_bits: bool) -> Tuple[Optional[Tensor],
                                                  Optional[Tensor]]:
+        """The conv with the engine on packed input signs.
+
+        Args:
+            engine: The compiled engine.
+            bits: The input signs, packed NHWC (as ``engine.pack_signs``
+                packs them).
+            residual: Added after the BN epilogue (the block's shortcut), or
+                None.
+            want_out: Return the real-valued output.
+            want_bits: Return its signs, packed: the next conv's input.
+
+        Returns:
+            tuple: ``(out, bits)``, each None where not wanted.
+        """
         # the plan holds raw pointers: rebuilt when a buffer changes
         key = (engine, contents_key([self.bits, self.scale, self.shift]))
         if self._plan_key != key:
@@ -135,6 +149,17 @@ class PackedBinaryConv(nn.Module):
     def forward_torch(self, x: Tensor, residual: Optional[Tensor],
                       block_act: Optional[Tuple[Tensor, Tensor,
                                                 Tensor]] = None) -> Tensor:
+        """The conv on the reference path, the same floats as the engine.
+
+        Args:
+            x: The real-valued NHWC input (its signs are the conv's input).
+            residual: Added after the BN epilogue, or None.
+            block_act: RPReLU's ``(shift_in, slope, shift_out)`` after the
+                residual add, or None.
+
+        Returns:
+            Tensor: The NHWC output.
+        """
         if self.sign_bias is not None:  # as training computes it
             x = x + self.sign_bias
         dots = binary_conv3x3_torch(x, self.weight_pm1(), self.stride,
@@ -509,8 +534,17 @@ class PackedBiRealNet(nn.Module):
 
 def load_packed(path: str, backend: str = 'auto',
                 stem: str = 'exact') -> PackedBiRealNet:
-    """Load a packed Bi-Real file (weights-only) as an inference module
-    (``backend``, ``stem``: see :class:`PackedBiRealNet`).
+    """Load a packed Bi-Real file (weights-only) as an inference module.
+
+    Args:
+        path (str): A file written by :func:`export_packed`.
+        backend (str): ``'auto'``, ``'native'`` or ``'torch'`` (see
+            :class:`PackedBiRealNet`). Defaults to ``'auto'``.
+        stem (str): ``'exact'`` or ``'int8'`` (see
+            :class:`PackedBiRealNet`). Defaults to ``'exact'``.
+
+    Returns:
+        PackedBiRealNet: The model, on the CPU.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.

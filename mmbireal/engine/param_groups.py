@@ -7,11 +7,12 @@ before a resumed optimizer state is loaded into them, so the group layout is
 the same in the run that saves a checkpoint and in the run that resumes it.
 The hooks find and check the groups with the functions here.
 """
-from typing import List
+from typing import List, Union
 
 import torch
 from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapper, OptimWrapperDict
+from mmengine.runner import Runner
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmbireal.models import BinaryConv2d
@@ -51,12 +52,13 @@ def non_bn_parameters(model: torch.nn.Module) -> List[torch.nn.Parameter]:
     ]
 
 
-def optimizer_built(runner) -> bool:
+def optimizer_built(runner: Runner) -> bool:
     """False when the runner only tests (its optimizer is still a config)."""
     return isinstance(runner.optim_wrapper, (OptimWrapper, OptimWrapperDict))
 
 
-def all_param_groups(optim_wrapper) -> List[dict]:
+def all_param_groups(
+        optim_wrapper: Union[OptimWrapper, OptimWrapperDict]) -> List[dict]:
     """The param groups of every optimizer of ``optim_wrapper``."""
     if isinstance(optim_wrapper, OptimWrapperDict):
         wrappers = list(optim_wrapper.values())

@@ -17,6 +17,7 @@ import warnings
 from typing import Optional, Tuple, Type
 
 import torch
+from mmengine.logging import MMLogger
 from mmengine.runner import Runner
 
 # (start of the message, category, why the user cannot act on it)
@@ -117,7 +118,9 @@ class ConsoleSummaryRunner(Runner):
         >>> runner = ConsoleSummaryRunner.from_cfg(cfg)  # doctest: +SKIP
     """
 
-    def build_logger(self, *args, **kwargs):
+    def build_logger(self, *args, **kwargs) -> MMLogger:
+        """mmengine's logger, its console handler filtered to the
+        summary (the log file keeps everything)."""
         logger = super().build_logger(*args, **kwargs)
         for handler in logger.handlers:
             # the console handler; FileHandler subclasses StreamHandler

@@ -160,6 +160,17 @@ class DistillImageClassifier(ImageClassifier):
 
     def loss(self, inputs: torch.Tensor,
              data_samples: List[DataSample]) -> dict:
+        """The student's losses: ``1 - alpha`` times ``distill_loss``
+        against the teacher's softmax, and ``alpha`` times the head's loss
+        on the labels (none when ``alpha`` is 0).
+
+        Args:
+            inputs (Tensor): The batch.
+            data_samples (list[DataSample]): Its labels.
+
+        Returns:
+            dict: The losses; mmengine sums the keys containing ``loss``.
+        """
         logits = self.head(self.extract_feat(inputs))
         losses = {}
         if self.alpha > 0:
