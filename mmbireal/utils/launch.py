@@ -1,5 +1,6 @@
 """Shared set-up of tools/train.py and tools/test.py."""
 import argparse
+import gc
 import logging
 import os
 import os.path as osp
@@ -311,4 +312,8 @@ def teardown_distributed() -> None:
     interpreter exit can abort a rank ('terminate called without an active
     exception') after a run that succeeded."""
     if torch_dist.is_available() and torch_dist.is_initialized():
+        # the finished runner sits in reference cycles (its loop and hooks
+        # point back at it): free it, its DDP model and their gloo work now,
+        # while Python can still release the tensors the work holds
+        gc.collect()
         torch_dist.destroy_process_group()
