@@ -533,7 +533,7 @@ def seeds_to_plot(by_seed: Dict[int, dict]) -> Tuple[List[dict], bool]:
 
 def plot(runs: List[str], results: Dict[str, Dict[int, dict]], path: str,
          title: str) -> None:
-    fig, (ax, ax_flip) = plt.subplots(1, 2, figsize=(13, 5))
+    fig, (ax, ax_flip) = plt.subplots(1, 2, figsize=(13, 7))
     palette = plt.get_cmap('tab10').colors
     for index, run in enumerate(runs):
         per_seed, finished = seeds_to_plot(results[run])
@@ -567,13 +567,16 @@ def plot(runs: List[str], results: Dict[str, Dict[int, dict]], path: str,
                                   alpha=0.15)
     ax.set_ylabel('top-1 (%)')
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=6, loc='lower right')
+    # legends under the panels: the 16-epoch runs span the whole x axis
+    below = dict(fontsize=6, loc='upper center', bbox_to_anchor=(0.5, -0.1),
+                 ncol=2)
+    ax.legend(**below)
     ax_flip.set_ylabel('binary weights that changed sign in the epoch')
     ax_flip.set_yscale('log')
     ax_flip.set_title('flip ratio (FlipRatioHook, all stages; an epoch '
                       'without flips is not drawn)', fontsize=9)
     if ax_flip.lines:
-        ax_flip.legend(fontsize=6, loc='lower left')
+        ax_flip.legend(**below)
     for axis in (ax, ax_flip):
         axis.set_xlabel('epoch (mean over seeds, range shaded)')
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
