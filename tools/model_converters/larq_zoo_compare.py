@@ -33,22 +33,20 @@ from larq_zoo_to_mmbireal import convert_file  # noqa: E402
 
 def build_converted(h5: str) -> torch.nn.Module:
     """The config's classifier with the converted weights (strict)."""
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-    from mmpretrain.registry import MODELS
-
-    import mmbireal  # noqa: F401
+    from mmbireal.apis import build_model
     converted = convert_file(h5)
-    meta = converted['meta']
-    cfg = Config.fromfile(CONFIG)
-    filters = meta['filters']
-    cfg.model.backbone.update(stem_channels=filters, base_channels=filters)
-    cfg.model.head.update(in_channels=filters * 8,
-                          num_classes=meta['num_classes'])
-    init_default_scope('mmpretrain')
-    model = MODELS.build(cfg.model)
+    filters, classes = (converted['meta'][k] for k in ('filters',
+                                                       'num_classes'))
+    model = build_model(
+        CONFIG,
+        cfg_options={
+            'model.backbone.stem_channels': filters,
+            'model.backbone.base_channels': filters,
+            'model.head.in_channels': filters * 8,
+            'model.head.num_classes': classes,
+        })
     model.load_state_dict(converted['state_dict'])
-    return model.eval()
+    return model
 
 
 def logits(model: torch.nn.Module, x_nhwc: np.ndarray,
