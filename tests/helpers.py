@@ -7,7 +7,7 @@ import os
 import os.path as osp
 import subprocess
 import sys
-from typing import Iterator, List, Sequence
+from typing import Any, Iterator, List, Sequence
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 FMNIST_ROOT = '/usr/share/datasets/fashion-mnist'
@@ -164,3 +164,29 @@ def birealnet_configs() -> list:
     once per test session; copies, so a test may change them."""
     import copy
     return [(n, p, copy.deepcopy(c)) for n, p, c in _birealnet_configs()]
+
+
+def native_library_or_skip(lazy) -> Any:
+    """The native library ``lazy`` (a ``LazyLibrary``) for a test that
+    needs it. Skipped only where it is switched off (its environment
+    variable set to ``torch``) or no C++ compiler exists; where a compiler
+    exists a failed build fails the test, so a compile error in ``csrc/``
+    cannot pass as a skip."""
+    import shlex
+    import shutil
+
+    import pytest
+
+    from mmbireal.utils.native import NativeBuildError
+    if os.environ.get(lazy.env_var) == 'torch':
+        pytest.skip(f'{lazy.env_var}=torch switches {lazy.what} off')
+    library = lazy.get()
+    if library is not None:
+        return library
+    cxx = shlex.split(os.environ.get('CXX') or 'g++')
+    if not cxx or shutil.which(cxx[0]) is None:
+        pytest.skip(f'no C++ compiler: {lazy.what} is not built')
+    try:
+        return lazy.build()
+    except NativeBuildError as e:
+        pytest.fail(f'{lazy.what} does not build with {cxx[0]}: {e}')

@@ -1,13 +1,11 @@
 """Fixtures shared by the deployment tests."""
 import pytest
+from helpers import native_library_or_skip
 
-from mmbireal.deploy import get_engine
+from mmbireal.deploy import engine
 
 
 @pytest.fixture(scope='module')
 def native():
-    """The native engine; the test is skipped where it cannot be built."""
-    eng = get_engine()
-    if eng is None:
-        pytest.skip('the binary conv engine cannot be built here')
-    return eng
+    """The native engine; skipped only without a C++ compiler."""
+    return native_library_or_skip(engine._engine)

@@ -7,7 +7,7 @@ cases run through the kernels and float64 cases through PyTorch ops.
 """
 import pytest
 import torch
-from helpers import failing_native_build
+from helpers import failing_native_build, native_library_or_skip
 
 from mmbireal.models import binarize_kernels as K
 from mmbireal.models import binarizers as B
@@ -18,10 +18,7 @@ from mmbireal.utils.errors import InputError
 
 @pytest.fixture(scope='module')
 def kernels():
-    k = K.kernels_for(torch.zeros(1))
-    if k is None:
-        pytest.skip('no C++ compiler: the kernels are not built')
-    return k
+    return native_library_or_skip(K._kernels)
 
 
 def _native_coded(kind):
