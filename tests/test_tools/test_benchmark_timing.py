@@ -1,8 +1,7 @@
 """The deployment benchmark's timing: no runtime is timed while another
 one's threads still spin, and each turn yields a warm and an after-idle
 time."""
-import threading
-import time
+from types import SimpleNamespace
 
 from helpers import import_deployment_tool
 
@@ -11,28 +10,57 @@ def _benchmark():
     return import_deployment_tool('benchmark_binary')
 
 
-def _spin(seconds: float) -> threading.Thread:
-    def busy():
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end:
-            pass
+class _FakeClock:
+    """Wall time that moves only when the code sleeps, and the process's
+    CPU time, busy at ``busy_until`` (one core) and idle after it."""
 
-    thread = threading.Thread(target=busy)
-    thread.start()
-    return thread
+    def __init__(self, busy_until: float):
+        self.now, self.cpu, self.busy_until = 0.0, 0.0, busy_until
+        self.sleeps = []
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        busy = max(0.0, min(self.now + seconds, self.busy_until) - self.now)
+        self.now += seconds
+        self.cpu += busy
+
+    def process_cpu_s(self) -> float:
+        return self.cpu
 
 
-def test_settle_waits_for_a_spinning_thread():
+def _settle_with(monkeypatch, busy_until: float, **kwargs) -> _FakeClock:
     bench = _benchmark()
-    thread = _spin(0.3)  # like a runtime's pool spinning after its call
-    start = time.perf_counter()
-    bench.settle(0.0)
-    waited = time.perf_counter() - start
-    assert not thread.is_alive() or waited > 0.25
-    thread.join()
-    start = time.perf_counter()
-    bench.settle(0.0)  # nothing spins: one quiet window
-    assert time.perf_counter() - start < 0.2
+    clock = _FakeClock(busy_until)
+    monkeypatch.setattr(bench, 'time', SimpleNamespace(
+        sleep=clock.sleep, perf_counter=clock.perf_counter))
+    monkeypatch.setattr(bench, 'process_cpu_s', clock.process_cpu_s)
+    bench.settle(**kwargs)
+    return clock
+
+
+def test_settle_waits_until_a_spinning_thread_stops(monkeypatch):
+    # like a runtime's pool spinning for 0.3 s after its call
+    clock = _settle_with(monkeypatch, busy_until=0.3, gap_ms=50.0,
+                         window_s=0.01)
+    assert clock.sleeps[0] == 0.05  # the gap first
+    # then 10 ms windows until the first one with no CPU used
+    assert all(s == 0.01 for s in clock.sleeps[1:])
+    assert 0.3 <= clock.now <= 0.3 + 2 * 0.01 + 1e-9
+
+
+def test_settle_returns_after_one_quiet_window(monkeypatch):
+    clock = _settle_with(monkeypatch, busy_until=0.0, gap_ms=0.0,
+                         window_s=0.01)
+    assert clock.sleeps == [0.0, 0.01]
+
+
+def test_settle_gives_up_at_its_limit(monkeypatch):
+    clock = _settle_with(monkeypatch, busy_until=1e9, gap_ms=0.0,
+                         window_s=0.01, limit_s=0.5)
+    assert 0.5 <= clock.now < 0.5 + 0.01 + 1e-9
 
 
 def test_interleaved_rounds_time_each_entry_idle_then_warm():
