@@ -7,6 +7,7 @@ import pytest
 from helpers import FMNIST_ROOT
 
 from mmbireal.datasets import LocalFashionMNIST
+from mmbireal.utils.errors import InputError
 
 
 def test_official_split_sizes_and_labels(fmnist_available):
@@ -41,12 +42,12 @@ def test_half_written_files_are_refused(fmnist_available, tmp_path):
     images = tmp_path / 't10k-images-idx3-ubyte.gz'
     data = gzip.decompress(images.read_bytes())
     images.write_bytes(gzip.compress(data[:len(data) // 2]))
-    with pytest.raises(ValueError, match='damaged or half-written'):
+    with pytest.raises(InputError, match='damaged or half-written'):
         LocalFashionMNIST(data_root=str(tmp_path), split='test')
 
 
 def test_unknown_split(fmnist_available):
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(InputError) as info:
         LocalFashionMNIST(split='val')
     assert "'val'" in str(info.value)
     assert "accepted: ['test', 'train']" in str(info.value)

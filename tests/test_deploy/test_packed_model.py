@@ -435,7 +435,7 @@ def test_int8_stem_errs_only_by_the_weight_rounding(stride, padding, size):
 def test_int8_stem_is_an_explicit_option(tmp_path):
     model = small_fmnist_model()
     packed = pack_classifier(model)
-    with pytest.raises(ValueError, match="unknown stem 'bf16'; accepted: "
+    with pytest.raises(InputError, match="unknown stem 'bf16'; accepted: "
                        'exact, int8'):
         PackedBiRealNet(packed, stem='bf16')
     assert PackedBiRealNet(packed).stem == 'exact'
@@ -450,7 +450,7 @@ def test_int8_stem_is_an_explicit_option(tmp_path):
     span = (exact.max() - exact.min()).item()
     assert 0 < (fast - exact).abs().max().item() <= 0.25 * span
     del packed['meta']['mean']
-    with pytest.raises(ValueError, match=r'needs .* mean/std'):
+    with pytest.raises(InputError, match=r'needs .* mean/std'):
         PackedBiRealNet(packed, stem='int8')
 
 

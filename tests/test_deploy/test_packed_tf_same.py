@@ -24,6 +24,7 @@ from mmbireal.deploy import (
 from mmbireal.deploy.export import export_packed
 from mmbireal.models import BinaryConv2d, BiRealNet
 from mmbireal.models.padding import tf_same_pads
+from mmbireal.utils.errors import InputError
 
 # (n, h, w, c, cout, stride): even and odd sizes, one and several words
 CASES = [(1, 8, 8, 64, 64, 2), (2, 7, 8, 65, 8, 2), (1, 6, 9, 3, 130, 2),
@@ -116,7 +117,7 @@ def test_converted_larq_zoo_model_exports_and_runs(tmp_path):
             outs[backend, size] = out
         if ('native', size) in outs:  # identical floats on both backends
             assert torch.equal(outs['native', size], outs['torch', size])
-    with pytest.raises(ValueError, match="symmetric padding only"):
+    with pytest.raises(InputError, match="symmetric padding only"):
         load_packed(path, backend='torch', stem='int8')
 
 

@@ -17,6 +17,7 @@ from mmbireal.models.backbones import (
     BinaryResNet,
     BiRealBlock,
 )
+from mmbireal.utils.errors import InputError
 
 IMAGENET_FC = 512 * 1000 + 1000
 PAPER_PARAMS = {18: 11_689_512, 34: 21_797_672}
@@ -341,7 +342,7 @@ def test_norm_eval():
     (dict(depth=18, frozen_stages=None), 'None', ['-1', '4']),
 ])
 def test_invalid_arguments(kwargs, bad, accepted):
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(InputError) as info:
         BiRealNet(**kwargs)
     msg = str(info.value)
     assert bad in msg
@@ -356,13 +357,13 @@ def test_an_int_out_indices_is_one_stage():
 
 
 def test_invalid_zero_in_channels_message_names_value():
-    with pytest.raises(ValueError, match='got 0'):
+    with pytest.raises(InputError, match='got 0'):
         BiRealNet(18, in_channels=0)
 
 
 def test_wrong_input_channels():
     model = BiRealNet(18, in_channels=1, stem_type='small').eval()
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(InputError) as info:
         model(torch.randn(1, 3, 8, 8))
     msg = str(info.value)
     assert 'in_channels=1' in msg and '(1, 3, 8, 8)' in msg
@@ -429,10 +430,10 @@ def test_arch_settings_of_a_subclass():
     assert [len(getattr(model, n)) for n in model.res_layers] == [1] * 4
     with torch.no_grad():
         assert model(torch.randn(1, 3, 8, 8))[0].shape == (1, 512, 1, 1)
-    with pytest.raises(ValueError,
+    with pytest.raises(InputError,
                        match=r'invalid depth 18 for Tiny; accepted: \[10\]'):
         Tiny(18)
-    with pytest.raises(ValueError,
+    with pytest.raises(InputError,
                        match=r'invalid depth 50 for BinaryResNet; accepted'
                        r': \[18, 34\]'):
         BinaryResNet(50)

@@ -431,25 +431,25 @@ def test_binary_conv_weight_gradient_follows_its_binarizer(weight):
                                     dict(weight_binarizer='ste')])
 def test_binary_conv_unknown_binarizer_raises(kwargs):
     bad = next(iter(kwargs.values()))
-    with pytest.raises(ValueError, match=repr(bad)):
+    with pytest.raises(InputError, match=repr(bad)):
         build_conv_layer(dict(type='BinaryConv2d', **kwargs), 2, 2, 3)
 
 
 def test_binary_conv_unknown_binarizer_at_run_time_raises_and_keeps_state():
     conv = _conv('approx_sign', 'magnitude_aware')
-    with pytest.raises(ValueError, match='nope'):
+    with pytest.raises(InputError, match='nope'):
         conv.weight_binarizer = 'nope'
-    with pytest.raises(ValueError, match='nope'):
+    with pytest.raises(InputError, match='nope'):
         conv.act_binarizer = 'nope'
     assert conv.weight_binarizer == 'magnitude_aware'
     assert conv.act_binarizer == 'approx_sign'
 
 
 def test_binary_conv_rejects_non_zero_padding_mode():
-    with pytest.raises(ValueError, match='reflect'):
+    with pytest.raises(InputError, match='reflect'):
         build_conv_layer(dict(type='BinaryConv2d'), 2, 2, 3, padding=1,
                          padding_mode='reflect')
-    with pytest.raises(ValueError, match='zeros'):
+    with pytest.raises(InputError, match='zeros'):
         BinaryConv2d(2, 2, 3, padding=1, padding_mode='circular')
 
 
@@ -530,7 +530,7 @@ def test_leaky_clip_configurable():
 
 @pytest.mark.parametrize('lo,hi', [(1.0, 1.0), (1.0, -1.0)])
 def test_leaky_clip_rejects_empty_range(lo, hi):
-    with pytest.raises(ValueError, match='min'):
+    with pytest.raises(InputError, match='min'):
         build_activation_layer(dict(type='LeakyClip', min=lo, max=hi))
 
 
