@@ -2,6 +2,7 @@
 in a small real Runner."""
 import pytest
 import torch
+from mmengine.hooks import Hook
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
 from tiny_runner import (
@@ -160,6 +161,38 @@ def test_bn_retrain_trains_bn_only(tmp_path):
     assert 'BNRetrainHook: 1 binary convs now use exactly +-1 weights' in log
     assert ('all 144 binary weights are -1 or +1 and identical on all 1 '
             'rank(s)') in log
+
+
+class _MoveABinaryWeight(Hook):
+    """Nudges one binary weight off +-1 before BNRetrainHook's check."""
+
+    priority = 'HIGHEST'  # after_train runs before BNRetrainHook's
+
+    def after_train(self, runner) -> None:
+        with torch.no_grad():
+            runner.model.conv.weight.view(-1)[0] *= 0.5
+
+
+def test_bn_retrain_refuses_weights_moved_off_plus_minus_one(tmp_path):
+    runner = make_runner(tmp_path, [BNRetrainHook(), _MoveABinaryWeight()],
+                         optim_cfg(bn_only=True), model=TinyNet('sign'),
+                         max_epochs=1)
+    with pytest.raises(RuntimeError, match='moved away from \\+-1'):
+        runner.train()
+
+
+def test_bn_retrain_refuses_ranks_with_different_weights(tmp_path,
+                                                         monkeypatch):
+    from mmbireal.engine.hooks import bn_retrain_hook
+    runner = make_runner(tmp_path, [BNRetrainHook()],
+                         optim_cfg(bn_only=True), model=TinyNet('sign'),
+                         max_epochs=1)
+    # as if a second rank had hashed other weights
+    monkeypatch.setattr(bn_retrain_hook.dist, 'all_gather_object',
+                        lambda digest: [digest, 'f' * 16])
+    with pytest.raises(RuntimeError, match='ranks ended with different '
+                       'binary weights'):
+        runner.train()
 
 
 def test_a_scheduler_moving_the_frozen_lr_stops_the_run(tmp_path):
