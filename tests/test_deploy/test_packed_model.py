@@ -330,6 +330,32 @@ def test_export_matches_float_model(tmp_path, extra):
         assert torch.equal(outs['native'], outs['torch'])
 
 
+@pytest.mark.parametrize('extra', [{}, {'model.backbone.padding': 'tf_same'}],
+                         ids=['symmetric', 'tf_same'])
+def test_one_model_serves_changing_input_shapes(native, extra):
+    """The engine's plan keeps buffers and pads for one shape at a time:
+    a model called at one shape, another, then the first again gives what
+    a fresh reference model gives at each."""
+    packed_dict = pack_classifier(small_fmnist_model(**extra))
+    fast = PackedBiRealNet(packed_dict, backend='native')
+    gen = torch.Generator().manual_seed(4)
+    for shape in [(2, 1, 28, 28), (5, 1, 27, 31), (1, 1, 16, 9),
+                  (2, 1, 28, 28)]:
+        x = torch.randn(shape, generator=gen)
+        ref = PackedBiRealNet(packed_dict, backend='torch')(x)
+        assert torch.equal(fast(x), ref), shape
+
+
+@pytest.mark.parametrize('shape', [(1, 3, 28, 28), (1, 28, 28)])
+def test_the_packed_model_names_the_input_it_expects(shape):
+    packed = PackedBiRealNet(pack_classifier(small_fmnist_model()),
+                             backend='torch')
+    with pytest.raises(InputError) as error:
+        packed(torch.zeros(shape))
+    assert str(error.value) == ('expected input (N, 1, H, W), got '
+                                f'{shape}')
+
+
 def test_network_call_is_bit_exact_at_every_simd_level(native):
     """The whole block stack in one native call (downsample inside the
     engine, odd maps: ceil-mode pooling windows) equals the reference path
