@@ -1,0 +1,84 @@
+"""The tools' one-line error handling (mmbireal.utils.launch): what a
+user can fix exits with status 2 and one line; a bug keeps its
+traceback."""
+import pytest
+from mmpretrain.registry import MODELS
+
+from mmbireal.utils import CheckpointError, InputError, InvalidLossError
+from mmbireal.utils.launch import fail, load_config, run_or_fail
+
+
+def _exit_line(capsys, step, **kwargs) -> str:
+    with pytest.raises(SystemExit) as info:
+        run_or_fail(step, **kwargs)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1, err
+    return err
+
+
+def _raise(error):
+
+    def step():
+        raise error
+
+    return step
+
+
+def test_fail_prints_one_line_and_exits_2(capsys):
+    with pytest.raises(SystemExit) as info:
+        fail('the thing was wrong; accepted: a, b')
+    assert info.value.code == 2
+    assert capsys.readouterr().err == (
+        'error: the thing was wrong; accepted: a, b\n')
+
+
+@pytest.mark.parametrize('error', [
+    InputError('bad depth'), CheckpointError('bad depth'),
+    InvalidLossError('bad depth'), FileNotFoundError('bad depth')
+])
+def test_user_errors_end_in_their_message(capsys, error):
+    assert _exit_line(capsys, _raise(error)) == 'error: bad depth\n'
+
+
+def test_a_key_error_listed_in_also_prints_its_text_not_its_repr(capsys):
+    step = _raise(KeyError('Foo is not in the mmpretrain::model registry'))
+    assert _exit_line(capsys, step, also=(KeyError, )) == (
+        'error: Foo is not in the mmpretrain::model registry\n')
+
+
+@pytest.mark.parametrize('error', [
+    RuntimeError('a bug'), KeyError('a bug'),
+    TypeError("f() got an unexpected keyword argument 'x'")
+])
+def test_other_errors_keep_their_traceback(error):
+    with pytest.raises(type(error)):
+        run_or_fail(_raise(error))
+
+
+def test_a_config_entry_the_class_does_not_take_is_one_line(capsys):
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        err = _exit_line(
+            capsys, lambda: MODELS.build(
+                dict(type='BiRealNet', depth=18, depht=18)))
+    assert err.startswith('error: ') and "'depht'" in err
+
+
+def test_load_config_names_the_file_and_the_error(tmp_path, capsys):
+    bad = tmp_path / 'bad.py'
+    bad.write_text('model = dict(\n')
+    with pytest.raises(SystemExit) as info:
+        load_config(str(bad))
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f'error: cannot read config {bad}: SyntaxError')
+    assert err.count('\n') == 1
+
+
+def test_load_config_of_a_missing_file(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        load_config(str(tmp_path / 'nope.py'))
+    err = capsys.readouterr().err
+    assert err.startswith('error: ') and 'nope.py' in err
+    assert err.count('\n') == 1
