@@ -93,7 +93,6 @@ def _converted_fixture():
 
 
 def test_converted_larq_zoo_model_exports_and_runs(tmp_path):
-    pytest.importorskip('h5py')
     model = _converted_fixture()
     path = str(tmp_path / 'larq.pth')
     export_packed(model, path)

@@ -12,11 +12,10 @@ import os
 import os.path as osp
 import shutil
 
+import h5py  # a test requirement (requirements/convert.txt)
 import pytest
 import torch
 from helpers import REPO, run_tool
-
-h5py = pytest.importorskip('h5py')
 
 FIXTURE = osp.join(REPO, 'tests', 'fixtures', 'larq_zoo')
 H5 = osp.join(FIXTURE, 'birealnet_random.h5')

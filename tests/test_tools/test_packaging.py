@@ -17,9 +17,6 @@ from importlib import metadata
 
 import pytest
 
-# builds wheels and runs pip/mim in subprocesses
-pytestmark = pytest.mark.slow
-
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG_REL = osp.join('birealnet', 'bireal18_8xb16_in1k.py')
 CONFIG = osp.join(REPO, 'configs', CONFIG_REL)
@@ -138,6 +135,7 @@ def test_pkg_resources_available():
         'requirements/constraints.txt'
 
 
+@pytest.mark.slow  # builds a wheel in a subprocess
 def test_wheel_ships_mim_files(tmp_path):
     """A regular (non-editable) wheel carries .mim/{configs,tools}."""
     # build from a copy of what the build reads: pip builds in-tree and
