@@ -5,7 +5,7 @@ import pytest
 from helpers import run_tool
 from mmengine.config import Config
 
-from mmbireal.datasets import check_datasets
+from mmbireal.datasets import LocalFashionMNIST, check_datasets
 from mmbireal.utils.errors import InputError
 
 BIREAL18 = 'configs/birealnet/bireal18_8xb16_in1k.py'
@@ -73,7 +73,10 @@ def test_wrapped_dataset_is_checked_and_splits_are_chosen(imagenet_copy):
 def test_other_dataset_types_are_left_to_their_own_checks(tmp_path):
     cfg = Config(dict(test_dataloader=dict(dataset=dict(
         type='LocalFashionMNIST', data_root=str(tmp_path / 'nope')))))
-    check_datasets(cfg)  # LocalFashionMNIST reports this itself
+    check_datasets(cfg)  # LocalFashionMNIST reports this itself:
+    with pytest.raises(FileNotFoundError, match='apt-get install '
+                       'dataset-fashion-mnist'):
+        LocalFashionMNIST(data_root=str(tmp_path / 'nope'))
 
 
 @pytest.mark.slow

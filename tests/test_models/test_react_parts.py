@@ -162,8 +162,11 @@ def test_every_binary_conv_gets_a_bias_of_its_input_width(cps):
     assert count == 16
     x = torch.randn(2, 1, 28, 28)
     model(x)[0].sum().backward()
-    assert all(p.grad is not None for n, p in model.named_parameters()
-               if 'act' in n)
+    acts = [p for n, p in model.named_parameters() if 'act' in n]
+    # an RSign bias per binary conv, RPReLU's three per block
+    assert len(acts) == 16 + 3 * (16 // cps)
+    assert all(p.grad is not None and bool(p.grad.abs().sum() > 0)
+               for p in acts)
 
 
 @pytest.mark.parametrize('kwargs,match', [

@@ -31,8 +31,10 @@ def test_inferencer_runs_a_zoo_model():
         'bireal18_1xb64-quick_fmnist', device='cpu')
     image = np.random.default_rng(0).integers(0, 256, (28, 28), np.uint8)
     result = inferencer(image)[0]
-    assert 0 <= result['pred_label'] < 10
-    assert len(result['pred_scores']) == 10
+    scores = result['pred_scores']
+    assert len(scores) == 10
+    assert result['pred_label'] == int(np.argmax(scores))
+    assert float(np.sum(scores)) == pytest.approx(1.0, abs=1e-5)
 
 
 @pytest.mark.parametrize('model', MODELS, ids=lambda m: m['Name'])
