@@ -1,9 +1,11 @@
 """FlipRatioHook across checkpoints, in process: a resumed run continues
 its epoch's reference signs, a new run from the same checkpoint does not."""
+import json
 import os.path as osp
 
 import pytest
 import torch
+from mmengine.hooks import Hook
 from tiny_runner import InterruptAtIter, Interrupted, TinyNet, make_runner
 
 from mmbireal.engine import FlipRatioHook
@@ -45,3 +47,35 @@ def test_reference_signs_follow_the_run_not_the_file(tmp_path, resume):
     # resumed: the interrupted epoch's start; a new run: its own start
     expected = epoch_start if resume else now
     assert torch.equal(hook.start['conv.weight'], expected)
+
+
+class RecordEpochSigns(Hook):
+    """The binary conv's signs at the start and end of every epoch."""
+
+    priority = 'HIGHEST'
+
+    def __init__(self) -> None:
+        self.starts, self.ends = [], []
+
+    def before_train_epoch(self, runner) -> None:
+        self.starts.append(runner.model.conv.weight.detach() >= 0)
+
+    def after_train_epoch(self, runner) -> None:
+        self.ends.append(runner.model.conv.weight.detach() >= 0)
+
+
+def test_logged_ratio_is_the_share_of_signs_changed_in_the_epoch(tmp_path):
+    record = RecordEpochSigns()
+    runner = make_runner(tmp_path, [FlipRatioHook(), record], FAST,
+                         model=TinyNet('magnitude_aware'), max_epochs=2)
+    runner.train()
+    with open(osp.join(runner.log_dir, 'vis_data', 'scalars.json')) as f:
+        logged = [json.loads(line) for line in f]
+    logged = {r['step']: r for r in logged if 'flip_ratio/all' in r}
+    assert sorted(logged) == [1, 2]
+    for epoch, (start, end) in enumerate(zip(record.starts, record.ends), 1):
+        expected = (start != end).float().mean().item()
+        # TinyNet's one binary conv is outside the layer* stages: its name
+        assert logged[epoch]['flip_ratio/conv'] == pytest.approx(expected)
+        assert logged[epoch]['flip_ratio/all'] == pytest.approx(expected)
+    assert logged[1]['flip_ratio/all'] > 0  # the large lr flips signs
