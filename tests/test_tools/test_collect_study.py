@@ -86,9 +86,32 @@ def test_one_shared_seed_is_compared_within_its_seed(tmp_path):
         'tools/reproduce/collect_study.py', '--work-root', str(root),
         '--out', str(out), '--seeds', '0', '1', '2', '--', FULL, STE
     ])
-    # the means give 78.00 - 79.50 = -1.50; seed 0 alone +0.50
-    assert ('| 78.00 vs 79.50 (n = 3, 1) | +0.50 (seed 0 only) | needs 2+ '
+    # the means give 78.00 - 79.50 = -1.50; seed 0 alone +0.50, and the
+    # column beside it shows that seed's values, not the means
+    assert ('| 80.00 vs 79.50 (seed 0) | +0.50 (seed 0 only) | needs 2+ '
             'seeds both ran |' in proc.stdout)
+
+
+def test_a_committed_log_counts_only_with_all_its_epochs(tmp_path):
+    """The epochs a committed log holds decide whether it is finished,
+    not its flag (a truncated or hand-edited file, or a config given more
+    epochs since)."""
+    root, out = tmp_path / 'runs', tmp_path / 'out'
+    for seed in (0, 1):
+        _write_run(root, seed, FULL, [70.0, 72.0, 74.0, 80.0 + seed])
+    run_tool(['tools/reproduce/collect_study.py', '--work-root', str(root),
+              '--out', str(out), '--seeds', '0', '1', '--', FULL])
+    path = out / 'seed1' / f'{FULL}.json'
+    log = json.loads(path.read_text())
+    del log['val_top1_by_epoch']['4']  # finished stays true
+    path.write_text(json.dumps(log))
+    proc = run_tool([
+        'tools/reproduce/collect_study.py', '--work-root',
+        str(tmp_path / 'elsewhere'), '--out', str(out), '--seeds', '0', '1',
+        '--', FULL
+    ])
+    assert '| 80.00 | 1 | 80.00 | unfinished (74.00 after epoch 3) |' in \
+        proc.stdout
 
 
 def test_each_run_records_the_machine_it_trained_on(tmp_path):

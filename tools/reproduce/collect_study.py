@@ -208,7 +208,12 @@ def read_committed(out: str, run: str, seed: int) -> Optional[dict]:
     if not osp.isfile(path):
         return None
     with open(path) as f:
-        return json.load(f)
+        committed = json.load(f)
+    # finished by the epochs it logged, not by its flag: a hand-edited or
+    # truncated log, or a config given more epochs since, is not finished
+    logged = [int(k) for k in committed.get('val_top1_by_epoch', {})]
+    committed['finished'] = max(logged, default=0) >= max_epochs(run)
+    return committed
 
 
 def parents(run: str, resuming: bool = False) -> List[str]:
@@ -431,9 +436,12 @@ def results_table(runs: List[str], results: Dict[str, Dict[int, dict]],
     return '\n'.join(rows)
 
 
-# t(0.975, df) for df = 1..10, beyond that the normal's 1.96 is within 2%
+# t(0.975, df) for df = 1..30; beyond 30 the df-30 value, a little above
+# the true one (2.042 against 1.96 at infinite df), so never too lenient
 T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262,
-        2.228)
+        2.228, 2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101,
+        2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052,
+        2.048, 2.045, 2.042)
 
 
 def comparison_table(results: Dict[str, Dict[int, dict]]) -> str:
@@ -458,13 +466,18 @@ def comparison_table(results: Dict[str, Dict[int, dict]]) -> str:
             continue
         fa, fb = finals(a), finals(b)
         if not fa or not fb:
-            rows.append(f'| {what} | {paper} | not run yet | - | - |')
+            state = ('not finished yet' if results[a] and results[b] else
+                     'not run yet')
+            rows.append(f'| {what} | {paper} | {state} | - | - |')
             continue
         here = (f'{statistics.mean(fa.values()):.2f} vs '
                 f'{statistics.mean(fb.values()):.2f} '
                 f'(n = {len(fa)}, {len(fb)})')
         shared = sorted(fa.keys() & fb.keys())
         d = [fa[s] - fb[s] for s in shared]
+        if len(d) == 1:  # the values the difference is of, not the means
+            here = f'{fa[shared[0]]:.2f} vs {fb[shared[0]]:.2f} (seed ' \
+                f'{shared[0]})'
         if len(d) < 2:  # the one seed both ran, else the means unpaired
             gap = statistics.mean(fa.values()) - statistics.mean(fb.values())
             diff = (f'{d[0]:+.2f} (seed {shared[0]} only)' if d else
@@ -473,7 +486,7 @@ def comparison_table(results: Dict[str, Dict[int, dict]]) -> str:
                         'needs 2+ seeds both ran |')
             continue
         mean, se = statistics.mean(d), statistics.stdev(d) / math.sqrt(len(d))
-        t = T975[len(d) - 2] if len(d) - 1 <= len(T975) else 1.96
+        t = T975[min(len(d) - 1, len(T975)) - 1]
         verdict = 'yes' if abs(mean) > t * se else 'no'
         rows.append(f'| {what} | {paper} | {here} | {mean:+.2f} +- '
                     f'{se:.2f} ({len(d)}) | {verdict} |')
