@@ -8,8 +8,9 @@ of ``tools/reproduce/run_study.sh`` and writes, under ``--out`` (default
 * ``seed<N>/<run>.json``: top-1 per epoch, flip ratios per epoch (binary
   runs), training loss, for every run that has logged anything;
 * ``README.md``: the results (mean +- sample std over the finished seeds,
-  each seed's figure) and the paper's comparisons, each difference paired
-  by seed with its standard error and whether a t-test at 5% finds it;
+  each seed's figure), the binary runs' sign flips (epoch 1 and summed)
+  and the paper's comparisons, each difference paired by seed with its
+  standard error and whether a t-test at 5% finds it;
 * ``curves.png``: top-1 and the flip ratio against the epoch, mean over
   the finished seeds with their range shaded (a run with none finished:
   its seeds' progress, dashed);
@@ -534,6 +535,30 @@ def gap_table(results: Dict[str, Dict[int, dict]]) -> str:
     return '\n'.join(rows)
 
 
+def flip_table(runs: List[str], results: Dict[str, Dict[int, dict]]) -> str:
+    """Per binary run, the share of binary weights that changed sign
+    (``FlipRatioHook``, all stages): in epoch 1 and summed over its
+    epochs, the range over the finished seeds (empty without any)."""
+    rows = ['| run | n | epoch 1 (%) | summed over the epochs (%) | '
+            'epochs |', '|---|---|---|---|---|']
+
+    def spread(values: List[float]) -> str:
+        low, high = (f'{100 * v:.3f}' for v in (min(values), max(values)))
+        return low if low == high else f'{low}-{high}'
+
+    for run in runs:
+        flips = [r['flip_ratio_by_epoch']['all']
+                 for r in results[run].values()
+                 if r['finished'] and r['flip_ratio_by_epoch'].get('all')]
+        if not flips:
+            continue
+        rows.append(f'| {describe(run)} | {len(flips)} | '
+                    f'{spread([f["1"] for f in flips])} | '
+                    f'{spread([sum(f.values()) for f in flips])} | '
+                    f'{max_epochs(run)} |')
+    return '\n'.join(rows) if len(rows) > 2 else ''
+
+
 def seeds_to_plot(by_seed: Dict[int, dict]) -> Tuple[List[dict], bool]:
     """A run's seeds its curve averages, and whether they finished: the
     finished ones, as in the tables (a mean over whichever seeds reached an
@@ -657,7 +682,8 @@ def main() -> None:
     comparisons = comparison_table(results)
     gaps = gap_table(results)
     machines = machines_note(results)
-    print(table, machines, comparisons, gaps, sep='\n\n')
+    flips = flip_table(args.runs, results)
+    print(table, machines, flips, comparisons, gaps, sep='\n\n')
     metafile = args.metafile
     if metafile is None:
         metafile = METAFILE if osp.abspath(out) == OUT else ''
@@ -678,7 +704,10 @@ def main() -> None:
             "seed's binary runs start from that seed's own pre-training "
             'chain. Logs: `seed<N>/<run>.json`.\n\n'
             f'{table}\n\n{machines}\n\n'
-            '![top-1 and flip ratio vs epoch](curves.png)\n\n'
+            '![top-1 and flip ratio vs epoch](curves.png)\n\n' + (
+                '## Sign flips\n\nThe share of binary weights whose sign '
+                'changed (`FlipRatioHook`, all stages), range over the '
+                f'finished seeds.\n\n{flips}\n\n' if flips else '') +
             '## Against the paper\n\nA - B paired by seed (the seeds both '
             'runs finished; each seed\'s runs share its pre-training '
             'chain): the mean of the per-seed differences with its standard '
