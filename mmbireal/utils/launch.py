@@ -316,4 +316,7 @@ def teardown_distributed() -> None:
         # point back at it): free it, its DDP model and their gloo work now,
         # while Python can still release the tensors the work holds
         gc.collect()
+        # every rank reaches this point before any tears down, so no rank's
+        # gloo or store threads still talk to a peer that is exiting
+        torch_dist.barrier()
         torch_dist.destroy_process_group()
