@@ -9,8 +9,6 @@ import pytest
 import torch
 from helpers import REPO, run_tool
 
-pytestmark = pytest.mark.slow
-
 FULL, STE = 'bireal18_1xb64_fmnist', 'bireal18_ste_1xb64_fmnist'
 
 
@@ -34,6 +32,7 @@ def _write_run(root, seed: int, run: str, top1: list, flips=None,
         ''.join(json.dumps(line) + '\n' for line in lines))
 
 
+@pytest.mark.slow  # runs the collector in a subprocess
 def test_mean_std_and_verdicts(tmp_path):
     root, out = tmp_path / 'runs', tmp_path / 'out'
     # the full method better than STE on every seed: 80/81/82 vs
@@ -80,6 +79,7 @@ def test_mean_std_and_verdicts(tmp_path):
             'pre-training | 3 | 10.000 | 16.500 | 4 |') in readme
 
 
+@pytest.mark.slow  # runs the collector in a subprocess
 def test_one_shared_seed_is_compared_within_its_seed(tmp_path):
     """With one seed that both runs finished, A - B is that seed's
     difference, not the difference of means over unequal seed sets."""
@@ -97,6 +97,7 @@ def test_one_shared_seed_is_compared_within_its_seed(tmp_path):
             'seeds both ran |' in proc.stdout)
 
 
+@pytest.mark.slow  # runs the collector in a subprocess
 def test_a_committed_log_counts_only_with_all_its_epochs(tmp_path):
     """The epochs a committed log holds decide whether it is finished,
     not its flag (a truncated or hand-edited file, or a config given more
@@ -119,6 +120,7 @@ def test_a_committed_log_counts_only_with_all_its_epochs(tmp_path):
         proc.stdout
 
 
+@pytest.mark.slow  # runs the collector in a subprocess
 def test_each_run_records_the_machine_it_trained_on(tmp_path):
     root, out = tmp_path / 'runs', tmp_path / 'out'
     xeon = 'Intel(R) Xeon(R) Processor'
@@ -136,6 +138,7 @@ def test_each_run_records_the_machine_it_trained_on(tmp_path):
         (out / 'README.md').read_text()
 
 
+@pytest.mark.slow  # runs the collector in a subprocess
 def test_unfinished_runs_stay_out_of_the_mean(tmp_path):
     root, out = tmp_path / 'runs', tmp_path / 'out'
     _write_run(root, 0, FULL, [75.0, 78.0, 79.0, 80.0])
@@ -153,6 +156,7 @@ CHAIN = ['bireal18_relu-pre_1xb64_fmnist',
          'bireal18_clip-pre_1xb64_fmnist', FULL, STE]
 
 
+@pytest.mark.slow  # runs the collector in a subprocess
 def test_committed_logs_outlive_the_work_dirs_and_plan_the_rest(tmp_path):
     """A later session has the committed logs but no checkpoints: the
     finished runs count as before, and only what a missing run needs is
@@ -188,6 +192,7 @@ def test_committed_logs_outlive_the_work_dirs_and_plan_the_rest(tmp_path):
     assert todo() == [STE]
 
 
+@pytest.mark.slow  # runs the collector in a subprocess
 def test_a_run_stopped_in_its_last_validation_is_trained_on(tmp_path):
     """Its last checkpoint is written before the last validation: with the
     checkpoint and no final score, the run is planned again (it resumes
@@ -214,6 +219,7 @@ def test_a_run_stopped_in_its_last_validation_is_trained_on(tmp_path):
     assert todo() == []
 
 
+@pytest.mark.slow  # runs the collector in a subprocess
 def test_a_distilled_run_needs_its_teacher_chain(tmp_path):
     """The ReActNet-style step 1 starts from scratch but reads the clip
     network as its teacher: planning it trains that chain first."""
@@ -228,6 +234,7 @@ def test_a_distilled_run_needs_its_teacher_chain(tmp_path):
 
 
 # (86 - 80) / (88 - 80); no gap (real = binary): no share, not a crash
+@pytest.mark.slow  # runs the collector in a subprocess
 @pytest.mark.parametrize('real, share', [(88.0, '75%'), (80.0, '-')])
 def test_gap_closed_between_the_binary_and_the_real_network(
         tmp_path, real, share):
@@ -247,6 +254,7 @@ def test_gap_closed_between_the_binary_and_the_real_network(
     assert 'share of the gap' in (out / 'README.md').read_text()
 
 
+@pytest.mark.slow  # runs the collector in a subprocess
 def test_the_metafile_gets_the_mean_std_and_seeds(tmp_path):
     """Only the finished runs' models change; comments and the other
     models stay as they were."""
@@ -278,6 +286,7 @@ def test_the_metafile_gets_the_mean_std_and_seeds(tmp_path):
                                           'Top 1 Accuracy (paper)': 56.4}
 
 
+@pytest.mark.slow  # runs the collector in a subprocess
 def test_a_retrained_run_that_differs_keeps_its_committed_log(tmp_path):
     """Later runs started from the committed run's checkpoint: its figures
     stay, and the difference is a warning on stderr."""
@@ -316,6 +325,7 @@ def test_curves_average_the_finished_seeds_only(tmp_path):
     assert collect.seeds_to_plot({}) == ([], False)
 
 
+@pytest.mark.slow  # runs the collector in a subprocess
 def test_run_study_resumes_or_starts_each_planned_run(tmp_path):
     """run_study.sh's training commands, with tools/train.py replaced by an
     echo: a run with epoch checkpoints but no last_checkpoint pointer
