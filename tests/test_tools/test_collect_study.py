@@ -95,6 +95,15 @@ def test_one_shared_seed_is_compared_within_its_seed(tmp_path):
     # column beside it shows that seed's values, not the means
     assert ('| 80.00 vs 79.50 (seed 0) | +0.50 (seed 0 only) | needs 2+ '
             'seeds both ran |' in proc.stdout)
+    # two shared seeds of three: their means, beside their paired mean
+    _write_run(root, 1, STE, [70.0, 72.0, 74.0, 77.0])
+    proc = run_tool([
+        'tools/reproduce/collect_study.py',
+        '--work-root', str(root), '--out', str(out), '--seeds', '0', '1',
+        '2', '--', FULL, STE
+    ])
+    assert '| 79.00 vs 78.25 (seeds 0, 1) | +0.75 +- 0.25 (2) | no |' in \
+        proc.stdout
 
 
 @pytest.mark.slow  # runs the collector in a subprocess

@@ -476,9 +476,13 @@ def comparison_table(results: Dict[str, Dict[int, dict]]) -> str:
                 f'(n = {len(fa)}, {len(fb)})')
         shared = sorted(fa.keys() & fb.keys())
         d = [fa[s] - fb[s] for s in shared]
-        if len(d) == 1:  # the values the difference is of, not the means
-            here = f'{fa[shared[0]]:.2f} vs {fb[shared[0]]:.2f} (seed ' \
-                f'{shared[0]})'
+        if shared and (len(shared) == 1 or len(shared) < len(fa) or
+                       len(shared) < len(fb)):
+            # the means the paired difference is of, not over other seeds
+            here = (f'{statistics.mean(fa[s] for s in shared):.2f} vs '
+                    f'{statistics.mean(fb[s] for s in shared):.2f} '
+                    f'(seed{"s" * (len(shared) > 1)} '
+                    f'{", ".join(map(str, shared))})')
         if len(d) < 2:  # the one seed both ran, else the means unpaired
             gap = statistics.mean(fa.values()) - statistics.mean(fb.values())
             diff = (f'{d[0]:+.2f} (seed {shared[0]} only)' if d else
