@@ -192,8 +192,16 @@ def test_committed_logs_outlive_the_work_dirs_and_plan_the_rest(tmp_path):
     # STE interrupted: it resumes from its own checkpoint, without clip-pre
     ste = fresh / 'seed0' / STE
     ste.mkdir(parents=True)
+    torch.save({'iter': 50}, ste / 'iter_50.pth')
     (ste / 'last_checkpoint').write_text(str(ste / 'iter_50.pth'))
     assert todo() == [STE]
+    # the work dir moved: its record names the old place, the file is here
+    (ste / 'last_checkpoint').write_text('/moved/away/iter_50.pth')
+    assert todo() == [STE]
+    # a record of a checkpoint that is gone resumes nothing: STE starts
+    # again from clip-pre, which is retrained for it
+    (ste / 'iter_50.pth').unlink()
+    assert todo() == [*CHAIN[:3], STE]
     (ste / 'last_checkpoint').unlink()
     clip = fresh / 'seed0' / CHAIN[2]
     clip.mkdir(parents=True)
@@ -351,8 +359,8 @@ def test_run_study_resumes_or_starts_each_planned_run(tmp_path):
     fake.write_text(
         '#!/usr/bin/env bash\n'
         'if [[ "$1" == tools/train.py ]]; then echo "TRAIN $*"; exit 0; fi\n'
-        'if [[ "$1" == */collect_study.py && "$*" != *--todo* ]]; then '
-        'exit 0; fi\n'
+        'if [[ "$1" == */collect_study.py && "$*" != *--todo* && '
+        '"$*" != *--resume-point* ]]; then exit 0; fi\n'
         f'exec {sys.executable} "$@"\n')
     fake.chmod(0o755)
     env = dict(os.environ, PYTHON=str(fake), MMBIREAL_WORK_DIRS=str(root),
@@ -369,3 +377,33 @@ def test_run_study_resumes_or_starts_each_planned_run(tmp_path):
     assert 'load_from' not in trained[0]
     assert '--resume' not in trained[1]
     assert f'load_from={relu}/epoch_4.pth' in trained[1]
+
+
+@pytest.mark.slow  # runs the study script in a subprocess
+def test_run_study_stops_on_ctrl_c_and_refuses_a_root_cfg_options_breaks(
+        tmp_path):
+    """A training stopped by Ctrl-C (exit 130, having said how to resume)
+    stops the study with 130, not as a failure; a work root with a space
+    would be mangled by --cfg-options, so it is refused at once."""
+    fake = tmp_path / 'python'
+    fake.write_text(
+        '#!/usr/bin/env bash\n'
+        'if [[ "$1" == tools/train.py ]]; then exit 130; fi\n'
+        'if [[ "$1" == */collect_study.py && "$*" != *--todo* && '
+        '"$*" != *--resume-point* ]]; then exit 0; fi\n'
+        f'exec {sys.executable} "$@"\n')
+    fake.chmod(0o755)
+    command = ['bash', 'tools/reproduce/run_study.sh', '--seeds', '5',
+               '--runs', CHAIN[0]]
+    env = dict(os.environ, PYTHON=str(fake), PYTHONPATH=REPO,
+               MMBIREAL_WORK_DIRS=str(tmp_path / 'runs'))
+    proc = subprocess.run(command, cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 130, proc.stderr
+    assert 'failed' not in proc.stderr
+    env['MMBIREAL_WORK_DIRS'] = str(tmp_path / 'my runs')
+    proc = subprocess.run(command, cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith('error: MMBIREAL_WORK_DIRS=')
+    assert not (tmp_path / 'my runs').exists()

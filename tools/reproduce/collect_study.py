@@ -40,6 +40,7 @@ import os.path as osp
 import re
 import statistics
 import sys
+import zipfile
 from typing import Dict, List, Optional, Tuple
 
 import matplotlib.pyplot as plt
@@ -171,8 +172,13 @@ def read_scalars(run_dir: str) -> Dict[str, Dict[int, float]]:
     for path in sorted(
             glob.glob(osp.join(run_dir, '*', 'vis_data', 'scalars.json'))):
         with open(path) as f:
-            for line in f:
-                record = json.loads(line)
+            for number, line in enumerate(f, 1):
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:  # e.g. cut short by a full disk
+                    print(f'warning: {path}:{number} is not JSON; skipped',
+                          file=sys.stderr)
+                    continue
                 step = int(record.pop('step'))
                 for key, value in record.items():
                     if key == 'accuracy/top1' or key == 'loss' or \
@@ -236,6 +242,24 @@ def parents(run: str, resuming: bool = False) -> List[str]:
     return found
 
 
+def resume_point(work_dir: str) -> str:
+    """The checkpoint an interrupted run in ``work_dir`` resumes from:
+    the one mmengine's ``last_checkpoint`` names (found in ``work_dir``
+    when the work dir was moved), else its newest ``epoch_*.pth`` (the
+    record may be gone), else ``''``. A file cut short while saving does
+    not count (torch writes a zip, whose directory comes last)."""
+    candidates = sorted(glob.glob(osp.join(work_dir, 'epoch_*.pth')),
+                        key=lambda p: int(re.findall(r'\d+', p)[-1]))
+    record = osp.join(work_dir, 'last_checkpoint')
+    if osp.isfile(record):
+        with open(record) as f:
+            named = f.read().strip()
+        candidates += [osp.join(work_dir, osp.basename(named)), named]
+    return next((path for path in reversed(candidates)
+                 if path and osp.isfile(path) and zipfile.is_zipfile(path)),
+                '')
+
+
 def runs_to_train(runs: List[str], wanted: List[str], seed: int,
                   work_root: str, out: str) -> List[str]:
     """The runs a seed still trains for ``wanted``, in the order of
@@ -262,8 +286,7 @@ def runs_to_train(runs: List[str], wanted: List[str], seed: int,
         return validated(run) or bool(committed and committed.get('finished'))
 
     def resuming(run: str) -> bool:
-        return osp.isfile(osp.join(work_root, f'seed{seed}', run,
-                                   'last_checkpoint'))
+        return bool(resume_point(osp.join(work_root, f'seed{seed}', run)))
 
     needed = {run for run in wanted if not finished(run)}
     for run in reversed(runs):  # parents come before their children
@@ -653,8 +676,14 @@ def main() -> None:
                         help='only print the runs this seed still trains')
     parser.add_argument('--want', default='', metavar='"RUN ..."',
                         help='with --todo: the runs wanted (default: all)')
+    parser.add_argument('--resume-point', metavar='WORK_DIR',
+                        help='only print the checkpoint this run resumes '
+                        "from ('' for none)")
     args = parser.parse_args()
     out = args.out
+    if args.resume_point is not None:
+        print(resume_point(args.resume_point))
+        return
     if args.todo is not None:
         wanted = args.want.split() or args.runs
         print(' '.join(runs_to_train(args.runs, wanted, args.todo,

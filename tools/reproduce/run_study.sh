@@ -43,6 +43,13 @@ PYTHON=${PYTHON:-python}
 # always this checkout's code, whatever mmbireal the interpreter has installed
 export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
 ROOT=${MMBIREAL_WORK_DIRS:-work_dirs}
+# the paths pass through --cfg-options, whose parser drops spaces and
+# splits at commas
+if [[ "$ROOT" =~ [[:space:],] ]]; then
+    echo "error: MMBIREAL_WORK_DIRS='$ROOT' has a space or comma;" \
+        "accepted: a path without them" >&2
+    exit 2
+fi
 
 # step -> config name: <model>_<role>_<batch>_<data>; in dependency order
 # (each pre-training step loads the previous one, the binary runs load them)
@@ -154,15 +161,6 @@ c = Config.fromfile('configs/birealnet/$1.py'); \
 print((c.model if '$2' == 'teacher_ckpt' else c).get('$2') or '')"
 }
 
-last_whole_epoch() {  # last_whole_epoch DIR: its newest whole epoch_*.pth
-    # a run stopped while saving leaves a truncated file (torch writes a
-    # zip, whose directory comes last)
-    "$PYTHON" -c "import glob, re, sys, zipfile
-paths = sorted(glob.glob(sys.argv[1] + '/epoch_*.pth'),
-               key=lambda p: int(re.findall(r'\d+', p)[-1]))
-print(next((p for p in reversed(paths) if zipfile.is_zipfile(p)), ''))" "$1"
-}
-
 train() {  # train CONFIG ARGS...
     if [[ $gpus -gt 0 ]]; then
         PYTHON="$PYTHON" bash tools/dist_train.sh "$1" "$gpus" "${@:2}"
@@ -200,11 +198,10 @@ if [[ $collect_only == 0 ]]; then
             if [[ "$teacher" == work_dirs/* ]]; then  # this seed's teacher
                 args+=("model.teacher_ckpt=$ROOT/seed$seed/${teacher#work_dirs/}")
             fi
-            last_epoch="$(last_whole_epoch "$work")"
-            if [[ -f "$work/last_checkpoint" ]]; then
-                args=(--resume "${args[@]}")  # continue the interrupted run
-            elif [[ -n "$last_epoch" ]]; then  # its pointer is gone
-                args=(--resume "$last_epoch" "${args[@]}")
+            # an interrupted run continues (the planner's rule, one place)
+            resume="$(collect --resume-point "$work")"
+            if [[ -n "$resume" ]]; then
+                args=(--resume "$resume" "${args[@]}")
             elif [[ "$load_from" == work_dirs/* ]]; then
                 args+=("load_from=$ROOT/seed$seed/${load_from#work_dirs/}")
             fi
@@ -215,9 +212,12 @@ if [[ $collect_only == 0 ]]; then
                 args+=("optim_wrapper.paramwise_cfg.binary_lr_mult=$mult")
             fi
             echo "[reproduce] seed $seed $run: training ${args[*]}"
-            if ! train "configs/birealnet/$run.py" --work-dir "$work" \
-                    "${args[@]}"; then
+            rc=0
+            train "configs/birealnet/$run.py" --work-dir "$work" \
+                "${args[@]}" || rc=$?
+            if [[ $rc != 0 ]]; then
                 collect >/dev/null  # keep the failed run's log too
+                [[ $rc == 130 ]] && exit 130  # Ctrl-C: train.py said how
                 echo "[reproduce] seed $seed $run failed; the same command" \
                     "resumes it" >&2
                 exit 1
