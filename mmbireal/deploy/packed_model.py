@@ -58,9 +58,11 @@ STEMS = ('exact', 'int8')
 def contents_key(tensors: Sequence[Optional[Tensor]]) -> tuple:
     """What a cache derived from ``tensors`` depends on: each one's memory
     and version. A replaced storage (``share_memory()``, ``.data =``)
-    changes the pointer and every in-place write (``load_state_dict``,
-    ``copy_``) bumps the version, so a cache keyed on this never serves
-    stale values or reads freed memory."""
+    changes the pointer and an in-place write on the tensor itself
+    (``load_state_dict``, ``copy_``) bumps the version, so such a cache
+    never reads freed memory nor misses those writes. Writes through
+    ``.data`` (``t.data.copy_(...)``) bypass the version counter: load new
+    contents with ``load_state_dict``."""
     return tuple(None if t is None else (t.data_ptr(), t._version)
                  for t in tensors)
 

@@ -229,14 +229,18 @@ class BinaryConv2d(nn.Conv2d):
     def binary_weight(self) -> Tensor:
         """The weight the convolution really uses.
 
-        Without autograd (evaluation, inference) the binarized weight is
-        computed once and reused until the weight changes, so the emulated
-        model does not re-binarize its weights at every forward.
+        In eval mode without autograd (evaluation, inference) the binarized
+        weight is computed once and reused until the weight changes, so the
+        emulated model does not re-binarize its weights at every forward.
+        Writes through ``.data`` do not move the weight's version counter:
+        the cache is dropped whenever the mode is set (mmengine's EMA swap
+        and PreciseBN write that way, then ``model.eval()`` follows).
         """
         wbin = self._weight_bin
         if wbin is None:
             return self.weight
-        if torch.is_grad_enabled() and self.weight.requires_grad:
+        if self.training or (torch.is_grad_enabled()
+                             and self.weight.requires_grad):
             return wbin(self.weight, self._backend)
         w = self.weight
         # _version moves on every in-place change (optimizer step,
@@ -248,6 +252,10 @@ class BinaryConv2d(nn.Conv2d):
                 self._cached_weight = wbin(w, self._backend)
             self._cache_key = key
         return self._cached_weight
+
+    def train(self, mode: bool = True) -> 'BinaryConv2d':
+        self._cache_key = self._cached_weight = None
+        return super().train(mode)
 
     def forward(self, x: Tensor) -> Tensor:
         act, wbin = self._act, self._weight_bin

@@ -547,7 +547,7 @@ def test_clip_is_hardtanh(dtype):
 
 
 def test_binary_weight_is_cached_without_autograd_only():
-    conv = BinaryConv2d(4, 8, 3, padding=1, bias=False)
+    conv = BinaryConv2d(4, 8, 3, padding=1, bias=False).eval()
     with torch.no_grad():
         first = conv.binary_weight()
         assert conv.binary_weight() is first  # reused, not recomputed
@@ -559,9 +559,28 @@ def test_binary_weight_is_cached_without_autograd_only():
     with torch.no_grad():
         assert set(conv.binary_weight().unique().tolist()) <= {-1.0, 1.0}
     # with autograd the weight is binarized afresh and gets a gradient
+    conv.train()
     out = conv(torch.randn(1, 4, 5, 5)).sum()
     out.backward()
     assert conv.weight.grad is not None
+
+
+def test_binary_weight_cache_sees_writes_through_data_after_a_mode_change():
+    """mmengine's EMAHook swaps the averaged weights in through ``.data``
+    (no version bump) before validation; PreciseBN has run a no-grad
+    forward in train mode just before. Validation must use the new
+    weights."""
+    conv = BinaryConv2d(4, 8, 3, padding=1, bias=False)
+    x = torch.randn(1, 4, 5, 5)
+    with torch.no_grad():
+        conv(x)  # PreciseBN-like forward, train mode
+        conv.eval()
+        before = conv(x)
+        conv.train()
+        conv.weight.data.copy_(-conv.weight.data)  # the EMA swap
+        conv.eval()
+        after = conv(x)
+    torch.testing.assert_close(after, -before)
 
 
 def test_binary_conv_trains_under_autocast():
