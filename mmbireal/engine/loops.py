@@ -17,15 +17,16 @@ RANDOM_STATE = 'mmbireal_random_state'
 
 
 def random_state() -> dict:
-    """Python's, numpy's and torch's (CPU and CUDA) generator states, as
-    plain types and tensors (a weights-only load reads them)."""
+    """Python's, numpy's and torch's (CPU and this process's CUDA device)
+    generator states, as plain types and tensors (a weights-only load reads
+    them)."""
     kind, key, pos, has_gauss, gauss = np.random.get_state()
     return dict(
         python=random.getstate(),
         numpy=(kind, torch.from_numpy(key.astype(np.int64)), int(pos),
                int(has_gauss), float(gauss)),
         torch=torch.get_rng_state(),
-        cuda=torch.cuda.get_rng_state_all()
+        cuda=torch.cuda.get_rng_state()
         if torch.cuda.is_available() else [])
 
 
@@ -36,8 +37,11 @@ def set_random_state(state: dict) -> None:
     np.random.set_state((kind, key.numpy().astype(np.uint32), pos,
                          has_gauss, gauss))
     torch.set_rng_state(state['torch'])
-    if state['cuda'] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state['cuda'])
+    cuda = state['cuda']
+    if isinstance(cuda, torch.Tensor) and torch.cuda.is_available():
+        torch.cuda.set_rng_state(cuda)
+    elif len(cuda) and torch.cuda.is_available():  # all devices: older saves
+        torch.cuda.set_rng_state_all(cuda)
 
 
 class RecordRandomState(Hook):
@@ -48,8 +52,10 @@ class RecordRandomState(Hook):
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None,
                          outputs=None) -> None:
+        # only rank 0's message hub is saved: the rank says whose it is
         runner.message_hub.update_info(
-            RANDOM_STATE, dict(iter=runner.iter + 1, state=random_state()))
+            RANDOM_STATE, dict(iter=runner.iter + 1, rank=get_rank(),
+                               state=random_state()))
 
 
 @LOOPS.register_module()
@@ -75,7 +81,10 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
       after the skipped batches are drawn, so random numbers the training
       step itself draws (dropout, Mixup/CutMix) continue as they were. A
       checkpoint saved without it (before this) resumes with the state of
-      the replayed data loading instead.
+      the replayed data loading instead, and so do processes other than
+      rank 0 under DDP (mmengine saves rank 0's checkpoint only): their
+      random numbers stay their own, but are not those of an
+      uninterrupted run.
 
     Resumed from the checkpoint of an epoch's end, it first runs that
     epoch's validation, which the checkpoint (saved before it) cannot have
@@ -132,10 +141,13 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
             self.runner.val_loop.run()
 
     def _saved_random_state(self) -> Optional[dict]:
-        """The random state the resumed checkpoint saved after its last
-        iteration, None if it has none."""
+        """The random state this process had after the resumed checkpoint's
+        last iteration, None if the checkpoint has none. Checkpoints hold
+        rank 0's only; other processes keep the replay's state, which
+        differs from rank to rank as before the interruption."""
         saved = self.runner.message_hub.get_info(RANDOM_STATE)
-        if isinstance(saved, dict) and saved.get('iter') == self._iter:
+        if (isinstance(saved, dict) and saved.get('iter') == self._iter
+                and saved.get('rank', 0) == get_rank()):
             return saved['state']
         return None
 

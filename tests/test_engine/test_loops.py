@@ -242,3 +242,24 @@ def test_an_epoch_checkpoint_saved_after_its_validation_is_not_validated_again(
     runner.train()
     assert runner.iter == 8
     assert resumed.epochs == [2]
+
+
+def test_only_the_rank_that_saved_the_random_state_restores_it(monkeypatch):
+    """mmengine saves rank 0's checkpoint only: another process adopting
+    rank 0's random state would draw the same Mixup/dropout numbers as
+    rank 0 for the rest of the resumed epoch."""
+    from types import SimpleNamespace
+
+    from mmengine.logging import MessageHub
+
+    from mmbireal.engine import loops
+
+    hub = MessageHub.get_instance('test_random_state_rank')
+    loop = SimpleNamespace(runner=SimpleNamespace(message_hub=hub), _iter=6)
+    monkeypatch.setattr(loops, 'get_rank', lambda: 0)
+    loops.RecordRandomState().after_train_iter(
+        SimpleNamespace(message_hub=hub, iter=5), 5)
+    saved = loops.ResumableEpochBasedTrainLoop._saved_random_state
+    assert saved(loop) is not None
+    monkeypatch.setattr(loops, 'get_rank', lambda: 1)
+    assert saved(loop) is None
