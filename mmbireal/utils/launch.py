@@ -87,8 +87,11 @@ def setup_distributed(cfg: Config, launcher: str) -> None:
              'torchrun and --launcher pytorch')
     if not torch_dist.is_initialized():
         torch_dist.init_process_group(backend='gloo')
+    # mmengine reads the top-level find_unused_parameters only when it
+    # builds the wrapper itself
     wrapper = cfg.get('model_wrapper_cfg') or dict(
-        type='MMDistributedDataParallel', broadcast_buffers=False)
+        type='MMDistributedDataParallel', broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False))
     wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
 
@@ -271,24 +274,38 @@ def exit_test_interrupted(out: Optional[str]) -> NoReturn:
 
 
 def torchrun() -> NoReturn:
-    """``python -m torch.distributed.run``, ending quietly after Ctrl-C.
+    """``python -m torch.distributed.run``, ending quietly after Ctrl-C or
+    a worker's error.
 
-    The workers print what to do (the resume line); the agent's own
-    warnings and its ``SignalException`` traceback would bury it. Exit
-    status 128 + the signal, as a shell reports it."""
+    The workers print what to do (the resume line, or their one error
+    line); the agent's own warnings and its ``SignalException`` or
+    ``ChildFailedError`` traceback would bury it. Exit status: the failed
+    worker's, or 128 + the signal, as a shell reports it."""
     from torch.distributed import run
     from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import (
+        ChildFailedError,
+    )
 
     # each elastic module's logger has its own level (LOGLEVEL, read when
-    # it was created): only errors, and the workers' lines, remain
+    # it was created): only errors, and the workers' lines, remain; a
+    # failed worker is reported below, in one line
     for name, logger in logging.root.manager.loggerDict.items():
         if name.startswith('torch.distributed') and isinstance(
                 logger, logging.Logger):
-            logger.setLevel(logging.ERROR)
+            logger.setLevel(logging.CRITICAL if name.endswith(
+                'multiprocessing.api') else logging.ERROR)
     try:
         run.main()
     except SignalException as e:
         sys.exit(128 + int(e.sigval))
+    except ChildFailedError as e:
+        rank, failure = e.get_first_failure()
+        if failure.exitcode not in (2, 130):  # 2, 130: the worker said why
+            print(f'error: process {rank} exited with status '
+                  f'{failure.exitcode} ({failure.message or "no message"})',
+                  file=sys.stderr)
+        sys.exit(failure.exitcode if failure.exitcode > 0 else 1)
     sys.exit(0)
 
 

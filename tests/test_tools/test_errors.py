@@ -130,6 +130,32 @@ def test_launchers_name_their_arguments(script, args, expected):
     assert proc.stderr.strip().splitlines()[-1].startswith(expected)
 
 
+@pytest.mark.slow  # torchrun starts a worker process
+def test_a_workers_error_line_is_the_launchers_last_word(tmp_path):
+    """A worker exits 2 with its one line; torchrun's ChildFailedError
+    traceback must not follow it."""
+    proc = run_tool(['bash', 'tools/dist_train.sh', FMNIST, '1',
+                     '--work-dir', str(tmp_path / 'work'), '--cfg-options',
+                     'model.backbone.depth=50'], check=False)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert 'Traceback' not in proc.stderr, proc.stderr[-3000:]
+    assert proc.stderr.strip().splitlines()[-1] == (
+        'error: invalid depth 50 for BiRealNet; accepted: [18, 34]')
+
+
+def test_the_cpu_ddp_wrapper_takes_find_unused_parameters(monkeypatch):
+    """mmengine reads the top-level key only when it builds the wrapper;
+    on CPU the wrapper is built here."""
+    from mmengine.config import Config
+
+    from mmbireal.utils import launch
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    monkeypatch.setattr(launch.torch_dist, 'is_initialized', lambda: True)
+    cfg = Config(dict(find_unused_parameters=True))
+    launch.setup_distributed(cfg, 'pytorch')
+    assert cfg.model_wrapper_cfg.find_unused_parameters is True
+
+
 @pytest.mark.parametrize('launcher', ['slurm', 'mpi'])
 def test_cpu_only_launchers_other_than_pytorch_are_refused(
         monkeypatch, capsys, launcher):
