@@ -20,7 +20,7 @@ PYTHON=${PYTHON:-python}
 TOOLS=$(cd "$(dirname "$0")" && pwd)
 
 # the resume line after Ctrl-C names this command
-MMBIREAL_LAUNCH_COMMAND="bash $0 $(printf '%q ' "$@")"
+MMBIREAL_LAUNCH_COMMAND="bash $(printf '%q ' "$0" "$@")"
 export MMBIREAL_LAUNCH_COMMAND
 # torch.distributed.run, without the agent's traceback after Ctrl-C
 PYTHONPATH="$TOOLS/..${PYTHONPATH:+:$PYTHONPATH}" \

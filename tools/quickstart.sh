@@ -8,6 +8,7 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 bash "$REPO/tools/setup_env.sh"
 VENV="${MMBIREAL_VENV:-$HOME/.cache/mmbireal/venv}"
+[[ "$VENV" = /* ]] || VENV="$PWD/$VENV"  # as setup_env.sh resolves it
 cd "$REPO"
 "$VENV/bin/python" tools/train.py \
     configs/birealnet/bireal18_1xb64-quick_fmnist.py \

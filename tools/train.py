@@ -79,15 +79,15 @@ def merge_args(cfg, args):
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
-    if args.auto_scale_lr:
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.auto_scale_lr:  # after --cfg-options, which may give it
         if not isinstance(cfg.get('auto_scale_lr'), dict) or \
                 'base_batch_size' not in cfg.auto_scale_lr:
             fail(f'--auto-scale-lr: {args.config} has no auto_scale_lr = '
                  'dict(base_batch_size=N), the total batch size its lr is '
-                 'for; add it to the config')
+                 'for; add it to the config or to --cfg-options')
         cfg.auto_scale_lr.enable = True
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
     # after --cfg-options: resuming must win over a load_from given there
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None

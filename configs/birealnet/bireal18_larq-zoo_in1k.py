@@ -35,8 +35,8 @@ tta_pipeline = [
     dict(
         type='TestTimeAug',
         transforms=[[
-            dict(type='RandomFlip', prob=1.0, direction='horizontal'),
             dict(type='RandomFlip', prob=0.0, direction='horizontal'),
+            dict(type='RandomFlip', prob=1.0, direction='horizontal'),
         ], [dict(type='PackInputs')]]),
 ]
 load_from = 'work_dirs/larq_zoo/bireal18_larq-zoo_in1k.pth'

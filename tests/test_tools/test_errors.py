@@ -86,7 +86,12 @@ def test_command_line_options_a_tool_cannot_honour(tmp_path):
                  '--work-dir', str(tmp_path / 'work')]) == (
         f'error: --auto-scale-lr: {no_scale} has no auto_scale_lr = '
         'dict(base_batch_size=N), the total batch size its lr is for; add '
-        'it to the config')
+        'it to the config or to --cfg-options')
+    # given in --cfg-options it is there (the run then fails further on)
+    assert not line(['tools/train.py', str(no_scale), '--auto-scale-lr',
+                     '--cfg-options', 'auto_scale_lr.base_batch_size=64',
+                     '--work-dir', str(tmp_path / 'work')]).startswith(
+        'error: --auto-scale-lr')
 
 
 @pytest.mark.slow

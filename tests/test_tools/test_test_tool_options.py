@@ -63,6 +63,15 @@ def test_show_dir_draws_every_interval_th_image_in_gray(
     # only the label box has colour
     gray = (image[..., 0] == image[..., 1]) & (image[..., 1] == image[..., 2])
     assert gray.mean() > 0.7
+    # with --tta the batch holds one list of images per view: the first
+    # (the unflipped image) is drawn
+    tta = root / 'vis_tta'
+    run_test_tool(config, checkpoint, '--work-dir', str(root / 'w'),
+                  '--show-dir', str(tta), '--interval', '16', '--tta')
+    assert sorted(p.name for p in tta.iterdir()) == names
+    drawn = cv2.imread(str(tta / '16_0.png'))[112:]  # below the label
+    plain = image[112:]
+    assert (drawn == plain).mean() > (drawn == plain[:, ::-1]).mean()
 
 
 @pytest.mark.slow

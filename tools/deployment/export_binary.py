@@ -21,7 +21,8 @@ import copy
 import functools
 import os
 import os.path as osp
-from typing import List, Optional
+import sys
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -95,9 +96,15 @@ def _preprocessing(packed) -> str:
             f'channel(s), {names}')
 
 
-def verify(model: torch.nn.Module, path: str) -> str:
+# --verify fails above this logit error (relative to the logit range):
+# the packed model is exact up to float summation order
+VERIFY_TOLERANCE = 1e-3
+
+
+def verify(model: torch.nn.Module, path: str) -> Tuple[str, bool]:
     """One random batch through both models: the logit error, relative to
-    the float logits' range, and whether the argmax agrees."""
+    the float logits' range, and whether the argmax agrees; and whether
+    both are as they must be."""
     packed = load_packed(path)
     size = packed.stem_geometry.image_size
     x = torch.randn(2, packed.in_channels, size, size,
@@ -108,9 +115,12 @@ def verify(model: torch.nn.Module, path: str) -> str:
     err = (out - ref).abs().max().item()
     span = (ref.max() - ref.min()).item() or 1.0
     same = torch.equal(out.argmax(1), ref.argmax(1))
+    ok = same and err / span <= VERIFY_TOLERANCE
     return (f'verify ({packed.backend} backend, {size}px): max |logit '
             f'difference| {err:.3g} = {err / span:.2g} of the logit range, '
-            f'argmax {"agrees" if same else "DIFFERS"}')
+            f'argmax {"agrees" if same else "DIFFERS"}'
+            + ('' if ok else f': FAILED (tolerance {VERIFY_TOLERANCE:g})'),
+            ok)
 
 
 def _exact_binary_conv(conv: BinaryConv2d, x: torch.Tensor,
@@ -236,12 +246,16 @@ def main(argv: Optional[List[str]] = None) -> None:
           f'{ckpt_size / size:.1f}x larger')
     described = _preprocessing(load_packed(args.out, backend='torch'))
     print(f'  for images       {described}')
+    verified = True
     if args.verify:
-        print(verify(model, args.out))
+        message, verified = verify(model, args.out)
+        print(message)
     if args.verify_test_set:
         # run_or_fail: e.g. --int8-stem on a file the int8 stem cannot serve
         print(run_or_fail(lambda: verify_test_set(
             model, args.out, cfg, args.float64, args.int8_stem)))
+    if not verified:
+        sys.exit(1)  # the file is written: for inspection
 
 
 if __name__ == '__main__':

@@ -12,7 +12,8 @@
 #    BiRealNet(weights=None), saves its .h5 and its pre-softmax logits on
 #    fixed inputs (float32 and float64) in OUT_DIR (default
 #    work_dirs/larq_zoo_check).
-# 3. In the mmbireal venv (python on PATH, or $MMBIREAL_PYTHON / $PYTHON),
+# 3. In the mmbireal venv ($PYTHON, else the venv tools/setup_env.sh made:
+#    ${MMBIREAL_VENV:-$HOME/.cache/mmbireal/venv}),
 #    tools/model_converters/larq_zoo_compare.py converts the .h5 and compares
 #    the logits; it exits non-zero if the float64 logits, or the float32 ones
 #    on inputs with no pre-sign value near 0, differ by more than 1e-4 of the
@@ -24,7 +25,8 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)"
 LARQ_VENV="${MMBIREAL_LARQ_VENV:-$HOME/.cache/mmbireal/larq-venv}"
 OUT="${1:-$REPO/work_dirs/larq_zoo_check}"
-PY="${MMBIREAL_PYTHON:-${PYTHON:-python}}"
+# not $MMBIREAL_PYTHON: setup_env.sh creates the venv with that interpreter
+PY="${PYTHON:-${MMBIREAL_VENV:-$HOME/.cache/mmbireal/venv}/bin/python}"
 log() { echo "[larq_zoo_check] $*" >&2; }
 
 if [[ ! -f "$LARQ_VENV/.ready" ]]; then

@@ -27,8 +27,8 @@ tta_pipeline = [
     dict(
         type='TestTimeAug',
         transforms=[[
-            dict(type='RandomFlip', prob=1.0, direction='horizontal'),
             dict(type='RandomFlip', prob=0.0, direction='horizontal'),
+            dict(type='RandomFlip', prob=1.0, direction='horizontal'),
         ], [dict(type='PackInputs')]]),
 ]
 

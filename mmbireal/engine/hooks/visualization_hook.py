@@ -37,9 +37,15 @@ class GrayAwareVisualizationHook(VisualizationHook):
                       step: int = 0) -> None:
         if not self.enable:
             return
+        inputs = data_batch['inputs']
+        if inputs and isinstance(inputs[0], (list, tuple)):
+            # test-time augmentation: one list of images per view, and one
+            # merged prediction per image; the first view is drawn (the
+            # unflipped image in our configs' tta_pipeline)
+            inputs = inputs[0]
         images = [
             img.expand(3, -1, -1) if img.shape[0] == 1 else img
-            for img in data_batch['inputs']
+            for img in inputs
         ]
         enlarge = bool(images) and min(
             images[0].shape[-2:]) < self.min_size and not (
