@@ -34,6 +34,7 @@ from .file_format import (
     downsample_key,
     version_of,
 )
+from .images import unreplayable_step
 from .reference import pack_signs_torch
 
 
@@ -153,11 +154,18 @@ def preprocessing_meta(cfg: Config) -> dict:
     the data preprocessor: ``resize_short`` (the test pipeline's
     ``ResizeEdge`` with ``edge='short'``, or None), ``crop_size``
     (``[H, W]`` of the network input: :func:`pipeline_input_size`, or
-    None) and ``classes`` (or None).
+    None) and ``classes`` (or None). A test pipeline with a step
+    :meth:`PackedBiRealNet.classify` would not reproduce
+    (:func:`~.images.unreplayable_step`) records neither size, and that
+    step as ``unreplayed_step``: the file then takes tensors only.
 
     Raises:
         ExportError: a short side smaller than the crop.
     """
+    step = unreplayable_step(config_test_pipeline(cfg))
+    if step is not None:
+        return dict(resize_short=None, crop_size=None, unreplayed_step=step,
+                    classes=config_classes(cfg))
     resize_short = None
     for transform in config_test_pipeline(cfg):
         if (isinstance(transform, dict)

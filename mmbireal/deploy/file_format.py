@@ -41,8 +41,9 @@ ReActNet's parts (``version`` 2, :func:`version_of`; files without them
     Strings, numbers and lists of them only: binarizer names, the data
     preprocessor's ``mean``/``std`` and ``to_rgb``, the config's test
     pipeline as ``resize_short`` (the ``ResizeEdge`` short side, or None)
-    and ``crop_size`` (``[H, W]`` of the network input) and the dataset's
-    ``classes``. The forward pass takes normalised tensors (as
+    and ``crop_size`` (``[H, W]`` of the network input), or both None and
+    ``unreplayed_step`` (the pipeline step images would not get, in words),
+    and the dataset's ``classes``. The forward pass takes normalised tensors (as
     ``mode='tensor'`` does); only :meth:`PackedBiRealNet.classify` applies
     the preprocessing. Files written before the preprocessing and class
     keys existed still load: their missing keys read as None.

@@ -37,6 +37,44 @@ _TO_GRAY = ToGrayscale.CODES  # the 1-channel configs' conversion
 _TO_BGR = {1: cv2.COLOR_GRAY2BGR, 4: cv2.COLOR_BGRA2BGR}
 
 
+# transforms of a test pipeline that change no pixel, or that step 2 does
+REPLAYED_AS_IS = ('LoadImageFromFile', 'ToGrayscale', 'PackInputs')
+
+
+def unreplayable_step(pipeline: Sequence) -> Optional[str]:
+    """The first transform of a test pipeline that :func:`prepare_image`
+    does not reproduce, in words; None if it reproduces them all.
+
+    It reproduces ``ResizeEdge`` (short edge, OpenCV bilinear) followed by
+    ``CenterCrop``, or ``Resize`` (OpenCV bilinear) with no crop, besides
+    :data:`REPLAYED_AS_IS`.
+    """
+    done = []  # the geometric steps so far
+    for transform in pipeline:
+        if not isinstance(transform, dict):
+            return f'{transform!r} (not a dict)'
+        kind = str(transform.get('type', '')).split('.')[-1]
+        args = {k: v for k, v in transform.items() if k != 'type'}
+        if kind in REPLAYED_AS_IS:
+            continue
+        bilinear = (args.get('backend', 'cv2') == 'cv2'
+                    and args.get('interpolation', 'bilinear') == 'bilinear')
+        if kind == 'ResizeEdge' and not done and bilinear and \
+                args.get('edge', 'short') == 'short' and \
+                isinstance(args.get('scale'), int):
+            done.append(kind)
+        elif kind == 'CenterCrop' and done == ['ResizeEdge'] and \
+                set(args) == {'crop_size'}:
+            done.append(kind)
+        elif kind == 'Resize' and not done and bilinear and \
+                not args.get('keep_ratio', False):
+            done.append(kind)
+        else:
+            given = ', '.join(f'{k}={v!r}' for k, v in args.items())
+            return f'{kind}({given})'
+    return None
+
+
 def read_image(image: ImageInput) -> np.ndarray:
     """A uint8 ``H x W`` or ``H x W x C`` array of a file path or array.
 

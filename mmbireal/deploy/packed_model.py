@@ -493,10 +493,17 @@ class PackedBiRealNet(nn.Module):
 
         Raises:
             InputError: the file has no preprocessing (written before it was
-                stored, or without a config), or an unreadable image.
+                stored, without a config, or from a test pipeline this does
+                not reproduce), or an unreadable image.
             FileNotFoundError: an image path that does not exist.
         """
         missing = [k for k in PREPROCESS_KEYS if self.meta.get(k) is None]
+        if self.meta.get('unreplayed_step'):
+            raise InputError(
+                f'{self.source} takes normalised tensors only: its config\'s '
+                f'test pipeline has {self.meta["unreplayed_step"]}, which '
+                'classify() does not reproduce (it does ResizeEdge + '
+                'CenterCrop, or Resize, OpenCV bilinear)')
         if missing:
             raise InputError(
                 f'{self.source} does not record the preprocessing images '

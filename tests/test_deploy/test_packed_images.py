@@ -2,6 +2,7 @@
 packed file records, its image call against the config's test pipeline and
 the float-emulated model, old files without them, and the classify
 command."""
+import copy
 import os.path as osp
 
 import cv2
@@ -76,6 +77,35 @@ def test_imagenet_config_gives_its_pipeline_and_1000_classes():
     meta = preprocessing_meta(load_config(IN1K_CFG))
     assert (meta['resize_short'], meta['crop_size']) == (256, [224, 224])
     assert len(meta['classes']) == 1000
+
+
+@pytest.mark.parametrize('pipeline, unreplayed', [
+    # a resize then a crop: classify() would resize straight to the crop
+    ([dict(type='Resize', scale=36), dict(type='CenterCrop', crop_size=28)],
+     'CenterCrop(crop_size=28)'),
+    ([dict(type='ResizeEdge', scale=32, edge='short', backend='pillow',
+           interpolation='bicubic'), dict(type='CenterCrop', crop_size=28)],
+     "ResizeEdge(scale=32, edge='short', backend='pillow', "
+     "interpolation='bicubic')"),
+    ([dict(type='EfficientNetCenterCrop', crop_size=28)],
+     'EfficientNetCenterCrop(crop_size=28)'),
+])
+def test_a_pipeline_classify_would_not_reproduce_gives_tensors_only(
+        fmnist_cfg, tmp_path, images, pipeline, unreplayed):
+    cfg = copy.deepcopy(fmnist_cfg)
+    cfg.test_dataloader.dataset.pipeline = [
+        dict(type='ToGrayscale'), *pipeline, dict(type='PackInputs')]
+    meta = preprocessing_meta(cfg)
+    assert meta['unreplayed_step'] == unreplayed
+    assert meta['crop_size'] is None and meta['resize_short'] is None
+    path = str(tmp_path / 'tensors-only.pth')
+    export_packed(small_fmnist_model(), path, cfg)
+    with pytest.raises(InputError, match='takes normalised tensors only: '
+                       "its config's test pipeline has " + unreplayed[:10]):
+        load_packed(path, backend='torch').classify(images[0])
+    # every pipeline of the repo's configs but the larq-zoo one's is
+    # reproduced
+    assert 'unreplayed_step' not in preprocessing_meta(fmnist_cfg)
 
 
 def test_image_call_is_the_config_pipeline_and_the_float_prediction(

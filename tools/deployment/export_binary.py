@@ -85,6 +85,9 @@ def _preprocessing(packed) -> str:
     """What the file records for ``classify``, in words."""
     meta = packed.meta
     crop = meta.get('crop_size')
+    if meta.get('unreplayed_step'):
+        return (f'tensors only: classify() would not reproduce the test '
+                f"pipeline's {meta['unreplayed_step']}")
     if crop is None:
         return 'no input size in the test pipeline: tensors only'
     short = meta.get('resize_short')
