@@ -43,10 +43,11 @@ ReActNet's parts (``version`` 2, :func:`version_of`; files without them
     pipeline as ``resize_short`` (the ``ResizeEdge`` short side, or None)
     and ``crop_size`` (``[H, W]`` of the network input), or both None and
     ``unreplayed_step`` (the pipeline step images would not get, in words),
-    and the dataset's ``classes``. The forward pass takes normalised tensors (as
-    ``mode='tensor'`` does); only :meth:`PackedBiRealNet.classify` applies
-    the preprocessing. Files written before the preprocessing and class
-    keys existed still load: their missing keys read as None.
+    and the dataset's ``classes``. The forward pass takes normalised
+    tensors (as ``mode='tensor'`` does); only
+    :meth:`PackedBiRealNet.classify` applies the preprocessing. Files
+    written before the preprocessing and class keys existed still load:
+    their missing keys read as None.
 """
 
 FORMAT = 'mmbireal-packed-bireal'
