@@ -50,11 +50,15 @@ class Int8Stem:
         self.mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
         folded = weight.double() / self.std.double().view(1, -1, 1, 1)
-        self.folded = folded  # float64, for the mean-image correction
         scale = folded.abs().amax(dim=(1, 2, 3)).clamp_min(1e-30) / 127
         self.w_scale = scale.float()
         self.w_int8 = torch.round(folded / scale.view(-1, 1, 1, 1)).clamp(
             -128, 127).to(torch.int8)
+        # the mean-image correction with the weights the int8 conv really
+        # has, so it cancels that conv's mean term exactly: the only error
+        # left is the rounding's on (pixels - mean)
+        self.quantized = self.w_int8.double() * self.w_scale.double().view(
+            -1, 1, 1, 1)
         self.bias = bias.double()
         self._packed = torch.ops.onednn.qconv_prepack(
             self.w_int8, self.w_scale, 1.0, 0, [stride] * 2, [padding] * 2,
@@ -63,11 +67,12 @@ class Int8Stem:
         self._bias_maps: Dict[Tuple[int, int], Tensor] = {}
 
     def bias_map(self, h: int, w: int) -> Tensor:
-        """``bias - conv(W / std, mean image)`` for an ``h x w`` input,
+        """``bias - conv(Wq, mean image)`` for an ``h x w`` input (``Wq``:
+        the int8 weights times their scales, ``W / std`` rounded),
         ``(1, C_out, H_out, W_out)``: the per-position constant term."""
         if (h, w) not in self._bias_maps:
             mean_image = self.mean.double().expand(1, -1, h, w)
-            corr = F.conv2d(mean_image, self.folded, None, self.stride,
+            corr = F.conv2d(mean_image, self.quantized, None, self.stride,
                             self.padding)
             self._bias_maps[(h, w)] = (self.bias.view(1, -1, 1, 1) -
                                        corr).float().contiguous(

@@ -421,8 +421,9 @@ def _random_images(n, channels, size, mean, std, seed):
 @pytest.mark.parametrize('stride,padding,size', [(2, 3, 19), (1, 1, 9)])
 def test_int8_stem_errs_only_by_the_weight_rounding(stride, padding, size):
     """Folded normalisation and the border correction are exact: the int8
-    stem is the int8-rounded folded weights on the pixels minus the exact
-    mean-image term (zero padding: border taps outside the image add 0)."""
+    stem is the int8-rounded folded weights on the pixels minus the same
+    weights on the mean image (zero padding: border taps outside the image
+    add 0), so its only error is the rounding's on (pixels - mean)."""
     from mmbireal.deploy.int8_stem import Int8Stem
     if getattr(torch.ops.onednn, 'qconv2d_pointwise', None) is None:
         pytest.skip('no oneDNN quantized conv in this PyTorch')
@@ -450,12 +451,19 @@ def test_int8_stem_errs_only_by_the_weight_rounding(stride, padding, size):
     assert ((rounded - folded).abs().amax(dim=(1, 2, 3)) <=
             0.5 * step * (1 + 1e-4) + slack).all()
     ref = (F.conv2d(pixels, rounded, bias.double(), stride, padding) -
-           F.conv2d(m.expand_as(x), folded, None, stride, padding))
+           F.conv2d(m.expand_as(x), rounded, None, stride, padding))
     out = stem(x)
     assert out.shape == ref.shape
     assert (out.double() - ref).abs().max() <= 1e-5 * ref.abs().max()
-    exact = F.conv2d(x, weight, bias, stride, padding)
-    assert not torch.equal(out, exact)  # it is an approximation
+    exact = F.conv2d(x.double(), weight.double(), bias.double(), stride,
+                     padding)
+    assert not torch.equal(out.double(), exact)  # it is an approximation
+    # the error is the rounding's on the centred pixels: no term in the
+    # mean (a correction with the unrounded weights would leave one)
+    bound = F.conv2d((pixels - m).abs(), (rounded - folded).abs(), None,
+                     stride, padding)
+    assert ((out.double() - exact).abs() <= bound * (1 + 1e-4) +
+            1e-5 * exact.abs().max()).all()
 
 
 def test_int8_stem_is_an_explicit_option(tmp_path):
