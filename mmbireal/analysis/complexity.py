@@ -35,6 +35,7 @@ from mmbireal.utils.config import (
     read_config,
     resolve_config_path,  # noqa: F401
 )
+from mmbireal.utils.errors import InputError
 
 #: One 64-bit word of XNOR + popcount does 64 binary MACs (the paper).
 BOPS_PER_OP = 64
@@ -208,10 +209,13 @@ def config_complexity(config: Union[str, Config],
 
     Returns:
         Complexity: The figures.
+
+    Raises:
+        InputError: a shape that is not two positive sizes.
     """
     cfg = read_config(config) if isinstance(config, str) else config
     if len(shape) != 2 or any(int(s) <= 0 for s in shape):
-        raise ValueError(f'shape must be (H, W) > 0, got {tuple(shape)}')
+        raise InputError(f'shape must be (H, W) > 0, got {tuple(shape)}')
     model = build_model(cfg)
     image = torch.randn(1, input_channels(cfg), *(int(s) for s in shape))
     return analyze_complexity(model, image)

@@ -60,7 +60,7 @@ class LocalFashionMNIST(BaseDataset):
                  split: str = 'train',
                  metainfo: Optional[dict] = None,
                  **kwargs) -> None:
-        if split not in self.SPLITS:
+        if not isinstance(split, str) or split not in self.SPLITS:
             raise InputError(f'invalid Fashion-MNIST split {split!r}; '
                              f'accepted: {sorted(self.SPLITS)}')
         self.split = split

@@ -307,10 +307,14 @@ class PackedBiRealNet(nn.Module):
             if 'mean' not in self.meta or 'std' not in self.meta:
                 raise InputError("stem='int8' needs the data preprocessor's "
                                  'mean/std in the packed file')
-            self._int8_stem = Int8Stem(self.stem_weight, self.stem_bias,
-                                       self.meta['mean'], self.meta['std'],
-                                       self.stem_geometry.stride,
-                                       self.stem_geometry.padding)
+            try:
+                self._int8_stem = Int8Stem(
+                    self.stem_weight, self.stem_bias, self.meta['mean'],
+                    self.meta['std'], self.stem_geometry.stride,
+                    self.stem_geometry.padding)
+            except (RuntimeError, ValueError) as e:  # no oneDNN; mean/std
+                raise InputError(f"stem='int8' cannot serve {source}: {e}"
+                                 ) from None
         self.engine: Optional[NativeEngine] = None
         self._network: Optional[NetworkPlan] = None
         self._network_key: Optional[tuple] = None
@@ -532,6 +536,8 @@ class PackedBiRealNet(nn.Module):
             with the softmax score; ``name`` is None if the file stores no
             class names.
         """
+        if isinstance(topk, bool) or not isinstance(topk, int) or topk < 1:
+            raise InputError(f'topk must be a positive int, got {topk!r}')
         scores = self(self.preprocess(images)).softmax(dim=1)
         top = scores.topk(min(int(topk), scores.shape[1]), dim=1)
         classes = self.classes

@@ -19,6 +19,7 @@ from mmbireal.analysis import (
     resolve_config_path,
 )
 from mmbireal.models import BinaryConv2d, Sign
+from mmbireal.utils import InputError
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = 'tools/analysis_tools/get_flops.py'
@@ -233,3 +234,9 @@ def test_tool_missing_config():
         'error: config file configs/birealnet/no_such_config.py does not '
         'exist'
     ]
+
+
+def test_a_bad_input_shape_is_an_input_error():
+    with pytest.raises(InputError, match=r'shape must be \(H, W\) > 0, got '
+                       r'\(28, 0\)'):
+        config_complexity(osp.join(REPO, QUICK_FMNIST), (28, 0))

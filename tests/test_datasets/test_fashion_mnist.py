@@ -51,3 +51,5 @@ def test_unknown_split(fmnist_available):
         LocalFashionMNIST(split='val')
     assert "'val'" in str(info.value)
     assert "accepted: ['test', 'train']" in str(info.value)
+    with pytest.raises(InputError, match=r"split \['train'\]; accepted"):
+        LocalFashionMNIST(split=['train'])  # unhashable: no TypeError

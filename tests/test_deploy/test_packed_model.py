@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -464,6 +465,25 @@ def test_int8_stem_errs_only_by_the_weight_rounding(stride, padding, size):
                      stride, padding)
     assert ((out.double() - exact).abs() <= bound * (1 + 1e-4) +
             1e-5 * exact.abs().max()).all()
+
+
+def test_int8_stem_and_topk_problems_are_input_errors(monkeypatch):
+    """No oneDNN (e.g. on ARM) or a bad topk: one line, no traceback."""
+    from mmbireal.deploy import packed_model
+    packed = pack_classifier(small_fmnist_model())
+
+    def no_onednn(*args, **kwargs):
+        raise RuntimeError("stem='int8' needs PyTorch's oneDNN quantized "
+                           'conv (torch.ops.onednn), which this build lacks')
+
+    monkeypatch.setattr(packed_model, 'Int8Stem', no_onednn)
+    with pytest.raises(InputError, match=r"stem='int8' cannot serve .*"
+                       r'which this build lacks'):
+        PackedBiRealNet(packed, backend='torch', stem='int8')
+    model = PackedBiRealNet(packed, backend='torch')
+    for topk in (0, -1, 2.5, True):
+        with pytest.raises(InputError, match='topk must be a positive int'):
+            model.classify([np.zeros((28, 28), np.uint8)], topk=topk)
 
 
 def test_int8_stem_is_an_explicit_option(tmp_path):
