@@ -23,6 +23,12 @@ GROUP_TAG = 'mmbireal_group'
 NO_DECAY_TAG = 'binary_weights_no_decay'
 # every parameter outside BatchNorm, lr 0 and weight_decay 0 (BNRetrainHook)
 FROZEN_TAG = 'bn_retrain_frozen'
+# paramwise_cfg switch -> what its groups set: the constructor writes it,
+# the hooks check it
+GROUP_SETTINGS = {
+    'bn_only': dict(lr=0.0, weight_decay=0.0),
+    'binary_no_decay': dict(weight_decay=0.0),
+}
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:

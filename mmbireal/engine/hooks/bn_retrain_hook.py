@@ -10,6 +10,7 @@ from mmbireal.models.binarizers import sign_nonzero
 from mmbireal.utils import InputError
 
 from ..param_groups import (
+    GROUP_SETTINGS,
     binary_weight_convs,
     non_bn_parameters,
     optimizer_built,
@@ -50,8 +51,8 @@ class BNRetrainHook(ParamGroupCheckHook):
     """
 
     WHAT = 'non-BatchNorm parameters'
-    SETTINGS = dict(lr=0.0, weight_decay=0.0)
     SWITCH = 'bn_only'
+    SETTINGS = GROUP_SETTINGS[SWITCH]
     BINARIZER = 'sign'
 
     def watched(self, model: torch.nn.Module) -> List[torch.nn.Parameter]:

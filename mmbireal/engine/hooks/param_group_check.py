@@ -10,7 +10,6 @@ from ..param_groups import (
     GROUP_TAG,
     all_param_groups,
     groups_holding,
-    optimizer_built,
 )
 
 
@@ -66,10 +65,6 @@ class ParamGroupCheckHook(Hook):
                 " = dict(constructor='BinaryOptimWrapperConstructor', "
                 f'paramwise_cfg=dict({self.SWITCH}=True))')
         return params
-
-    def before_run(self, runner) -> None:
-        if optimizer_built(runner):  # not in test/val-only runs
-            self.check_groups(runner)
 
     def before_train(self, runner) -> None:
         # after load_or_resume, which replaces the group dicts

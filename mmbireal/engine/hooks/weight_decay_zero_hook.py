@@ -5,6 +5,7 @@ import torch
 from mmpretrain.registry import HOOKS
 
 from ..param_groups import (
+    GROUP_SETTINGS,
     all_param_groups,
     binary_latent_weights,
     groups_holding,
@@ -37,8 +38,8 @@ class WeightDecayZeroHook(ParamGroupCheckHook):
     """
 
     WHAT = 'binary latent weights'
-    SETTINGS = dict(weight_decay=0.0)
     SWITCH = 'binary_no_decay'
+    SETTINGS = GROUP_SETTINGS[SWITCH]
 
     def watched(self, model: torch.nn.Module) -> List[torch.nn.Parameter]:
         return binary_latent_weights(model)

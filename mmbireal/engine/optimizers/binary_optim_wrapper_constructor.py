@@ -10,6 +10,7 @@ from mmbireal.utils import InputError
 
 from ..param_groups import (
     FROZEN_TAG,
+    GROUP_SETTINGS,
     GROUP_TAG,
     NO_DECAY_TAG,
     binary_latent_weights,
@@ -20,10 +21,9 @@ from ..param_groups import (
 # paramwise_cfg switch -> (group tag, parameters, settings of their groups),
 # applied in this order: a parameter keeps the first group it is given
 RULES: Tuple[Tuple[str, str, Callable, dict], ...] = (
-    ('bn_only', FROZEN_TAG, non_bn_parameters,
-     dict(lr=0.0, weight_decay=0.0)),
+    ('bn_only', FROZEN_TAG, non_bn_parameters, GROUP_SETTINGS['bn_only']),
     ('binary_no_decay', NO_DECAY_TAG, binary_latent_weights,
-     dict(weight_decay=0.0)),
+     GROUP_SETTINGS['binary_no_decay']),
 )
 
 
