@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from mmengine.dist import get_rank
 from mmengine.hooks import Hook
-from mmengine.runner import EpochBasedTrainLoop
+from mmengine.runner import EpochBasedTrainLoop, Runner
 from mmengine.runner.utils import set_random_seed
 from mmpretrain.registry import LOOPS
 
@@ -50,7 +50,7 @@ class RecordRandomState(Hook):
 
     priority = 'HIGHEST'
 
-    def after_train_iter(self, runner, batch_idx: int, data_batch=None,
+    def after_train_iter(self, runner: Runner, batch_idx: int, data_batch=None,
                          outputs=None) -> None:
         # only rank 0's message hub is saved: the rank says whose it is
         runner.message_hub.update_info(
@@ -104,7 +104,7 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
         ...                  max_epochs=4, val_interval=1)
     """
 
-    def __init__(self, runner, *args, **kwargs) -> None:
+    def __init__(self, runner: Runner, *args, **kwargs) -> None:
         super().__init__(runner, *args, **kwargs)
         runner.register_hook(RecordRandomState())
 

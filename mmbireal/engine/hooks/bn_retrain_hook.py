@@ -4,6 +4,7 @@ from typing import List
 
 import torch
 from mmengine import dist
+from mmengine.runner import Runner
 from mmpretrain.registry import HOOKS
 
 from mmbireal.models.binarizers import sign_nonzero
@@ -58,7 +59,7 @@ class BNRetrainHook(ParamGroupCheckHook):
     def watched(self, model: torch.nn.Module) -> List[torch.nn.Parameter]:
         return non_bn_parameters(model)
 
-    def before_run(self, runner) -> None:
+    def before_run(self, runner: Runner) -> None:
         if not optimizer_built(runner):  # test/val-only runs
             return
         convs = binary_weight_convs(runner.model)
@@ -81,7 +82,7 @@ class BNRetrainHook(ParamGroupCheckHook):
         runner.logger.info(f'BNRetrainHook: lr=0 on {len(frozen)} '
                            'non-BatchNorm parameters; BatchNorm trains')
 
-    def before_train(self, runner) -> None:
+    def before_train(self, runner: Runner) -> None:
         super().before_train(runner)
         convs = binary_weight_convs(runner.model)
         with torch.no_grad():
@@ -90,7 +91,7 @@ class BNRetrainHook(ParamGroupCheckHook):
         runner.logger.info(f'BNRetrainHook: {len(convs)} binary convs now '
                            'use exactly +-1 weights (alpha dropped)')
 
-    def after_train(self, runner) -> None:
+    def after_train(self, runner: Runner) -> None:
         """Check the result: +-1 weights, the same on every rank."""
         weights = torch.cat([
             conv.weight.detach().flatten().cpu()

@@ -4,6 +4,7 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 from mmengine.hooks import Hook
+from mmengine.runner import Runner
 from mmpretrain.registry import HOOKS
 from torch import nn
 
@@ -60,11 +61,11 @@ class FlipRatioHook(Hook):
             for name, w in params
         }
 
-    def before_train_epoch(self, runner) -> None:
+    def before_train_epoch(self, runner: Runner) -> None:
         if self._reference is None:  # not restored from a checkpoint
             self._reference = self._signs(runner)
 
-    def after_train_epoch(self, runner) -> None:
+    def after_train_epoch(self, runner: Runner) -> None:
         if self._reference is None:
             return
         ratios = {}
@@ -90,11 +91,11 @@ class FlipRatioHook(Hook):
             f'FlipRatioHook: epoch {runner.epoch + 1}: ' + ', '.join(
                 f'{k.split("/", 1)[1]} {v:.4%}' for k, v in ratios.items()))
 
-    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+    def before_save_checkpoint(self, runner: Runner, checkpoint: dict) -> None:
         if self._reference is not None:
             checkpoint[self.CKPT_KEY] = self._reference
 
-    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+    def after_load_checkpoint(self, runner: Runner, checkpoint: dict) -> None:
         # mmengine calls this for load_from too; only the run the
         # checkpoint belongs to continues its epoch, a new run starting
         # from its weights measures flips from them

@@ -3,6 +3,7 @@ from typing import List
 
 import torch
 from mmengine.hooks import Hook
+from mmengine.runner import Runner
 
 from mmbireal.utils import InputError
 
@@ -51,7 +52,7 @@ class ParamGroupCheckHook(Hook):
             if group.get(k) != v
         }
 
-    def check_groups(self, runner) -> List[torch.nn.Parameter]:
+    def check_groups(self, runner: Runner) -> List[torch.nn.Parameter]:
         """Raise :class:`InputError` unless the groups are right; return
         the watched parameters."""
         params = self.watched(runner.model)
@@ -66,12 +67,13 @@ class ParamGroupCheckHook(Hook):
                 f'paramwise_cfg=dict({self.SWITCH}=True))')
         return params
 
-    def before_train(self, runner) -> None:
+    def before_train(self, runner: Runner) -> None:
         # after load_or_resume, which replaces the group dicts
         self._groups = groups_holding(
             all_param_groups(runner.optim_wrapper), self.watched(runner.model))
 
-    def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
+    def before_train_iter(self, runner: Runner, batch_idx: int,
+                          data_batch=None) -> None:
         for group in self._groups:
             wrong = self._wrong(group)
             if wrong:

@@ -6,6 +6,7 @@ import signal
 from typing import Dict, Iterator, Optional
 
 from mmengine.hooks import Hook
+from mmengine.runner import Runner
 
 from ..param_groups import all_param_groups, binary_latent_weights
 
@@ -32,11 +33,11 @@ class FinalValidationHook(Hook):
         self.metrics: Optional[Dict[str, float]] = None
         self._validated_iter: Optional[int] = None
 
-    def after_val_epoch(self, runner, metrics=None) -> None:
+    def after_val_epoch(self, runner: Runner, metrics=None) -> None:
         self.metrics = dict(metrics or {})
         self._validated_iter = runner.iter
 
-    def after_train(self, runner) -> None:
+    def after_train(self, runner: Runner) -> None:
         if runner.val_loop is not None and \
                 self._validated_iter != runner.iter:
             runner.val_loop.run()  # calls after_val_epoch
@@ -54,7 +55,7 @@ class BinaryWeightDecayCheckHook(Hook):
 
     priority = 'LOWEST'
 
-    def before_train(self, runner) -> None:
+    def before_train(self, runner: Runner) -> None:
         binary = {id(p) for p in binary_latent_weights(runner.model)}
         decayed, rates = 0, set()
         for group in all_param_groups(runner.optim_wrapper):

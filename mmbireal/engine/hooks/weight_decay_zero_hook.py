@@ -2,6 +2,7 @@
 from typing import List
 
 import torch
+from mmengine.runner import Runner
 from mmpretrain.registry import HOOKS
 
 from ..param_groups import (
@@ -44,7 +45,7 @@ class WeightDecayZeroHook(ParamGroupCheckHook):
     def watched(self, model: torch.nn.Module) -> List[torch.nn.Parameter]:
         return binary_latent_weights(model)
 
-    def before_run(self, runner) -> None:
+    def before_run(self, runner: Runner) -> None:
         if not optimizer_built(runner):  # test/val-only runs
             return
         params = self.check_groups(runner)
