@@ -18,7 +18,9 @@ them in the pipeline's order:
 4. flip BGR to RGB if ``to_rgb`` and normalise with ``mean``/``std``.
 
 The Fashion-MNIST configs give 32 + 28 (1 channel), the ImageNet ones
-256 + 224 (3 channels, RGB).
+256 + 224 (3 channels, RGB); a pipeline with any other step gives a file
+for tensors only (:func:`unreplayable_step`; e.g. the larq-zoo config's
+``EfficientNetCenterCrop``).
 """
 import os.path as osp
 from typing import Optional, Sequence, Union

@@ -535,6 +535,9 @@ class PackedBiRealNet(nn.Module):
             list[list[Prediction]]: Per image, ``(index, name, score)``
             with the softmax score; ``name`` is None if the file stores no
             class names.
+
+        Raises:
+            InputError: ``topk`` below 1, or as :meth:`preprocess`.
         """
         if isinstance(topk, bool) or not isinstance(topk, int) or topk < 1:
             raise InputError(f'topk must be a positive int, got {topk!r}')

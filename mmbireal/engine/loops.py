@@ -81,10 +81,11 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
       after the skipped batches are drawn, so random numbers the training
       step itself draws (dropout, Mixup/CutMix) continue as they were. A
       checkpoint saved without it (before this) resumes with the state of
-      the replayed data loading instead, and so do processes other than
-      rank 0 under DDP (mmengine saves rank 0's checkpoint only): their
-      random numbers stay their own, but are not those of an
-      uninterrupted run.
+      the replayed data loading instead. Under DDP mmengine saves rank 0's
+      checkpoint only: with one seed for all ranks that state is every
+      rank's; with ``diff_rank_seed`` the other ranks resume with the
+      replay's state (their numbers stay their own, but are not those of
+      an uninterrupted run).
 
     Resumed from the checkpoint of an epoch's end, it first runs that
     epoch's validation, which the checkpoint (saved before it) cannot have
@@ -143,13 +144,17 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
     def _saved_random_state(self) -> Optional[dict]:
         """The random state this process had after the resumed checkpoint's
         last iteration, None if the checkpoint has none. Checkpoints hold
-        rank 0's only; other processes keep the replay's state, which
+        rank 0's only: that is every rank's when all share one seed; with
+        ``diff_rank_seed`` the other ranks keep the replay's state, which
         differs from rank to rank as before the interruption."""
         saved = self.runner.message_hub.get_info(RANDOM_STATE)
-        if (isinstance(saved, dict) and saved.get('iter') == self._iter
-                and saved.get('rank', 0) == get_rank()):
-            return saved['state']
-        return None
+        if not (isinstance(saved, dict) and saved.get('iter') == self._iter):
+            return None
+        randomness = getattr(self.runner, '_randomness_cfg', None) or {}
+        if saved.get('rank', 0) != get_rank() and randomness.get(
+                'diff_rank_seed', False):
+            return None
+        return saved['state']
 
     def shared_seed(self) -> int:
         """The run's seed as every process has it: ``diff_rank_seed`` adds

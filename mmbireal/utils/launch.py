@@ -305,7 +305,9 @@ def torchrun() -> NoReturn:
             print(f'error: process {rank} exited with status '
                   f'{failure.exitcode} ({failure.message or "no message"})',
                   file=sys.stderr)
-        sys.exit(failure.exitcode if failure.exitcode > 0 else 1)
+        # a negative status is a signal: 128 + it, as a shell reports it
+        sys.exit(failure.exitcode if failure.exitcode > 0 else
+                 128 - failure.exitcode if failure.exitcode < 0 else 1)
     sys.exit(0)
 
 

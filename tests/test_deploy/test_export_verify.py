@@ -16,9 +16,10 @@ def test_verify_passes_the_export_and_fails_a_different_model(tmp_path):
     export_packed(model, out, cfg)
     message, ok = export_binary.verify(model, out)
     assert ok, message
-    # a model whose logits are not the file's: a class swapped
+    assert message.count('argmax agrees') == 2, message
+    # a model whose logits are not the file's
     with torch.no_grad():
         model.head.fc.bias[0] += 100.0
     message, ok = export_binary.verify(model, out)
     assert not ok
-    assert message.endswith('FAILED (tolerance 0.001)')
+    assert message.endswith('FAILED (tolerance 0.25 against float64)')

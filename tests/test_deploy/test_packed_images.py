@@ -103,9 +103,9 @@ def test_a_pipeline_classify_would_not_reproduce_gives_tensors_only(
     with pytest.raises(InputError, match='takes normalised tensors only: '
                        "its config's test pipeline has " + unreplayed[:10]):
         load_packed(path, backend='torch').classify(images[0])
-    # every pipeline of the repo's configs but the larq-zoo one's is
-    # reproduced
+    # the repo's Fashion-MNIST and ImageNet pipelines are reproduced
     assert 'unreplayed_step' not in preprocessing_meta(fmnist_cfg)
+    assert 'unreplayed_step' not in preprocessing_meta(load_config(IN1K_CFG))
 
 
 def test_image_call_is_the_config_pipeline_and_the_float_prediction(

@@ -245,9 +245,10 @@ def test_an_epoch_checkpoint_saved_after_its_validation_is_not_validated_again(
 
 
 def test_only_the_rank_that_saved_the_random_state_restores_it(monkeypatch):
-    """mmengine saves rank 0's checkpoint only: another process adopting
-    rank 0's random state would draw the same Mixup/dropout numbers as
-    rank 0 for the rest of the resumed epoch."""
+    """mmengine saves rank 0's checkpoint only. With diff_rank_seed another
+    process adopting rank 0's random state would draw the same
+    Mixup/dropout numbers as rank 0 for the rest of the resumed epoch; with
+    one seed for all, rank 0's state is every rank's."""
     from types import SimpleNamespace
 
     from mmengine.logging import MessageHub
@@ -255,11 +256,14 @@ def test_only_the_rank_that_saved_the_random_state_restores_it(monkeypatch):
     from mmbireal.engine import loops
 
     hub = MessageHub.get_instance('test_random_state_rank')
-    loop = SimpleNamespace(runner=SimpleNamespace(message_hub=hub), _iter=6)
+    runner = SimpleNamespace(message_hub=hub)
+    loop = SimpleNamespace(runner=runner, _iter=6)
     monkeypatch.setattr(loops, 'get_rank', lambda: 0)
     loops.RecordRandomState().after_train_iter(
         SimpleNamespace(message_hub=hub, iter=5), 5)
     saved = loops.ResumableEpochBasedTrainLoop._saved_random_state
     assert saved(loop) is not None
     monkeypatch.setattr(loops, 'get_rank', lambda: 1)
+    assert saved(loop) is not None  # one seed: rank 0's state is rank 1's
+    runner._randomness_cfg = dict(seed=0, diff_rank_seed=True)
     assert saved(loop) is None

@@ -11,8 +11,11 @@ without the config, and the file records the config's preprocessing (mean,
 std, channel order, test resize and crop) and class names, so
 ``tools/deployment/classify.py OUT IMAGE ...`` classifies image files with
 it. Prints the file size and the ratio to the float
-weights. ``--verify`` also runs one random batch through the float model
-and the packed one and prints their largest logit difference;
+weights. ``--verify`` also runs one random batch through the float model,
+its float64 copy and the packed one, prints their largest logit
+differences, and exits 1 if the packed logits are off the float64 ones by
+more than a quarter of their range (a wrong export; a sign that rounding
+flips moves them by a few percent);
 ``--verify-test-set`` runs the config's whole test set through both and
 prints their top-1 and how many predictions differ.
 """
@@ -99,31 +102,41 @@ def _preprocessing(packed) -> str:
             f'channel(s), {names}')
 
 
-# --verify fails above this logit error (relative to the logit range):
-# the packed model is exact up to float summation order
-VERIFY_TOLERANCE = 1e-3
+# --verify fails above this logit error against the float64 model
+# (relative to its logit range). A pre-sign value within rounding of 0 may
+# take either sign in two correct implementations and move the logits by a
+# few percent (README: at most 8% seen); a wrong export moves them by about
+# their whole range.
+VERIFY_TOLERANCE = 0.25
 
 
 def verify(model: torch.nn.Module, path: str) -> Tuple[str, bool]:
-    """One random batch through both models: the logit error, relative to
-    the float logits' range, and whether the argmax agrees; and whether
-    both are as they must be."""
+    """One random batch through the float model, its float64 copy (the
+    closest to exact arithmetic) and the packed one: the packed logits'
+    error against each, relative to the logit range, and whether the argmax
+    agrees; and whether the packed model is within
+    :data:`VERIFY_TOLERANCE` of the float64 one."""
     packed = load_packed(path)
     size = packed.stem_geometry.image_size
     x = torch.randn(2, packed.in_channels, size, size,
                     generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         ref = model(x, mode='tensor')
+        exact = float64_model(model)(x.double(), mode='tensor')
     out = packed(x)
-    err = (out - ref).abs().max().item()
-    span = (ref.max() - ref.min()).item() or 1.0
-    same = torch.equal(out.argmax(1), ref.argmax(1))
-    ok = same and err / span <= VERIFY_TOLERANCE
-    return (f'verify ({packed.backend} backend, {size}px): max |logit '
-            f'difference| {err:.3g} = {err / span:.2g} of the logit range, '
-            f'argmax {"agrees" if same else "DIFFERS"}'
-            + ('' if ok else f': FAILED (tolerance {VERIFY_TOLERANCE:g})'),
-            ok)
+    parts, ok = [], True
+    for name, logits in (('float', ref), ('float64', exact)):
+        err = (out.double() - logits.double()).abs().max().item()
+        span = (logits.max() - logits.min()).item() or 1.0
+        same = torch.equal(out.argmax(1), logits.argmax(1))
+        parts.append(f'{name}: max |logit difference| {err:.3g} = '
+                     f'{err / span:.2g} of the logit range, argmax '
+                     f'{"agrees" if same else "differs"}')
+        ok = err / span <= VERIFY_TOLERANCE  # the float64 one decides
+    return (f'verify ({packed.backend} backend, {size}px) against '
+            + '; '.join(parts)
+            + ('' if ok else f': FAILED (tolerance {VERIFY_TOLERANCE:g} '
+               'against float64)'), ok)
 
 
 def _exact_binary_conv(conv: BinaryConv2d, x: torch.Tensor,

@@ -254,7 +254,8 @@ def resume_point(work_dir: str) -> str:
     if osp.isfile(record):
         with open(record) as f:
             named = f.read().strip()
-        candidates += [osp.join(work_dir, osp.basename(named)), named]
+        # the file in work_dir first: a copied work dir resumes its own
+        candidates += [named, osp.join(work_dir, osp.basename(named))]
     return next((path for path in reversed(candidates)
                  if path and osp.isfile(path) and zipfile.is_zipfile(path)),
                 '')

@@ -19,10 +19,11 @@ class ParamGroupCheckHook(Hook):
 
     :class:`~mmbireal.engine.optimizers.BinaryOptimWrapperConstructor`
     makes the groups; a subclass names the parameters, the settings and the
-    constructor switch that gives them. Before the run (before a resumed
-    state is loaded) every such parameter must sit in a tagged group with
-    those settings, else the run stops with a line naming the config entry
-    to add. Before each iteration the settings are compared, not set: a
+    constructor switch that gives them. Subclasses call
+    :meth:`check_groups` in ``before_run`` (before a resumed state is
+    loaded): every such parameter must sit in a tagged group with those
+    settings, else the run stops with a line naming the config entry to
+    add. Before each iteration the settings are compared, not set: a
     scheduler that scales lr or decay keeps 0 at 0, one that moves it
     (``eta_min``, ``OneCycleLR``...) stops the run before the step.
     """

@@ -38,7 +38,8 @@ class GrayAwareVisualizationHook(VisualizationHook):
         if not self.enable:
             return
         inputs = data_batch['inputs']
-        if inputs and isinstance(inputs[0], (list, tuple)):
+        if isinstance(inputs, (list, tuple)) and inputs and isinstance(
+                inputs[0], (list, tuple)):
             # test-time augmentation: one list of images per view, and one
             # merged prediction per image; the first view is drawn (the
             # unflipped image in our configs' tta_pipeline)
