@@ -121,12 +121,12 @@ def _pack_block_act(block: nn.Module, name: str) -> Dict[str, Tensor]:
 def _block_convs(block: nn.Module,
                  prefix: str) -> List[Tuple[nn.Module, nn.Module, nn.Module]]:
     """The block's ``(act, conv, norm)`` triples in forward order, as
-    every BiRealNet block lists them (``BinaryResBlock.binary_convs``)."""
-    binary_convs = getattr(block, 'binary_convs', None)
-    if not callable(binary_convs):
+    every BiRealNet block lists them (``BinaryResBlock.conv_units``)."""
+    conv_units = getattr(block, 'conv_units', None)
+    if not callable(conv_units):
         raise ExportError(f'{prefix}: {type(block).__name__} does not list '
-                          'its binary convs (binary_convs())')
-    convs = list(binary_convs())
+                          'its convs (conv_units())')
+    convs = list(conv_units())
     if not convs:
         raise ExportError(f'{prefix}: {type(block).__name__} has no binary '
                           'convs')

@@ -645,7 +645,7 @@ def _assert_packed_matches(model, x):
     return packed
 
 
-def test_export_walks_any_block_that_lists_its_binary_convs():
+def test_export_walks_any_block_that_lists_its_conv_units():
     model = _model_with_block(_PairBlock)
     packed = _assert_packed_matches(
         model, torch.randn(2, 1, 28, 28,

@@ -489,7 +489,7 @@ def test_binary_convs_lists_every_3x3_conv_in_forward_order(cls, real):
     kwargs = dict(conv_cfg=None, act_cfg=dict(type='ReLU')) if real else {}
     model = cls(18, stem_type='small', **kwargs).eval()
     listed = [t for n in model.res_layers for b in getattr(model, n)
-              for t in b.binary_convs()]
+              for t in b.conv_units()]
     convs = [m for n, m in model.named_modules()
              if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)
              and n != 'conv1']

@@ -152,13 +152,13 @@ def test_every_binary_conv_gets_a_bias_of_its_input_width(cps):
     count = 0
     for layer in model.res_layers:
         for block in getattr(model, layer):
-            for act, conv, _ in block.binary_convs():
+            for act, conv, _ in block.conv_units():
                 assert isinstance(conv, BinaryConv2d)
                 assert isinstance(act, LearnableBias)
                 assert act.bias.numel() == conv.in_channels
                 count += 1
             assert block.block_act.prelu.weight.numel() == \
-                block.binary_convs()[-1][1].out_channels
+                block.conv_units()[-1][1].out_channels
     assert count == 16
     x = torch.randn(2, 1, 28, 28)
     model(x)[0].sum().backward()

@@ -149,7 +149,7 @@ class BinaryResBlock(BaseModule):
 
     Subclasses set :attr:`conv_suffixes`: conv ``k`` lives in the attributes
     ``act{s}``, ``conv{s}`` and ``bn{s}`` with ``s = conv_suffixes[k]``,
-    which are also its state-dict keys. :meth:`binary_convs` lists them in
+    which are also its state-dict keys. :meth:`conv_units` lists them in
     forward order for code that walks the network (export).
 
     Args:
@@ -227,7 +227,7 @@ class BinaryResBlock(BaseModule):
         if block_act is not None:  # no attribute: off keeps the state dict
             self.block_act = block_act
 
-    def binary_convs(self) -> List[Tuple[nn.Module, nn.Module, nn.Module]]:
+    def conv_units(self) -> List[Tuple[nn.Module, nn.Module, nn.Module]]:
         """``(act, conv, norm)`` of each 3x3 conv, in forward order.
 
         In the binary network ``conv`` is a :class:`BinaryConv2d` and ``act``
@@ -241,7 +241,7 @@ class BinaryResBlock(BaseModule):
     def forward(self, x: Tensor) -> Tensor:
         identity = x if self.downsample is None else self.downsample(x)
         out = x
-        for act, conv, norm in self.binary_convs():
+        for act, conv, norm in self.conv_units():
             out = norm(conv(act(out)))
         out += identity  # in place: the norm's backward needs its input only
         block_act = getattr(self, 'block_act', None)
@@ -258,7 +258,7 @@ class BiRealBlock(BinaryResBlock):
         >>> import torch
         >>> from mmbireal.models.backbones import BiRealBlock
         >>> block = BiRealBlock(8, 8).eval()
-        >>> [type(m).__name__ for m in block.binary_convs()[0]]
+        >>> [type(m).__name__ for m in block.conv_units()[0]]
         ['Identity', 'Conv2d', 'BatchNorm2d']
         >>> tuple(block(torch.rand(1, 8, 5, 5)).shape)
         (1, 8, 5, 5)
@@ -373,7 +373,7 @@ class BiRealNet(BaseBackbone):
         (1, 256, 4, 4)
         (1, 512, 2, 2)
         >>> block = model.layer2[0]
-        >>> [type(conv).__name__ for _, conv, _ in block.binary_convs()]
+        >>> [type(conv).__name__ for _, conv, _ in block.conv_units()]
         ['BinaryConv2d']
     """
 
@@ -599,7 +599,7 @@ class BinaryResNet(BiRealNet):
         >>> model = BinaryResNet(depth=18, stem_type='small').eval()
         >>> [len(getattr(model, name)) for name in model.res_layers]
         [2, 2, 2, 2]
-        >>> len(model.layer1[0].binary_convs())
+        >>> len(model.layer1[0].conv_units())
         2
         >>> tuple(model(torch.rand(1, 3, 28, 28))[0].shape)
         (1, 512, 4, 4)
