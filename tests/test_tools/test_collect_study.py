@@ -12,6 +12,23 @@ from helpers import REPO, run_tool
 FULL, STE = 'bireal18_1xb64_fmnist', 'bireal18_ste_1xb64_fmnist'
 
 
+def _collect_module():
+    """tools/reproduce/collect_study.py, imported in-process."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'collect_study', osp.join(REPO, 'tools', 'reproduce',
+                                  'collect_study.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _todo(root, out, *want) -> list:
+    """Seed 0's plan (``collect_study.py --todo 0``), in-process."""
+    return _collect_module().runs_to_train(
+        CHAIN, list(want) or CHAIN, 0, str(root), str(out))
+
+
 def _write_run(root, seed: int, run: str, top1: list, flips=None,
                machine=None) -> None:
     folder = root / f'seed{seed}' / run / '20261201_000000' / 'vis_data'
@@ -182,9 +199,7 @@ def test_committed_logs_outlive_the_work_dirs_and_plan_the_rest(tmp_path):
     assert '| 80.00 | 1 | 80.00 |' in again.stdout
 
     def todo(*want):
-        return run_tool([*collect, '--work-root', str(fresh), '--todo', '0',
-                         '--want', ' '.join(want), '--',
-                         *CHAIN]).stdout.split()
+        return _todo(fresh, out, *want)
 
     # STE starts from clip-pre, clip-pre from leakyclip-pre from relu-pre
     assert todo() == [*CHAIN[:3], STE]
@@ -209,7 +224,6 @@ def test_committed_logs_outlive_the_work_dirs_and_plan_the_rest(tmp_path):
     assert todo() == [STE]
 
 
-@pytest.mark.slow  # runs the collector in a subprocess
 def test_a_run_stopped_in_its_last_validation_is_trained_on(tmp_path):
     """Its last checkpoint is written before the last validation: with the
     checkpoint and no final score, the run is planned again (it resumes
@@ -224,10 +238,7 @@ def test_a_run_stopped_in_its_last_validation_is_trained_on(tmp_path):
     (full / 'last_checkpoint').write_text(str(full / 'epoch_4.pth'))
 
     def todo():
-        return run_tool([
-            'tools/reproduce/collect_study.py', '--out', str(out), '--seeds',
-            '0', '--work-root', str(root), '--todo', '0', '--want', FULL,
-            '--', *CHAIN]).stdout.split()
+        return _todo(root, out, FULL)
 
     assert todo() == [FULL]
     with open(full / '20261201_000000' / 'vis_data' / 'scalars.json',
@@ -324,12 +335,7 @@ def test_a_retrained_run_that_differs_keeps_its_committed_log(tmp_path):
 def test_curves_average_the_finished_seeds_only(tmp_path):
     """A seed still training would otherwise enter the mean at its early
     epochs only, changing n along the curve."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        'collect_study', osp.join(REPO, 'tools', 'reproduce',
-                                  'collect_study.py'))
-    collect = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(collect)
+    collect = _collect_module()
 
     def run(epochs: int, finished: bool) -> dict:
         return dict(finished=finished, val_top1_by_epoch={
