@@ -154,11 +154,12 @@ else
     TRAIN=("${RUNS[@]}")
 fi
 
-config_value() {  # config_value RUN KEY: load_from or model.teacher_ckpt
-    # -W: mmengine's import of pkg_resources warns, which says nothing here
+start_points() {  # start_points RUN: its load_from, then model.teacher_ckpt
+    # (one interpreter for both; -W: mmengine's import of pkg_resources
+    # warns, which says nothing here)
     "$PYTHON" -W ignore::UserWarning -c "from mmengine.config import Config; \
 c = Config.fromfile('configs/birealnet/$1.py'); \
-print((c.model if '$2' == 'teacher_ckpt' else c).get('$2') or '')"
+print(c.get('load_from') or '-'); print(c.model.get('teacher_ckpt') or '-')"
 }
 
 train() {  # train CONFIG ARGS...
@@ -193,8 +194,10 @@ if [[ $collect_only == 0 ]]; then
         for run in "${todo[@]}"; do
             work="$ROOT/seed$seed/$run"
             args=(--cfg-options "randomness.seed=$seed")
-            load_from="$(config_value "$run" load_from)"
-            teacher="$(config_value "$run" teacher_ckpt)"
+            points="$(start_points "$run")"  # set -e stops on its error
+            { read -r load_from; read -r teacher; } <<<"$points"
+            [[ "$load_from" == - ]] && load_from=''
+            [[ "$teacher" == - ]] && teacher=''
             if [[ "$teacher" == work_dirs/* ]]; then  # this seed's teacher
                 args+=("model.teacher_ckpt=$ROOT/seed$seed/${teacher#work_dirs/}")
             fi
