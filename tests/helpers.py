@@ -150,6 +150,17 @@ def import_deployment_tool(name: str):
         sys.path.pop(0)
 
 
+def import_tool_file(*path: str):
+    """A tool script under the repo (e.g. ``'tools', 'reproduce',
+    'collect_study.py'``), imported in-process as a module of its name."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        osp.splitext(path[-1])[0], osp.join(REPO, *path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @functools.lru_cache(maxsize=None)
 def _birealnet_configs() -> tuple:
     from mmengine.config import Config

@@ -7,20 +7,14 @@ import sys
 
 import pytest
 import torch
-from helpers import REPO, run_tool
+from helpers import REPO, import_tool_file, run_tool
 
 FULL, STE = 'bireal18_1xb64_fmnist', 'bireal18_ste_1xb64_fmnist'
 
 
 def _collect_module():
     """tools/reproduce/collect_study.py, imported in-process."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        'collect_study', osp.join(REPO, 'tools', 'reproduce',
-                                  'collect_study.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_tool_file('tools', 'reproduce', 'collect_study.py')
 
 
 def _todo(root, out, *want) -> list:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from helpers import REPO, run_tool
+from helpers import REPO, import_tool_file, run_tool
 
 import mmbireal  # noqa: F401 (registers the model index)
 from mmbireal.analysis import config_complexity
@@ -71,12 +71,7 @@ def test_paper_figures_are_marked_where_mim_shows_them():
 
 
 def test_readme_table_shows_the_spread_over_seeds():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        'update_readme', osp.join(REPO, 'tools', 'model_zoo',
-                                  'update_readme.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = import_tool_file('tools', 'model_zoo', 'update_readme.py')
     metrics = [{'Top 1 Accuracy': 81.33, 'Top 1 Accuracy std': 1.53,
                 'Seeds': 3}, {'Top 1 Accuracy': 79.08, 'Seeds': 1},
                {'Top 1 Accuracy (paper)': 56.4}]
