@@ -1,10 +1,27 @@
 """Fixtures: tiny datasets for the tests that run the real tools."""
+import os
 import os.path as osp
 
 import helpers
 import numpy as np
 import pytest
 from helpers import FMNIST_ROOT
+
+
+def pytest_configure(config) -> None:
+    """Under pytest-xdist: each worker gets its own torchrun port (the
+    launchers read ``PORT``), so two workers' DDP tests never meet on one,
+    and its share of the cores, so that workers do not oversubscribe them
+    (tests that time thread counts set their own)."""
+    worker = os.environ.get('PYTEST_XDIST_WORKER', 'gw0')  # gw0, gw1, ...
+    if 'PORT' not in os.environ:
+        os.environ['PORT'] = str(29510 + int(worker[2:]))
+    workers = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1'))
+    if workers > 1 and 'OMP_NUM_THREADS' not in os.environ:
+        import torch
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        os.environ['OMP_NUM_THREADS'] = str(threads)  # tools' subprocesses
+        torch.set_num_threads(threads)
 
 
 @pytest.hookimpl(tryfirst=True)

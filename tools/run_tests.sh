@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run the test suite inside the project venv (created / updated first by
 # tools/setup_env.sh). Extra arguments go to pytest; without a test path the
-# whole `tests` folder runs. Exit status: pytest's.
+# whole `tests` folder runs. Tests run in one pytest-xdist worker per core (at
+# most 8; `-n 0` runs them in this process). Exit status: pytest's.
 #
 #   bash tools/run_tests.sh                  # all tests
 #   bash tools/run_tests.sh -k packaging -x  # pytest options
@@ -19,11 +20,15 @@ unset PYTHONHOME
 
 cd "$REPO"
 targets=(tests)
+workers=(-n "$(( $(nproc) < 8 ? $(nproc) : 8 ))" --dist worksteal)
 for arg in "$@"; do
     # an explicit test path (file, dir or node id) replaces the default
     if [[ "$arg" != -* && -e "${arg%%::*}" ]]; then
         targets=()
-        break
+    fi
+    # so does an explicit worker count
+    if [[ "$arg" == -n* || "$arg" == --numprocesses* ]]; then
+        workers=()
     fi
 done
-exec "$VENV/bin/python" -m pytest -q "${targets[@]}" "$@"
+exec "$VENV/bin/python" -m pytest -q "${workers[@]}" "${targets[@]}" "$@"
