@@ -1,4 +1,5 @@
 """An epoch-based training loop that resumes mid-epoch exactly."""
+import functools
 import random
 from typing import Optional
 
@@ -14,6 +15,15 @@ from mmpretrain.registry import LOOPS
 # validation started; the random state after the last iteration
 VALIDATED_EPOCH = 'mmbireal_validated_epoch'
 RANDOM_STATE = 'mmbireal_random_state'
+
+# what a seed is mixed for (independent_seeds): one stream each
+SAMPLER, MAIN_PROCESS, WORKERS = range(3)
+
+
+def mixed_seed(*words: int) -> int:
+    """A 31-bit seed that numpy's ``SeedSequence`` derives from ``words``:
+    nearby inputs give unrelated seeds."""
+    return int(np.random.SeedSequence(list(words)).generate_state(1)[0] >> 1)
 
 
 def random_state() -> dict:
@@ -97,22 +107,41 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
     keeps them (and their random state) across epochs: for exact resumption
     use ``num_workers=0`` or ``persistent_workers=False``.
 
-    The arguments are those of :class:`mmengine.runner.EpochBasedTrainLoop`
-    (mmengine accepts ``type`` or ``by_epoch`` in ``train_cfg``, not both).
+    By default seeds are used as in mmengine: the sampler shuffles epoch e
+    of seed s with ``s + e``, the main process starts epoch e from
+    ``s + e`` and workers from ``s + worker index`` in every epoch. Runs
+    with seeds s and s + 1 therefore share streams, shifted by one epoch or
+    one worker. ``independent_seeds=True`` derives each of these from
+    ``(s, purpose, epoch)`` with numpy's ``SeedSequence`` instead, so runs
+    with different seeds share none, and workers draw new augmentation
+    every epoch.
+
+    Args:
+        independent_seeds (bool): Derive the sampler's, the main process's
+            and the workers' seeds from the run's seed so that no two seeds
+            share a stream (see above). Defaults to False (mmengine's use).
+
+    The other arguments are those of
+    :class:`mmengine.runner.EpochBasedTrainLoop` (mmengine accepts ``type``
+    or ``by_epoch`` in ``train_cfg``, not both).
 
     Example:
         >>> train_cfg = dict(type='ResumableEpochBasedTrainLoop',
         ...                  max_epochs=4, val_interval=1)
     """
 
-    def __init__(self, runner: Runner, *args, **kwargs) -> None:
+    def __init__(self, runner: Runner, *args,
+                 independent_seeds: bool = False, **kwargs) -> None:
         super().__init__(runner, *args, **kwargs)
+        self.independent_seeds = independent_seeds
         runner.register_hook(RecordRandomState())
 
     def run(self) -> torch.nn.Module:
         sampler = getattr(self.dataloader, 'sampler', None)
         if hasattr(sampler, 'seed'):
             sampler.seed = self.shared_seed()
+            if self.independent_seeds:
+                sampler.seed = mixed_seed(sampler.seed, SAMPLER)
         self.runner.call_hook('before_train')
         if self._epoch > 0 and self._iter == self._epoch * len(
                 self.dataloader) and self.runner.message_hub.get_info(
@@ -169,7 +198,13 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
     def run_epoch(self) -> None:
         self.runner.call_hook('before_train_epoch')
         self.runner.model.train()
-        set_random_seed(self.runner.seed + self._epoch)
+        if self.independent_seeds:
+            set_random_seed(
+                mixed_seed(self.runner.seed, MAIN_PROCESS, self._epoch))
+            self._seed_workers(
+                mixed_seed(self.shared_seed(), WORKERS, self._epoch))
+        else:
+            set_random_seed(self.runner.seed + self._epoch)
         done = self._iter - self._epoch * len(self.dataloader)
         saved = self._saved_random_state() if done else None
         for idx, data_batch in enumerate(self.dataloader):
@@ -180,3 +215,11 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
             self.run_iter(idx, data_batch)
         self.runner.call_hook('after_train_epoch')
         self._epoch += 1
+
+    def _seed_workers(self, seed: int) -> None:
+        """Give the workers this epoch starts ``seed`` (mmengine's
+        ``worker_init_fn`` adds the rank and worker index to it)."""
+        init = getattr(self.dataloader, 'worker_init_fn', None)
+        if isinstance(init, functools.partial) and 'seed' in init.keywords:
+            self.dataloader.worker_init_fn = functools.partial(
+                init.func, *init.args, **{**init.keywords, 'seed': seed})

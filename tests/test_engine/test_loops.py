@@ -267,3 +267,54 @@ def test_only_the_rank_that_saved_the_random_state_restores_it(monkeypatch):
     assert saved(loop) is not None  # one seed: rank 0's state is rank 1's
     runner._randomness_cfg = dict(seed=0, diff_rank_seed=True)
     assert saved(loop) is None
+
+
+class EpochStreams(Hook):
+    """Per epoch: the sampler's order, the main process's random state as
+    its first batch was drawn and the seed its workers start from."""
+
+    priority = 'LOWEST'
+
+    def __init__(self) -> None:
+        self.orders, self.states, self.worker_seeds = [], [], []
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
+        if batch_idx == 0:
+            loader = runner.train_dataloader
+            self.orders.append(list(loader.sampler))
+            self.states.append(torch.get_rng_state())
+            self.worker_seeds.append(loader.worker_init_fn.keywords['seed'])
+
+
+@pytest.mark.parametrize('independent', [False, True])
+def test_independent_seeds_share_no_stream(tmp_path, independent):
+    """mmengine's use of seeds: seed 1's epoch 1 is seed 0's epoch 2 (order
+    and main-process draws) and workers start alike every epoch;
+    independent_seeds leaves nothing shared."""
+    def streams(seed: int) -> EpochStreams:
+        record = EpochStreams()
+        make_runner(tmp_path / f'seed{seed}', [record], max_epochs=3,
+                    randomness=dict(seed=seed),
+                    loop_options=dict(independent_seeds=independent)).train()
+        return record
+
+    seed0, seed1 = streams(0), streams(1)
+    shifted_order = seed1.orders[0] == seed0.orders[1]
+    shifted_state = torch.equal(seed1.states[0], seed0.states[1])
+    assert shifted_order == shifted_state == (not independent)
+    assert (len(set(seed0.worker_seeds)) == 1) == (not independent)
+    if independent:
+        assert not set(seed0.worker_seeds) & set(seed1.worker_seeds)
+
+
+def test_independent_seeds_resume_exactly(tmp_path):
+    options = dict(loop_options=dict(independent_seeds=True))
+    loop = 'ResumableEpochBasedTrainLoop'
+    whole, _ = run(tmp_path, 'binary', 'whole', loop, **options)
+    run(tmp_path, 'binary', 'parts', loop, stop_at=6, **options)
+    parts, _ = run(tmp_path, 'binary', 'parts', loop,
+                   load_from=str(tmp_path / 'parts' / 'iter_6.pth'),
+                   resume=True, **options)
+    a, b = weights(whole.model), weights(parts.model)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key

@@ -121,11 +121,11 @@ def make_runner(work_dir, hooks=(), optim_wrapper: Optional[Dict] = None,
                 param_scheduler=None, model: Optional[nn.Module] = None,
                 max_epochs: int = 2,
                 loop: str = 'ResumableEpochBasedTrainLoop',
-                **kwargs) -> Runner:
+                loop_options: Optional[Dict] = None, **kwargs) -> Runner:
     """A Runner training ``model`` (default a :class:`TinyNet`) for
-    ``max_epochs`` with a checkpoint every iteration; ``kwargs`` go to the
-    Runner (e.g. ``load_from``, ``resume``, ``randomness``; ``default_hooks``
-    replace or add to these)."""
+    ``max_epochs`` with a checkpoint every iteration; ``loop_options`` go
+    to the loop, ``kwargs`` to the Runner (e.g. ``load_from``, ``resume``,
+    ``randomness``; ``default_hooks`` replace or add to these)."""
     return Runner(
         model=model or TinyNet(),
         work_dir=str(work_dir),
@@ -136,7 +136,8 @@ def make_runner(work_dir, hooks=(), optim_wrapper: Optional[Dict] = None,
             batch_size=BATCH,
             num_workers=0,
             collate_fn=dict(type='default_collate')),
-        train_cfg=dict(type=loop, max_epochs=max_epochs),
+        train_cfg=dict(type=loop, max_epochs=max_epochs,
+                       **(loop_options or {})),
         optim_wrapper=copy.deepcopy(optim_wrapper or optim_cfg()),
         param_scheduler=copy.deepcopy(param_scheduler or dict(
             type='MultiStepLR', by_epoch=True, milestones=[1], gamma=0.1)),
