@@ -19,7 +19,7 @@ def pytest_configure(config) -> None:
     workers = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1'))
     if workers > 1 and 'OMP_NUM_THREADS' not in os.environ:
         import torch
-        threads = max(1, (os.cpu_count() or 1) // workers)
+        threads = max(1, len(os.sched_getaffinity(0)) // workers)
         os.environ['OMP_NUM_THREADS'] = str(threads)  # tools' subprocesses
         torch.set_num_threads(threads)
 
