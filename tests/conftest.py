@@ -9,13 +9,9 @@ from helpers import FMNIST_ROOT
 
 
 def pytest_configure(config) -> None:
-    """Under pytest-xdist: each worker gets its own torchrun port (the
-    launchers read ``PORT``), so two workers' DDP tests never meet on one,
-    and its share of the cores, so that workers do not oversubscribe them
-    (tests that time thread counts set their own)."""
-    worker = os.environ.get('PYTEST_XDIST_WORKER', 'gw0')  # gw0, gw1, ...
-    if 'PORT' not in os.environ:
-        os.environ['PORT'] = str(29510 + int(worker[2:]))
+    """Under pytest-xdist each worker gets its share of the cores, so that
+    workers do not oversubscribe them (tests that time thread counts set
+    their own). Launches of torchrun each get a free port (helpers)."""
     workers = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1'))
     if workers > 1 and 'OMP_NUM_THREADS' not in os.environ:
         import torch

@@ -5,6 +5,8 @@ import glob
 import importlib
 import os
 import os.path as osp
+import signal
+import socket
 import subprocess
 import sys
 from typing import Any, Iterator, List, Sequence
@@ -39,6 +41,7 @@ def run_tool(args: List[str], check: bool = True, timeout: int = 600,
         [REPO, *pythonpath, env.get('PYTHONPATH', '')])
     env.setdefault('OMP_NUM_THREADS', '2')
     env['PYTHON'] = sys.executable  # for the shell launchers
+    env['PORT'] = str(free_port())  # for torchrun in dist_*.sh
     cmd = args if args[0] == 'bash' else [sys.executable, *args]
     proc = subprocess.run(
         cmd, cwd=REPO, env=env, capture_output=True, text=True,
@@ -49,6 +52,28 @@ def run_tool(args: List[str], check: bool = True, timeout: int = 600,
             f'--- stdout ---\n{proc.stdout[-4000:]}\n'
             f'--- stderr ---\n{proc.stderr[-4000:]}')
     return proc
+
+
+def free_port() -> int:
+    """A TCP port no one listens on now: each torchrun launch gets its own,
+    so launches in parallel test workers, or one right after another, never
+    meet on one."""
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def popen_interruptible(cmd: List[str], **kwargs) -> subprocess.Popen:
+    """``subprocess.Popen`` whose process starts with SIGINT at its default,
+    as in a terminal, also when pytest itself ignores it (a shell script's
+    background job inherits SIGINT ignored; a handler, unlike that, is
+    reset to the default by exec)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen(cmd, **kwargs)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
 
 # The quick Fashion-MNIST config at 16-128 channels: seconds to build,
 # export and run at 28 px (the deployment tests' model).

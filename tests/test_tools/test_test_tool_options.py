@@ -8,7 +8,7 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from helpers import REPO, run_tool, tiny_random_checkpoint
+from helpers import REPO, popen_interruptible, run_tool, tiny_random_checkpoint
 
 # 64 test images in batches of 256 (one batch)
 OPTIONS = ['test_dataloader.num_workers=0',
@@ -110,7 +110,7 @@ def test_ctrl_c_during_test_is_one_line(fmnist_available, tiny_checkpoint):
     out = root / 'interrupted.pkl'
     env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='2')
     # the whole test set in batches of 8: long enough to interrupt
-    proc = subprocess.Popen(
+    proc = popen_interruptible(
         [sys.executable, 'tools/test.py', config, checkpoint, '--work-dir',
          str(root / 'w'), '--out', str(out), '--cfg-options',
          'test_dataloader.num_workers=0', 'test_dataloader.batch_size=8',

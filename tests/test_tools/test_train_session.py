@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import REPO, TINY_FMNIST, run_tool
+from helpers import REPO, TINY_FMNIST, popen_interruptible, run_tool
 
 QUICK = 'configs/birealnet/bireal18_1xb64-quick_fmnist.py'
 # 64 images of batch 16: 4 iterations per epoch, one validation iteration.
@@ -81,7 +81,7 @@ def start_and_interrupt(work: str, after_iter: int, *options: str):
     """Start a tiny training, press Ctrl-C once the log shows iteration
     ``after_iter``; return (exit status, stdout, stderr)."""
     env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='2')
-    proc = subprocess.Popen(
+    proc = popen_interruptible(
         [sys.executable, 'tools/train.py', QUICK, '--work-dir', work,
          '--cfg-options', *TINY_FMNIST, *options],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

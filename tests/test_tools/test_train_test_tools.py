@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 import torch
-from helpers import REPO, TINY_FMNIST, run_tool
+from helpers import REPO, TINY_FMNIST, free_port, popen_interruptible, run_tool
 
 from mmbireal.models.binarize_kernels import kernels_for
 from mmbireal.utils import load_checkpoint_file
@@ -216,12 +216,12 @@ def test_ctrl_c_under_dist_train_names_the_launcher_command(
     the agent its exit status, without its traceback."""
     work = str(tmp_path / 'work')
     options = [o.replace('indices=64', 'indices=640') for o in TINY_FMNIST]
-    proc = subprocess.Popen(
+    proc = popen_interruptible(
         ['bash', 'tools/dist_train.sh', QUICK, '2', '--work-dir', work,
          '--cfg-options', *options,
          'default_hooks.iter_checkpoint.interval=1'],
-        cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO), text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO, PORT=str(free_port())),
+        text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     for line in proc.stdout:
         if 'Epoch(train)' in line and '[1][ 3/20]' in line:
             proc.send_signal(signal.SIGINT)

@@ -107,7 +107,12 @@ class StopOnInterruptHook(Hook):
     def deferring(self) -> Iterator[None]:
         """Catch SIGINT within the block; an error after a Ctrl-C (e.g. a
         data-loader worker that the signal stopped) is re-raised as the
-        ``KeyboardInterrupt`` it follows from."""
+        ``KeyboardInterrupt`` it follows from. An ignored SIGINT stays
+        ignored, as Python leaves it: a shell script's background job gets
+        it so, that a Ctrl-C meant for the script does not stop the job."""
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            yield
+            return
         previous = signal.signal(signal.SIGINT, self._on_sigint)
         try:
             yield
