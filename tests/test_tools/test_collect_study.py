@@ -407,3 +407,30 @@ def test_run_study_stops_on_ctrl_c_and_refuses_a_root_cfg_options_breaks(
     assert proc.returncode == 2
     assert proc.stderr.startswith('error: MMBIREAL_WORK_DIRS=')
     assert not (tmp_path / 'my runs').exists()
+
+
+@pytest.mark.slow  # runs the study script in a subprocess
+def test_run_study_dry_run_plans_without_training_or_writing(tmp_path):
+    """--dry-run prints each seed's plan (the pre-training chain a run
+    needs included) and its epochs, and neither trains nor collects."""
+    marker = tmp_path / 'collected'
+    fake = tmp_path / 'python'
+    fake.write_text(
+        '#!/usr/bin/env bash\n'
+        'if [[ "$1" == tools/train.py ]]; then echo "TRAIN $*"; exit 0; fi\n'
+        'if [[ "$1" == */collect_study.py && "$*" != *--todo* && '
+        f'"$*" != *--resume-point* ]]; then touch {marker}; exit 0; fi\n'
+        f'exec {sys.executable} "$@"\n')
+    fake.chmod(0o755)
+    env = dict(os.environ, PYTHON=str(fake), PYTHONPATH=REPO,
+               MMBIREAL_WORK_DIRS=str(tmp_path / 'runs'))
+    proc = subprocess.run(
+        ['bash', 'tools/reproduce/run_study.sh', '--seeds', '5', '--runs',
+         CHAIN[1], '--dry-run'], cwd=REPO, env=env, capture_output=True,
+        text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert 'TRAIN' not in proc.stdout
+    assert f'seed 5: 2 runs to train: {CHAIN[0]} {CHAIN[1]}' in proc.stdout
+    assert 'seed 5: 8 epochs in all (dry run' in proc.stdout
+    assert not marker.exists()
+    assert not (tmp_path / 'runs').exists()

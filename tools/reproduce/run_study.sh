@@ -30,6 +30,8 @@
 #   bash tools/reproduce/run_study.sh --imagenet --gpus 8 [--study]
 #   bash tools/reproduce/run_study.sh --runs "A B"      # these configs
 #   bash tools/reproduce/run_study.sh --collect         # results only
+#   bash tools/reproduce/run_study.sh --study --dry-run # what would train
+#       (with the pre-training it needs) and for how many epochs
 #
 # Runs go to $MMBIREAL_WORK_DIRS/seed<N>/<config> (default work root:
 # work_dirs in the checkout); point it outside the checkout to keep them
@@ -125,7 +127,7 @@ imagenet_runs() {
 
 fmnist_runs
 SEEDS=(0 1 2)
-collect_only=0 study=0 react=0 shortcut=0 gpus=0 runs=()
+collect_only=0 dry_run=0 study=0 react=0 shortcut=0 gpus=0 runs=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --seeds) read -r -a SEEDS <<<"$2"; shift 2 ;;
@@ -136,10 +138,11 @@ while [[ $# -gt 0 ]]; do
         --imagenet) imagenet_runs; shift ;;
         --gpus) gpus=$2; shift 2 ;;
         --collect) collect_only=1; shift ;;
+        --dry-run) dry_run=1; shift ;;
         *) echo "error: unknown argument $1; accepted: --seeds \"0 1 2\"," \
                "--study, --react, --shortcut, --imagenet, --gpus N," \
                "--runs \"CONFIG ...\"," \
-               "--collect" >&2; exit 2 ;;
+               "--collect, --dry-run" >&2; exit 2 ;;
     esac
 done
 ALL_RUNS=("${RUNS[@]}" "${STUDY[@]}" "${REACT[@]}" "${SHORTCUT[@]}")
@@ -160,6 +163,11 @@ start_points() {  # start_points RUN: its load_from, then model.teacher_ckpt
     "$PYTHON" -W ignore::UserWarning -c "from mmengine.config import Config; \
 c = Config.fromfile('configs/birealnet/$1.py'); \
 print(c.get('load_from') or '-'); print(c.model.get('teacher_ckpt') or '-')"
+}
+
+max_epochs() {  # max_epochs RUN
+    "$PYTHON" -W ignore::UserWarning -c "from mmengine.config import Config; \
+print(Config.fromfile('configs/birealnet/$1.py').train_cfg.max_epochs)"
 }
 
 train() {  # train CONFIG ARGS...
@@ -191,6 +199,15 @@ if [[ $collect_only == 0 ]]; then
         read -r -a todo <<<"$plan"
         echo "[reproduce] seed $seed: ${#todo[@]} runs to train:" \
             "${todo[*]:-none}"
+        if [[ $dry_run == 1 ]]; then
+            epochs=0
+            for run in "${todo[@]}"; do
+                epochs=$((epochs + $(max_epochs "$run")))
+            done
+            echo "[reproduce] seed $seed: $epochs epochs in all (dry run:" \
+                "nothing trained)"
+            continue
+        fi
         for run in "${todo[@]}"; do
             work="$ROOT/seed$seed/$run"
             args=(--cfg-options "randomness.seed=$seed")
@@ -231,4 +248,4 @@ if [[ $collect_only == 0 ]]; then
         done
     done
 fi
-collect
+[[ $dry_run == 1 ]] || collect
