@@ -14,12 +14,31 @@ stem='int8')``); the deployment benchmark measures what it costs.
 
 Inputs are expected to come from 8-bit images: ``x * std + mean`` is rounded
 to the nearest integer in [0, 255].
+
+Without VNNI (AVX2, or AVX-512 before Cascade Lake), oneDNN multiplies
+uint8 by int8 with ``vpmaddubsw``, which adds each pair of products in
+int16 and saturates: 255 * 127 * 2 does not fit, and whole outputs come out
+wrong by units. There the weights are rounded to 7 bits (+-63), whose pairs
+fit (255 * 63 * 2 = 32130), at twice the rounding step.
 """
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+
+def has_vnni() -> bool:
+    """Whether oneDNN's uint8 x int8 products accumulate in int32 here
+    (AVX-512 VNNI, as PyTorch's CPU probe reports it). A PyTorch without
+    the probe counts as no VNNI: 7-bit weights are right everywhere."""
+    probe = getattr(torch.cpu, '_is_vnni_supported', None)
+    return bool(probe and probe())
+
+
+def weight_levels() -> int:
+    """The largest int8 weight code the stem may use on this CPU."""
+    return 127 if has_vnni() else 63
 
 
 class Int8Stem:
@@ -30,13 +49,17 @@ class Int8Stem:
         bias: ``(C_out,)``.
         mean, std: The per-input-channel normalisation the input had.
         stride, padding: Of the conv.
+        levels: The largest weight code, 1-127. Defaults to
+            :func:`weight_levels` (127 with VNNI, else 63: see the module's
+            docstring); 127 without VNNI gives wrong outputs.
 
     Raises:
         RuntimeError: this PyTorch has no oneDNN quantized conv.
     """
 
     def __init__(self, weight: Tensor, bias: Tensor, mean: Sequence[float],
-                 std: Sequence[float], stride: int, padding: int) -> None:
+                 std: Sequence[float], stride: int, padding: int,
+                 levels: Optional[int] = None) -> None:
         op = getattr(torch.ops.onednn, 'qconv2d_pointwise', None)
         if op is None:
             raise RuntimeError("stem='int8' needs PyTorch's oneDNN "
@@ -46,14 +69,18 @@ class Int8Stem:
         if len(mean) != cin or len(std) != cin:
             raise ValueError(f'mean/std need {cin} values, got {len(mean)}'
                              f'/{len(std)}')
+        self.levels = weight_levels() if levels is None else levels
+        if not 1 <= self.levels <= 127:
+            raise ValueError(f'levels must be in 1-127, got {self.levels}')
         self.stride, self.padding = stride, padding
         self.mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
         folded = weight.double() / self.std.double().view(1, -1, 1, 1)
-        scale = folded.abs().amax(dim=(1, 2, 3)).clamp_min(1e-30) / 127
+        scale = folded.abs().amax(dim=(1, 2, 3)).clamp_min(
+            1e-30) / self.levels
         self.w_scale = scale.float()
         self.w_int8 = torch.round(folded / scale.view(-1, 1, 1, 1)).clamp(
-            -128, 127).to(torch.int8)
+            -self.levels, self.levels).to(torch.int8)
         # the mean-image correction with the weights the int8 conv really
         # has, so it cancels that conv's mean term exactly: the only error
         # left is the rounding's on (pixels - mean)

@@ -419,13 +419,16 @@ def _random_images(n, channels, size, mean, std, seed):
     return (pixels.float() - mean) / std
 
 
+@pytest.mark.parametrize('levels', [None, 63])  # this CPU's, 7-bit
 @pytest.mark.parametrize('stride,padding,size', [(2, 3, 19), (1, 1, 9)])
-def test_int8_stem_errs_only_by_the_weight_rounding(stride, padding, size):
+def test_int8_stem_errs_only_by_the_weight_rounding(stride, padding, size,
+                                                    levels):
     """Folded normalisation and the border correction are exact: the int8
     stem is the int8-rounded folded weights on the pixels minus the same
     weights on the mean image (zero padding: border taps outside the image
-    add 0), so its only error is the rounding's on (pixels - mean)."""
-    from mmbireal.deploy.int8_stem import Int8Stem
+    add 0), so its only error is the rounding's on (pixels - mean). Also
+    without VNNI, whose int16 pair sums saturate with 8-bit weights."""
+    from mmbireal.deploy.int8_stem import Int8Stem, weight_levels
     if getattr(torch.ops.onednn, 'qconv2d_pointwise', None) is None:
         pytest.skip('no oneDNN quantized conv in this PyTorch')
     gen = torch.Generator().manual_seed(0)
@@ -433,7 +436,8 @@ def test_int8_stem_errs_only_by_the_weight_rounding(stride, padding, size):
     weight = torch.randn(16, 3, k, k, generator=gen)
     bias = torch.randn(16, generator=gen)
     mean, std = [123.7, 116.3, 103.5], [58.4, 57.1, 57.4]
-    stem = Int8Stem(weight, bias, mean, std, stride, padding)
+    stem = Int8Stem(weight, bias, mean, std, stride, padding, levels)
+    levels = levels or weight_levels()
     x = _random_images(2, 3, size, mean, std, 1)
     m = torch.tensor(mean).double().view(1, -1, 1, 1)
     s = torch.tensor(std).double().view(1, -1, 1, 1)
@@ -441,14 +445,14 @@ def test_int8_stem_errs_only_by_the_weight_rounding(stride, padding, size):
     folded = weight.double() / s
     rounded = stem.w_int8.double() * stem.w_scale.double().view(-1, 1, 1, 1)
     # the rounding itself, against this test's folded weights: symmetric
-    # per output channel, the largest weight at 127, every weight within
-    # half a step
+    # per output channel, the largest weight at the top code, every weight
+    # within half a step
     assert torch.equal(stem.w_int8.abs().amax(dim=(1, 2, 3)),
-                       torch.full((16, ), 127, dtype=torch.int8))
-    step = folded.abs().amax(dim=(1, 2, 3)) / 127
+                       torch.full((16, ), levels, dtype=torch.int8))
+    step = folded.abs().amax(dim=(1, 2, 3)) / levels
     # plus what storing the scale as float32 moves the largest code, and
     # 1e-4 of a half step for the stem folding by the float32 std
-    slack = 127 * (stem.w_scale.double() - step).abs()
+    slack = levels * (stem.w_scale.double() - step).abs()
     assert ((rounded - folded).abs().amax(dim=(1, 2, 3)) <=
             0.5 * step * (1 + 1e-4) + slack).all()
     ref = (F.conv2d(pixels, rounded, bias.double(), stride, padding) -
@@ -465,6 +469,24 @@ def test_int8_stem_errs_only_by_the_weight_rounding(stride, padding, size):
                      stride, padding)
     assert ((out.double() - exact).abs() <= bound * (1 + 1e-4) +
             1e-5 * exact.abs().max()).all()
+
+
+def test_int8_stem_uses_7_bit_weights_without_vnni(monkeypatch):
+    """Without VNNI oneDNN sums pairs of uint8 x int8 products in int16,
+    which 8-bit weights overflow; a PyTorch without the probe counts as no
+    VNNI (7 bits are right everywhere). Bad levels are refused."""
+    from mmbireal.deploy import int8_stem
+    monkeypatch.setattr(torch.cpu, '_is_vnni_supported', lambda: True,
+                        raising=False)
+    assert int8_stem.weight_levels() == 127
+    monkeypatch.setattr(torch.cpu, '_is_vnni_supported', lambda: False)
+    assert int8_stem.weight_levels() == 63
+    monkeypatch.delattr(torch.cpu, '_is_vnni_supported')
+    assert int8_stem.weight_levels() == 63
+    assert 255 * 63 * 2 <= torch.iinfo(torch.int16).max < 255 * 127 * 2
+    with pytest.raises(ValueError, match='levels must be in 1-127'):
+        int8_stem.Int8Stem(torch.ones(4, 3, 3, 3), torch.zeros(4),
+                           [0.0] * 3, [1.0] * 3, 1, 1, levels=128)
 
 
 def test_int8_stem_and_topk_problems_are_input_errors(monkeypatch):
