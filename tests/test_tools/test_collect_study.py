@@ -24,12 +24,15 @@ def _todo(root, out, *want) -> list:
 
 
 def _write_run(root, seed: int, run: str, top1: list, flips=None,
-               machine=None) -> None:
+               machine=None, capability=None) -> None:
     folder = root / f'seed{seed}' / run / '20261201_000000' / 'vis_data'
     folder.mkdir(parents=True)
     if machine:  # the summary line of mmbireal.utils.console
+        environment = (f'  - CPU capability usage: {capability}\n'
+                       if capability else '')
         (folder.parent / '20261201_000000.log').write_text(
             '2026/12/01 00:00:00 - mmengine - INFO - \nSystem environment:\n'
+            f'{environment}'
             f'2026/12/01 00:00:01 - mmengine - INFO - CPU ({machine}; CUDA '
             'not available), 1 process; Python 3.11.7, PyTorch 2.14.1\n')
     lines = [dict(loss=2.0 - 0.1 * i, step=10 * (i + 1)) for i in range(3)]
@@ -147,14 +150,23 @@ def test_each_run_records_the_machine_it_trained_on(tmp_path):
     _write_run(root, 0, FULL, [75.0, 78.0, 79.0, 80.0], machine=xeon)
     _write_run(root, 0, STE, [60.0, 65.0, 68.0, 70.0], machine=xeon)
     _write_run(root, 1, FULL, [75.0, 78.0, 79.0, 81.0])  # an older log
+    # one model name, two SIMD levels: the level PyTorch used tells them apart
+    _write_run(root, 2, FULL, [75.0, 78.0, 79.0, 82.0], machine='AMD EPYC',
+               capability='AVX2')
+    _write_run(root, 2, STE, [60.0, 65.0, 68.0, 72.0], machine='AMD EPYC',
+               capability='AVX512')
     run_tool([
         'tools/reproduce/collect_study.py', '--work-root',
-        str(root), '--out', str(out), '--seeds', '0', '1', '--', FULL, STE
+        str(root), '--out', str(out), '--seeds', '0', '1', '2', '--', FULL,
+        STE
     ])
     log = json.loads((out / 'seed0' / f'{FULL}.json').read_text())
     assert log['machines'] == [xeon]
+    log = json.loads((out / 'seed2' / f'{STE}.json').read_text())
+    assert log['machines'] == ['AMD EPYC [AVX512]']
     assert ('Trained on (from each run\'s log): seed 0: Intel(R) Xeon(R) '
-            'Processor (2 runs); seed 1: not recorded (1 run).') in \
+            'Processor (2 runs); seed 1: not recorded (1 run); seed 2: '
+            'AMD EPYC [AVX2] (1 run), AMD EPYC [AVX512] (1 run).') in \
         (out / 'README.md').read_text()
 
 

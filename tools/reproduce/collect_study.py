@@ -56,6 +56,8 @@ PREVIOUS = 'previous-seed0-epyc'
 # the device in the summary line the tools log first (mmbireal.utils.console)
 MACHINE = re.compile(r' - INFO - (?:CPU \((.+?); CUDA not available\)|'
                      r'CUDA \((.+?)\)), \d+ process')
+# in the environment mmengine logs (torch.__config__.show())
+CAPABILITY = re.compile(r'CPU capability usage: (\S+)')
 
 # What each run shows, in the words of the paper's ablation (by role).
 DESCRIPTIONS = {
@@ -190,17 +192,30 @@ def read_scalars(run_dir: str) -> Dict[str, Dict[int, float]]:
 def read_machines(run_dir: str) -> List[str]:
     """The CPU or GPU each session of the run trained on, from the
     summary line of its log (float results differ between CPU models, so
-    a retraining elsewhere need not repeat a run bit for bit)."""
+    a retraining elsewhere need not repeat a run bit for bit). A CPU's
+    name is followed by the SIMD level PyTorch's kernels used, from the
+    environment the log lists (one model name covers CPUs with and without
+    AVX-512, whose results differ)."""
     machines: List[str] = []
     for path in sorted(glob.glob(osp.join(run_dir, '*', '*.log'))):
+        name = capability = None
         with open(path, errors='replace') as f:
             for line in f:
                 found = MACHINE.search(line)
-                if found:
+                if found and name is None:
                     name = found.group(1) or found.group(2)
-                    if name not in machines:
-                        machines.append(name)
+                    on_cpu = found.group(1) is not None
+                found = CAPABILITY.search(line)
+                if found and capability is None:
+                    capability = found.group(1)
+                if name is not None and capability is not None:
                     break
+        if name is None:
+            continue
+        if on_cpu and capability:
+            name = f'{name} [{capability}]'
+        if name not in machines:
+            machines.append(name)
     return machines
 
 
