@@ -163,7 +163,13 @@ def test_engine_pack_signs_equals_reference(native):
     assert torch.equal(native.pack_signs(x), pack_signs_torch(x))
 
 
-@pytest.mark.parametrize('n,h,w,c,cout,stride,seed', list(_cases()))
+# past 31 words per pixel (where the AVX2 kernel widens its byte sums) and
+# chunks of 6 and 7 weight groups (its 4 + 2 + 1 group split)
+LONG_CASES = [(1, 6, 7, 300, 56, 1, 100), (2, 5, 4, 576, 120, 2, 101)]
+
+
+@pytest.mark.parametrize('n,h,w,c,cout,stride,seed',
+                         list(_cases()) + LONG_CASES)
 def test_engine_bit_exact(native, n, h, w, c, cout, stride, seed):
     x, weight, gen = _case(n, h, w, c, cout, seed)
     bits = pack_signs_torch(weight.permute(0, 2, 3, 1))
@@ -191,6 +197,23 @@ def test_engine_bit_exact(native, n, h, w, c, cout, stride, seed):
     assert torch.equal(res.bits,
                        pack_signs_torch(affine_epilogue(ref_dots, scale,
                                                         shift)))
+
+
+def test_engine_counts_every_mismatch_of_a_long_sum(native):
+    # every bit of every word mismatches: 8 per byte, the most a byte-wise
+    # count can take; a sum widened later than every 31 words wraps
+    c, cout = 640, 16
+    x = torch.ones(1, 4, 4, c)
+    bits = pack_signs_torch(-torch.ones(cout, 3, 3, c))
+    ref_dots = binary_conv3x3_torch(
+        x, unpack_signs(bits, c).permute(0, 3, 1, 2).contiguous(), 1)
+    assert ref_dots.min().item() == -9 * c  # interior pixels: all 9 taps
+    ones, zeros = torch.ones(cout), torch.zeros(cout)
+    for simd in native.supported_simd():
+        res = native.conv3x3(native.pack_signs(x), c,
+                             engine_weight_layout(bits), cout, 1, ones,
+                             zeros, want_dot=True, simd=simd)
+        assert torch.equal(res.dot, ref_dots.to(torch.int32)), simd
 
 
 SELFTEST = osp.join(REPO, 'tests', 'native', 'engine_selftest.cpp')

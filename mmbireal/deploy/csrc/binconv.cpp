@@ -8,7 +8,9 @@
 //   common.h          geometry, SIMD levels, CPU probe, ConvArgs
 //   bitpack.h         sign packing of float activations
 //   epilogue.h        the fused epilogue, written once for every kernel
-//   kernel_portable.h per-pixel kernels: plain C++ and AVX2 counts
+//   pixel_items.h     the per-pixel driver of the next two kernels
+//   kernel_portable.h the plain C++ kernel
+//   kernel_avx2.h     the AVX2 kernel (nibble-table popcount)
 //   kernel_avx512.h   the AVX-512 VPOPCNTDQ row kernel
 //   network.h         the real-valued steps of a block (downsample)
 //   roofline.h        peak-rate micro-kernels for the benchmark
@@ -37,6 +39,7 @@
 
 #include "bitpack.h"
 #include "common.h"
+#include "kernel_avx2.h"
 #include "kernel_avx512.h"
 #include "kernel_portable.h"
 #include "network.h"
@@ -66,10 +69,9 @@ void conv_share(const ConvArgs &A, int simd, int t, int nt) {
   share(conv_num_items(A, simd), t, nt, &i0, &i1);
 #ifdef MMB_X86
   if (simd == kAvx512) return avx512::conv_items(A, i0, i1);
-  if (simd == kAvx2)
-    return portable::conv_items(A, portable::count_avx2, i0, i1);
+  if (simd == kAvx2) return avx2::conv_items(A, i0, i1);
 #endif
-  portable::conv_items(A, portable::count_scalar, i0, i1);
+  portable::conv_items(A, i0, i1);
 }
 
 ConvArgs conv_args(const uint64_t *act, int64_t n_img, int64_t h, int64_t w,

@@ -1,9 +1,7 @@
-// The portable kernels: per (output pixel, 64 output channels) work item,
-// the valid taps are listed, a count function sums popcount(a XOR w) over
-// them into memory, and the shared epilogue runs channel by channel.
-// Count functions: plain C++ (__builtin_popcountll, which the compiler
-// turns into the CPU's popcount: POPCNT on x86, CNT on aarch64 NEON) and
-// AVX2 (nibble-table popcount, as AVX2 has no vector popcount).
+// The portable kernel: the per-pixel driver (pixel_items.h) with plain C++
+// counts (__builtin_popcountll, which the compiler turns into the CPU's
+// popcount: POPCNT on x86, CNT on aarch64 NEON) and the shared epilogue
+// channel by channel.
 #pragma once
 #include "common.h"
 
@@ -48,14 +46,9 @@ struct Lanes {
 };
 
 #include "epilogue.h"
-#undef MMB_ISA
 
 // counts[(g - g0) * 8 + l] = sum over the taps of popcount(a XOR w).
-using CountFn = void (*)(const uint64_t *const *ap, const int *taps, int nt,
-                         const uint64_t *wgt, int64_t cw, int64_t g0,
-                         int64_t g1, int64_t *counts);
-
-inline void count_scalar(const uint64_t *const *ap, const int *taps, int nt,
+inline void count_groups(const uint64_t *const *ap, const int *taps, int nt,
                          const uint64_t *wgt, int64_t cw, int64_t g0,
                          int64_t g1, int64_t *counts) {
   const int64_t gstride = 9 * cw * kLanes;
@@ -74,98 +67,8 @@ inline void count_scalar(const uint64_t *const *ap, const int *taps, int nt,
   }
 }
 
-#ifdef MMB_X86
-__attribute__((target("avx2"))) inline __m256i popcount64_avx2(__m256i v) {
-  // Nibble lookup per byte, then a horizontal byte sum per 64-bit lane.
-  const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2,
-                                       3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1, 2,
-                                       2, 3, 2, 3, 3, 4);
-  const __m256i low = _mm256_set1_epi8(0x0f);
-  const __m256i lo = _mm256_and_si256(v, low);
-  const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
-  const __m256i bytes = _mm256_add_epi8(_mm256_shuffle_epi8(lut, lo),
-                                        _mm256_shuffle_epi8(lut, hi));
-  return _mm256_sad_epu8(bytes, _mm256_setzero_si256());
-}
-
-// NG groups (NG = 1 or 2: 2 or 4 ymm accumulators) share each broadcast
-// activation word.
-template <int NG>
-__attribute__((target("avx2"))) inline void count_groups_avx2(
-    const uint64_t *const *ap, const int *taps, int nt, const uint64_t *wgt,
-    int64_t cw, int64_t g, int64_t *out) {
-  const int64_t gstride = 9 * cw * kLanes;
-  __m256i c[2 * NG];
-  for (int j = 0; j < 2 * NG; ++j) c[j] = _mm256_setzero_si256();
-  for (int i = 0; i < nt; ++i) {
-    const uint64_t *a = ap[i];
-    const uint64_t *w = wgt + g * gstride + taps[i] * cw * kLanes;
-    for (int64_t k = 0; k < cw; ++k) {
-      const __m256i av = _mm256_set1_epi64x((long long)a[k]);
-      for (int j = 0; j < 2 * NG; ++j) {
-        const __m256i *p =
-            (const __m256i *)(w + (j / 2) * gstride + k * kLanes) + j % 2;
-        c[j] = _mm256_add_epi64(
-            c[j],
-            popcount64_avx2(_mm256_xor_si256(av, _mm256_loadu_si256(p))));
-      }
-    }
-  }
-  for (int j = 0; j < 2 * NG; ++j)
-    _mm256_storeu_si256((__m256i *)out + j, c[j]);
-}
-
-__attribute__((target("avx2"))) inline void count_avx2(
-    const uint64_t *const *ap, const int *taps, int nt, const uint64_t *wgt,
-    int64_t cw, int64_t g0, int64_t g1, int64_t *counts) {
-  int64_t g = g0;
-  for (; g + 2 <= g1; g += 2)
-    count_groups_avx2<2>(ap, taps, nt, wgt, cw, g, counts + (g - g0) * 8);
-  for (; g < g1; ++g)
-    count_groups_avx2<1>(ap, taps, nt, wgt, cw, g, counts + (g - g0) * 8);
-}
-#endif  // MMB_X86
-
-// Work items [i0, i1) of the conv, chunk-major: a thread sweeps many
-// pixels with the same 64 channels' weights (at most 9 * 8 * 512 bytes)
-// hot in L1, while the packed activations it re-reads are small (a
-// 56x56x64 map is 25 KB).
-inline void conv_items(const ConvArgs &A, CountFn count, int64_t i0,
-                       int64_t i1) {
-  const int64_t npix = A.n_img * A.ho * A.wo;
-  int64_t counts[kChunkGroups * kLanes];
-  const Lanes::Counts acc[kChunkGroups] = {
-      counts,      counts + 8,  counts + 16, counts + 24,
-      counts + 32, counts + 40, counts + 48, counts + 56};
-  const uint64_t *ap[9];
-  int taps[9];
-  for (int64_t it = i0; it < i1; ++it) {
-    const int64_t chunk = it / npix, p = it % npix;
-    const int64_t img = p / (A.ho * A.wo), rem = p % (A.ho * A.wo);
-    const int64_t oy = rem / A.wo, ox = rem % A.wo;
-    int nt = 0;
-    for (int ky = 0; ky < 3; ++ky) {
-      const int64_t iy = oy * A.stride - A.pad_t + ky;
-      if (iy < 0 || iy >= A.h) continue;
-      for (int kx = 0; kx < 3; ++kx) {
-        const int64_t ix = ox * A.stride - A.pad_l + kx;
-        if (ix < 0 || ix >= A.w) continue;
-        ap[nt] = A.act + ((img * A.h + iy) * A.w + ix) * A.cw;
-        taps[nt] = 3 * ky + kx;
-        ++nt;
-      }
-    }
-    const int64_t g0 = chunk * kChunkGroups;
-    const int64_t g1 = std::min<int64_t>(A.groups, g0 + kChunkGroups);
-    count(ap, taps, nt, A.wgt, A.cw, g0, g1, counts);
-    // groups past g1 get n <= 0 channels: nothing is read or written
-    epilogue<kChunkGroups>(A, acc, A.c * nt, p, chunk);
-  }
-}
-
-inline int64_t conv_num_items(const ConvArgs &A) {
-  return A.n_img * A.ho * A.wo * A.nchunk;
-}
+#include "pixel_items.h"
+#undef MMB_ISA
 
 }  // namespace portable
 }  // namespace mmb

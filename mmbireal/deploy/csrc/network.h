@@ -76,9 +76,20 @@ inline void avg_pool_pixels(const float *x, int64_t h, int64_t w, int64_t c,
 // carried through the whole input-channel loop (the order of operations
 // per element is unchanged, so blocking changes no bit); tails take the
 // same loop one pixel / channel at a time.
-constexpr int kPix = 4, kVec = 16, kCo = 2 * kVec;
-// GCC's generic vectors: zmm / ymm / NEON as the target has them, and
-// element-wise IEEE mul and add (never contracted: -ffp-contract=off).
+// kVec: the floats of one native register (the engine is built with
+// -march=native). A wider generic vector is split by GCC into pieces that
+// spill: with 16-float vectors on an AVX2-only CPU, the downsample and
+// max-pool took twice as long as all the binary convs together.
+#if defined(__AVX512F__)
+constexpr int kVec = 16;
+#elif defined(__AVX__)
+constexpr int kVec = 8;
+#else
+constexpr int kVec = 4;  // SSE, NEON
+#endif
+constexpr int kPix = 4, kCo = 2 * kVec;
+// GCC's generic vectors: element-wise IEEE mul and add (never contracted:
+// -ffp-contract=off), so the blocking and width change no bit.
 typedef float VecF __attribute__((vector_size(4 * kVec)));
 
 inline VecF load_vec(const float *p) {
