@@ -73,8 +73,8 @@ MMB_ISA inline __m256i popcount_bytes(__m256i v) {
       _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(v, 4), low)));
 }
 
-// NG groups (1 or 2: 2 or 4 ymm) from group g share each broadcast
-// activation word. Byte counts are summed for up to 31 words (31 * 8 fits
+// NG groups (1, 2 or 4: two ymm each) from group g share each broadcast
+// activation word; four keep eight byte sums in registers. Byte counts are summed for up to 31 words (31 * 8 fits
 // a byte) before one horizontal sum per 64-bit lane widens them, instead
 // of one per word.
 template <int NG>
