@@ -163,9 +163,12 @@ def test_engine_pack_signs_equals_reference(native):
     assert torch.equal(native.pack_signs(x), pack_signs_torch(x))
 
 
-# past 31 words per pixel (where the AVX2 kernel widens its byte sums) and
-# chunks of 6 and 7 weight groups (its 4 + 2 + 1 group split)
-LONG_CASES = [(1, 6, 7, 300, 56, 1, 100), (2, 5, 4, 576, 120, 2, 101)]
+# past 31 words per pixel (where the AVX2 kernel widens its byte sums), in
+# rows specialised for 4 and 8 words (256 and 512 channels, full chunks of
+# 64 outputs) and in generic ones, with chunks of 6 and 7 weight groups
+# (the AVX2 kernel's passes of 4 or 2 groups leave 2, 3 or 1)
+LONG_CASES = [(1, 6, 7, 300, 56, 1, 100), (2, 5, 4, 576, 120, 2, 101),
+              (1, 4, 5, 256, 64, 1, 102), (1, 5, 6, 512, 128, 2, 103)]
 
 
 @pytest.mark.parametrize('n,h,w,c,cout,stride,seed',

@@ -8,10 +8,10 @@
 //   common.h          geometry, SIMD levels, CPU probe, ConvArgs
 //   bitpack.h         sign packing of float activations
 //   epilogue.h        the fused epilogue, written once for every kernel
-//   pixel_items.h     the per-pixel driver of the next two kernels
-//   kernel_portable.h the plain C++ kernel
+//   kernel_portable.h the plain C++ kernel, pixel by pixel
+//   row_items.h       the row driver of the next two kernels
 //   kernel_avx2.h     the AVX2 kernel (nibble-table popcount)
-//   kernel_avx512.h   the AVX-512 VPOPCNTDQ row kernel
+//   kernel_avx512.h   the AVX-512 VPOPCNTDQ kernel
 //   network.h         the real-valued steps of a block (downsample)
 //   roofline.h        peak-rate micro-kernels for the benchmark
 //
@@ -58,6 +58,7 @@ inline void share(int64_t n, int t, int nt, int64_t *i0, int64_t *i1) {
 int64_t conv_num_items(const ConvArgs &A, int simd) {
 #ifdef MMB_X86
   if (simd == kAvx512) return avx512::conv_num_items(A);
+  if (simd == kAvx2) return avx2::conv_num_items(A);
 #endif
   (void)simd;
   return portable::conv_num_items(A);
