@@ -144,6 +144,12 @@ COMPARISONS = [
      "RSign/RPReLU two-step training vs the paper's procedure", '-'),
     ('bireal18-distill_step2', 'bireal18',
      "distilled two-step training vs the paper's procedure", '-'),
+    ('bireal18-react_step2', 'bireal18-rsign-rprelu_step2',
+     'ReActNet-style recipe vs RSign/RPReLU alone (what distillation adds)',
+     '-'),
+    ('bireal18-react_step2', 'bireal18-distill_step2',
+     'ReActNet-style recipe vs distillation alone (what RSign/RPReLU adds)',
+     '-'),
     ('bireal18-react_step2', 'bireal18',
      "ReActNet-style recipe vs the paper's procedure",
      "65.9 vs 56.4 (the ReActNet authors' README, their Bi-Real-based "
