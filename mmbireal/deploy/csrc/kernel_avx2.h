@@ -79,9 +79,9 @@ MMB_ISA inline __m256i popcount_bytes(__m256i v) {
 }
 
 // acc[p][g0 + g] for NB groups from g0 (see accum): 2 * P * NB byte sums
-// (two ymm per group) in registers. A byte count grows by at most 8 per
-// word, so the sums are widened (one horizontal add per 64-bit lane) every
-// 31 words, or only at the end when the 9 taps' words fit.
+// (two ymm per group). A byte count grows by at most 8 per word, so the
+// sums are widened (one horizontal add per 64-bit lane) every 31 words, or
+// only at the end when the 9 taps' words fit.
 template <int NB, int P, int CW, int NG>
 MMB_ISA __attribute__((always_inline)) inline void accum_groups(
     const uint64_t *act, int64_t base, int64_t pstep, const int64_t *aoff,
@@ -139,7 +139,8 @@ MMB_ISA __attribute__((always_inline)) inline void accum_groups(
 }
 
 // row_items.h: acc[p][g] = sum over the taps of popcount(a XOR w), in
-// passes of NB groups that keep 8 byte sums (of the 16 ymm) in registers.
+// passes of NB groups with 8 byte sums (half the 16 ymm; GCC still spills
+// some, and passes of 4 or 2 sums timed the same).
 template <int NG, int P, int CW>
 MMB_ISA __attribute__((always_inline)) inline void accum(
     const uint64_t *act, int64_t base, int64_t pstep, const int64_t *aoff,

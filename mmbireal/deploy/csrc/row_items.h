@@ -1,9 +1,9 @@
 // The row driver of the AVX2 and AVX-512 kernels. Work item = (64 output
 // channels, one output row): the kernel rows valid for that output row are
 // fixed, the interior pixels take all of them with no per-tap border
-// checks and several pixels share every weight load, with the counts in
-// registers until the epilogue. Only the first / last pixel of a row go
-// through a bordered tap list.
+// checks and several pixels share every weight load; the counts reach the
+// epilogue in the kernel's own form (Lanes::Counts). Only the first / last
+// pixel of a row go through a bordered tap list.
 //
 // Included once per kernel, inside its namespace, after it has defined
 //   MMB_ISA, struct Lanes, epilogue.h,
