@@ -98,6 +98,32 @@ def small_fmnist_model(**extra):
     return model
 
 
+# ReActNet's parts on every binary conv and block (config entries)
+REACT_PARTS = {
+    'model.backbone.sign_bias_cfg': dict(type='LearnableBias'),
+    'model.backbone.block_act_cfg': dict(type='RPReLU'),
+}
+
+
+def small_react_model(cps: int = 1, **extra):
+    """:func:`small_fmnist_model` with ReActNet's parts, their shifts and
+    slopes random (``cps``: convs per shortcut)."""
+    import torch
+
+    from mmbireal.models import LearnableBias, RPReLU
+    model = small_fmnist_model(
+        **REACT_PARTS, **{'model.backbone.convs_per_shortcut': cps}, **extra)
+    gen = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, LearnableBias):
+                m.bias.copy_(torch.randn(m.bias.shape, generator=gen) * 0.5)
+            elif isinstance(m, RPReLU):
+                # trained slopes may be negative or above 1
+                m.prelu.weight.uniform_(-0.5, 1.5, generator=gen)
+    return model
+
+
 def randomize_bn(model, seed: int = 0) -> None:
     """Random BN statistics and affine parameters, so tests see real BNs."""
     import torch

@@ -97,27 +97,37 @@ def load_checkpoint_file(filename: str,
         f'checkpoint ({error}: {reason})')
 
 
+def _unpacked(checkpoint: Any) -> Any:
+    """A packed 1-bit file reads as its float model's state dict (see
+    :mod:`mmbireal.deploy.unpack`); any other checkpoint as it is."""
+    from mmbireal.deploy.unpack import float_state_dict, is_packed_file
+    return float_state_dict(checkpoint) if is_packed_file(
+        checkpoint) else checkpoint
+
+
 def _load_from_local(filename: str,
                      map_location: Optional[Union[str, Callable]] = None
                      ) -> Any:
-    return load_checkpoint_file(filename, map_location)
+    return _unpacked(load_checkpoint_file(filename, map_location))
 
 
 def install_safe_checkpoint_loader() -> None:
-    """Make mmengine read local checkpoints through our loader."""
+    """Make mmengine read local checkpoints through our loader (packed
+    1-bit files as their float model's state dict)."""
     CheckpointLoader.register_scheme(prefixes='', force=True)(
         _load_from_local)
 
 
 def load_state_dict_file(filename: str) -> Dict[str, Any]:
     """The state dict of a checkpoint file, read in weights-only mode, with
-    a DataParallel ``module.`` prefix removed (as mmengine loads it).
+    a DataParallel ``module.`` prefix removed (as mmengine loads it); a
+    packed 1-bit file gives its float model's.
 
     Raises:
         FileNotFoundError, CheckpointError: as :func:`load_checkpoint_file`;
             CheckpointError also if the file holds no state dict.
     """
-    checkpoint = load_checkpoint_file(filename, map_location='cpu')
+    checkpoint = _unpacked(load_checkpoint_file(filename, map_location='cpu'))
     state = checkpoint.get('state_dict', checkpoint) if isinstance(
         checkpoint, dict) else None
     if not isinstance(state, dict):

@@ -5,7 +5,7 @@ import itertools
 
 import pytest
 import torch
-from helpers import small_fmnist_model
+from helpers import small_fmnist_model, small_react_model
 
 from mmbireal.deploy import (
     ExportError,
@@ -15,26 +15,6 @@ from mmbireal.deploy import (
     load_packed,
     pack_classifier,
 )
-from mmbireal.models import LearnableBias, RPReLU
-
-PARTS = {
-    'model.backbone.sign_bias_cfg': dict(type='LearnableBias'),
-    'model.backbone.block_act_cfg': dict(type='RPReLU'),
-}
-
-
-def _react_model(cps=1, **extra):
-    model = small_fmnist_model(
-        **PARTS, **{'model.backbone.convs_per_shortcut': cps}, **extra)
-    gen = torch.Generator().manual_seed(7)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, LearnableBias):
-                m.bias.copy_(torch.randn(m.bias.shape, generator=gen) * 0.5)
-            elif isinstance(m, RPReLU):
-                # trained slopes may be negative or above 1
-                m.prelu.weight.uniform_(-0.5, 1.5, generator=gen)
-    return model
 
 
 def _assert_logits_match(ref, out):
@@ -54,7 +34,7 @@ def test_file_without_the_parts_is_unchanged():
 
 @pytest.mark.parametrize('cps', (1, 2))
 def test_export_matches_float_model_on_both_backends(tmp_path, cps):
-    model = _react_model(cps)
+    model = small_react_model(cps)
     path = str(tmp_path / 'react.pth')
     export_packed(model, path)
     packed = load_packed(path, backend='torch')
@@ -77,7 +57,7 @@ def test_export_matches_float_model_on_both_backends(tmp_path, cps):
 def test_parts_with_tf_same_padding(tmp_path):
     """Both version-2 features in one file: the thresholds and RPReLU with
     TensorFlow's asymmetric padding, on both backends."""
-    model = _react_model(1, **{'model.backbone.padding': 'tf_same'})
+    model = small_react_model(1, **{'model.backbone.padding': 'tf_same'})
     path = str(tmp_path / 'react_tf_same.pth')
     export_packed(model, path)
     packed = load_packed(path, backend='torch')
@@ -94,7 +74,7 @@ def test_parts_with_tf_same_padding(tmp_path):
 
 
 def test_file_with_the_parts_is_version_2_and_names_them():
-    model = _react_model()
+    model = small_react_model()
     packed = pack_classifier(model)
     assert packed['version'] == 2
     weights = packed['weights']
@@ -115,7 +95,7 @@ def test_network_call_is_bit_exact_at_every_simd_level(native):
     pack alike on both paths, inside the engine and at its first packing;
     every SIMD level and thread count."""
     for cps in (1, 2):
-        packed = PackedBiRealNet(pack_classifier(_react_model(cps)))
+        packed = PackedBiRealNet(pack_classifier(small_react_model(cps)))
         gen = torch.Generator().manual_seed(3)
         feat = torch.randn(2, 13, 11, 16, generator=gen)
         bias = packed.blocks[0].convs[0].sign_bias
@@ -139,15 +119,15 @@ def test_network_call_is_bit_exact_at_every_simd_level(native):
 
 
 def test_parts_on_some_blocks_only_or_other_acts_are_refused():
-    model = _react_model()
+    model = small_react_model()
     del model.backbone.layer3[1].block_act
     with pytest.raises(ExportError, match='RPReLUs on some'):
         pack_classifier(model)
-    model = _react_model()
+    model = small_react_model()
     model.backbone.layer1[0].block_act = torch.nn.ReLU()
     with pytest.raises(ExportError, match='a ReLU after the residual add'):
         pack_classifier(model)
-    model = _react_model()
+    model = small_react_model()
     model.backbone.layer1[0].act = torch.nn.Identity()
     with pytest.raises(ExportError, match='RSign biases on some'):
         pack_classifier(model)

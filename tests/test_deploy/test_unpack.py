@@ -1,0 +1,91 @@
+"""A packed file loads wherever a checkpoint loads: as the float model's
+state dict, computing what the packed file computes."""
+import pytest
+import torch
+from helpers import (
+    FMNIST_QUICK_CFG,
+    NARROW,
+    REACT_PARTS,
+    small_fmnist_model,
+    small_react_model,
+)
+from mmengine.runner import load_checkpoint
+
+from mmbireal.apis import build_model
+from mmbireal.deploy import export_packed, load_packed, pack_classifier
+from mmbireal.deploy.unpack import float_state_dict
+from mmbireal.models import binary_convs
+from mmbireal.utils import CheckpointError, load_state_dict_file
+from mmbireal.utils.checkpoint import check_state_dict_fits
+
+VARIANTS = {
+    'magnitude_aware': {},
+    'bn_retrain_sign': {'model.backbone.conv_cfg.weight_binarizer': 'sign'},
+    'binary_resnet': {'model.backbone.convs_per_shortcut': 2},
+    'tf_same': {'model.backbone.padding': 'tf_same'},
+}
+
+
+def _model(variant):
+    """A small random model and the config entries that build it."""
+    if variant == 'react':
+        return small_react_model(), REACT_PARTS
+    return small_fmnist_model(**VARIANTS[variant]), VARIANTS[variant]
+
+
+def _logits(model, x):
+    model.eval()
+    with torch.no_grad():
+        return model(x, mode='tensor')
+
+
+@pytest.mark.parametrize('variant', [*VARIANTS, 'react'])
+def test_unpacked_float_model_computes_the_trained_one(variant):
+    model, options = _model(variant)
+    state = float_state_dict(pack_classifier(model))
+    fresh = build_model(FMNIST_QUICK_CFG, cfg_options={**NARROW, **options})
+    check_state_dict_fits(fresh, state, 'packed')  # every key, every shape
+    fresh.load_state_dict(state, strict=False)
+    for _, conv in binary_convs(fresh):  # the latent weights: the signs
+        assert set(conv.weight.unique().tolist()) <= {-1.0, 1.0}
+    x = torch.randn(4, 1, 28, 28, generator=torch.Generator().manual_seed(3))
+    ref, out = _logits(model, x), _logits(fresh, x)
+    span = (ref.max() - ref.min()).item()
+    # fp32 rounding only: far below what a flipped sign moves
+    assert (out - ref).abs().max().item() <= 1e-5 * span
+    assert torch.equal(out.argmax(1), ref.argmax(1))
+
+
+def test_mmengine_and_our_tools_load_a_packed_file(tmp_path):
+    model = small_react_model()
+    path = str(tmp_path / 'react.bin.pth')
+    export_packed(model, path)
+    x = torch.randn(2, 1, 28, 28, generator=torch.Generator().manual_seed(5))
+    packed = load_packed(path)(x)  # load_packed still reads the file as is
+    state = load_state_dict_file(path)
+    assert 'head.fc.weight' in state and 'format' not in state
+    options = {**NARROW, **REACT_PARTS}
+    by_build = build_model(FMNIST_QUICK_CFG, path, cfg_options=options)
+    by_mmengine = build_model(FMNIST_QUICK_CFG, cfg_options=options)
+    load_checkpoint(by_mmengine, path, map_location='cpu', strict=False)
+    span = (packed.max() - packed.min()).item()
+    for built in (by_build, by_mmengine):
+        out = _logits(built, x)
+        assert (out - packed).abs().max().item() <= 1e-3 * span
+        assert torch.equal(out.argmax(1), packed.argmax(1))
+
+
+def test_a_packed_file_of_another_architecture_is_refused(tmp_path):
+    packed = pack_classifier(small_fmnist_model())
+    packed['arch']['blocks'] = [2, 2, 2, 3]
+    with pytest.raises(CheckpointError, match=r'blocks \[2, 2, 2, 3\]'):
+        float_state_dict(packed)
+    packed = pack_classifier(small_fmnist_model())
+    del packed['weights']['layer2.0.conv0.scale']
+    with pytest.raises(CheckpointError, match='do not fit its architecture'):
+        float_state_dict(packed)
+    # a packed file of a narrower model, into the config's model
+    path = str(tmp_path / 'narrow.pth')
+    export_packed(small_fmnist_model(), path)
+    with pytest.raises(CheckpointError, match='does not fit the model'):
+        build_model(FMNIST_QUICK_CFG, path)
