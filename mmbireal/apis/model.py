@@ -7,7 +7,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmpretrain.registry import MODELS
 
-from mmbireal.utils import check_state_dict_fits, load_state_dict_file
+from mmbireal.utils import load_fitting_checkpoint
 from mmbireal.utils.config import read_config
 
 
@@ -57,8 +57,5 @@ def build_model(config: Union[str, Config],
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
     model = MODELS.build(model_cfg)
     if checkpoint is not None:
-        state = load_state_dict_file(checkpoint)
-        check_state_dict_fits(model, state, checkpoint)
-        # strict=False: the data preprocessor's buffers are not saved
-        model.load_state_dict(state, strict=False)
+        load_fitting_checkpoint(model, checkpoint)
     return model.to(device).eval()

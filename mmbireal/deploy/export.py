@@ -4,7 +4,6 @@ The file format (name, version, key schema) is :mod:`.file_format`'s.
 """
 import copy
 import io
-import os
 import os.path as osp
 from typing import Dict, List, Optional, Tuple
 
@@ -25,6 +24,7 @@ from mmbireal.models import (
     WeightBinarizer,
 )
 from mmbireal.models.binarize_kernels import channel_scale
+from mmbireal.utils import atomic_torch_save
 
 from .file_format import (
     FORMAT,
@@ -340,11 +340,9 @@ def export_packed(model: nn.Module,
     Raises:
         ExportError: the model has a layer the packed format cannot hold
             (one line naming it).
+        CheckpointError: the file cannot be written (one line).
     """
-    packed = pack_classifier(model, cfg)
-    tmp = f'{path}.tmp{os.getpid()}'
-    torch.save(packed, tmp)
-    os.replace(tmp, path)
+    atomic_torch_save(pack_classifier(model, cfg), path)
     return osp.getsize(path)
 
 

@@ -11,6 +11,7 @@ registered as mmengine's scheme for local files, so the runner, the
 test tool and our own tools all go through it, and any other pickled object
 is refused with a one-line error naming the file.
 """
+import os
 import os.path as osp
 import pickle
 import re
@@ -182,8 +183,62 @@ def check_state_dict_fits(model: torch.nn.Module, state: Dict[str, Any],
             f'(another depth or architecture?): {"; ".join(problems)}')
 
 
+def load_fitting_checkpoint(model: torch.nn.Module, filename: str) -> None:
+    """Load the weights of ``filename`` into ``model``, refusing a
+    checkpoint that does not fit it (:func:`check_state_dict_fits`).
+
+    Args:
+        model (torch.nn.Module): The model to load into.
+        filename (str): The checkpoint file.
+
+    Raises:
+        CheckpointError: the file is unreadable, or its keys or shapes do
+            not match the model's (one line).
+    """
+    state = load_state_dict_file(filename)
+    check_state_dict_fits(model, state, filename)
+    # strict=False: the data preprocessor's buffers are not saved
+    model.load_state_dict(state, strict=False)
+
+
 def check_checkpoint_fits(model: torch.nn.Module, filename: str,
                           prefixes: Optional[Sequence[str]] = None) -> None:
     """:func:`check_state_dict_fits` on the checkpoint file ``filename``."""
     check_state_dict_fits(model, load_state_dict_file(filename), filename,
                           prefixes)
+
+
+def atomic_torch_save(obj: Any, path: str,
+                      rename: Optional[Callable[[str], str]] = None) -> str:
+    """``torch.save`` to a temporary file, then rename it: a reader never
+    sees half a file, and a failed write leaves nothing behind.
+
+    Args:
+        obj (Any): What to save.
+        path (str): The file to write; its folder is created if needed.
+        rename (Callable[[str], str], optional): Gives the final path from
+            the written temporary file (e.g. a name holding its digest).
+            Defaults to None: ``path``.
+
+    Returns:
+        str: The path written.
+
+    Raises:
+        CheckpointError: the file cannot be written (full disk, no
+            permission...); one line naming it.
+    """
+    tmp = f'{path}.tmp{os.getpid()}'
+    try:
+        os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+        # through a file object: a failed write raises OSError (torch's own
+        # file writer raises RuntimeError, as it does for bugs)
+        with open(tmp, 'wb') as f:
+            torch.save(obj, f)
+        final = rename(tmp) if rename else path
+        os.replace(tmp, final)
+    except OSError as e:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise CheckpointError(
+            f'cannot write {path}: {e.strerror or e}') from None
+    return final

@@ -11,6 +11,7 @@ from mmengine.runner import load_checkpoint
 from mmbireal.models import BiRealNet
 from mmbireal.utils import (
     CheckpointError,
+    atomic_torch_save,
     check_checkpoint_fits,
     load_checkpoint_file,
 )
@@ -189,3 +190,25 @@ def test_tools_refuse_a_checkpoint_of_another_depth(fmnist_available,
     assert proc.stderr.strip().splitlines()[-1].startswith(
         f'error: checkpoint {path} does not fit the model of the config '
         '(another depth or architecture?): 96 unexpected keys')
+
+
+def test_atomic_save_writes_whole_files_or_nothing(tmp_path, monkeypatch):
+    """The one save of the converters, publish_model and export_packed: a
+    failed write (a full disk here) leaves no temporary file and ends in
+    one line; ``rename`` names the file from what was written."""
+    path = str(tmp_path / 'sub' / 'model.pth')
+    assert atomic_torch_save({'w': torch.ones(2)}, path) == path
+    assert load_checkpoint_file(path)['w'].tolist() == [1.0, 1.0]
+    named = atomic_torch_save({}, path, lambda tmp: tmp + '.named')
+    assert osp.isfile(named) and named.startswith(path + '.tmp')
+
+    def disk_full(obj, f):
+        f.write(b'half a checkpoint')
+        raise OSError(28, 'No space left on device')
+
+    monkeypatch.setattr(torch, 'save', disk_full)
+    with pytest.raises(CheckpointError) as info:
+        atomic_torch_save({}, str(tmp_path / 'full.pth'))
+    assert str(info.value) == (
+        f'cannot write {tmp_path}/full.pth: No space left on device')
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['sub']

@@ -27,16 +27,18 @@ shapes) ends with one line ``error: ...`` naming SRC and exit status 2.
 """
 import argparse
 import numbers
-import os
 import os.path as osp
 import re
 from collections import OrderedDict
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-import torch
 from torch import Tensor
 
-from mmbireal.utils import CheckpointError, load_checkpoint_file
+from mmbireal.utils import (
+    CheckpointError,
+    atomic_torch_save,
+    load_checkpoint_file,
+)
 from mmbireal.utils.launch import fail
 
 # blocks (= binary 3x3 convs) per stage
@@ -254,15 +256,10 @@ def main(argv: Optional[List[str]] = None) -> None:
         result = convert_checkpoint(checkpoint, args.depth, args.src)
     except ConversionError as e:
         fail(f'cannot convert {args.src}: {e}')
-    tmp = f'{args.dst}.tmp'
     try:
-        os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
-        torch.save(result, tmp)
-        os.replace(tmp, args.dst)
-    except OSError as e:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        fail(f'cannot write {args.dst}: {e.strerror or e}')
+        atomic_torch_save(result, args.dst)
+    except CheckpointError as e:
+        fail(str(e))
     meta = result['meta']
     extra = ''.join(f', {k} {meta[k]:.6g}'
                     for k in ('epoch', 'best_top1_acc') if k in meta)

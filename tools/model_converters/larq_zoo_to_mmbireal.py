@@ -31,7 +31,6 @@ Any problem (unreadable file, another layout) ends with one line
 """
 import argparse
 import hashlib
-import os
 import os.path as osp
 import re
 from collections import OrderedDict
@@ -41,6 +40,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from mmbireal.utils import CheckpointError, atomic_torch_save
 from mmbireal.utils.launch import fail
 
 #: release file name -> its sha256 (larq-zoo's code, birealnet-v0.3.0)
@@ -287,15 +287,10 @@ def main(argv: Optional[List[str]] = None) -> None:
         result = convert_file(args.src)
     except ConversionError as e:
         fail(f'cannot convert {args.src}: {e}')
-    tmp = f'{args.dst}.tmp'
     try:
-        os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
-        torch.save(result, tmp)
-        os.replace(tmp, args.dst)
-    except OSError as e:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        fail(f'cannot write {args.dst}: {e.strerror or e}')
+        atomic_torch_save(result, args.dst)
+    except CheckpointError as e:
+        fail(str(e))
     meta = result['meta']
     if meta['release_file']:
         origin = (f"sha256 matches larq-zoo's {meta['release_file']} "

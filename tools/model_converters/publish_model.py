@@ -19,9 +19,11 @@ import hashlib
 import os
 import os.path as osp
 
-import torch
-
-from mmbireal.utils import CheckpointError, load_checkpoint_file
+from mmbireal.utils import (
+    CheckpointError,
+    atomic_torch_save,
+    load_checkpoint_file,
+)
 from mmbireal.utils.launch import fail
 
 KEEP_META = ('epoch', 'iter', 'dataset_meta', 'mmengine_version', 'seed')
@@ -34,15 +36,16 @@ def publish(src: str, dst: str) -> str:
         raise CheckpointError(f'{src} has no state_dict: not a training '
                               'checkpoint')
     meta = {k: v for k, v in ckpt.get('meta', {}).items() if k in KEEP_META}
-    tmp = dst + '.tmp'
-    torch.save({'meta': meta, 'state_dict': ckpt['state_dict']}, tmp)
-    with open(tmp, 'rb') as f:
-        digest = hashlib.sha256(f.read()).hexdigest()[:8]
     stem = osp.splitext(dst)[0]
     date = datetime.date.today().strftime('%Y%m%d')
-    final = f'{stem}_{date}-{digest}.pth'
-    os.replace(tmp, final)
-    return final
+
+    def named(tmp: str) -> str:  # the name holds the written file's digest
+        with open(tmp, 'rb') as f:
+            digest = hashlib.sha256(f.read()).hexdigest()[:8]
+        return f'{stem}_{date}-{digest}.pth'
+
+    return atomic_torch_save(
+        {'meta': meta, 'state_dict': ckpt['state_dict']}, dst, named)
 
 
 def main() -> None:

@@ -9,10 +9,7 @@ from mmpretrain.models import ImageClassifier
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-from mmbireal.utils.checkpoint import (
-    check_state_dict_fits,
-    load_state_dict_file,
-)
+from mmbireal.utils.checkpoint import load_fitting_checkpoint
 from mmbireal.utils.errors import CheckpointError, InputError
 
 
@@ -139,13 +136,10 @@ class DistillImageClassifier(ImageClassifier):
         if not osp.isfile(osp.expanduser(path)):
             raise InputError(f'teacher_ckpt {path} does not exist (train or '
                              'download the teacher first)')
-        state = load_state_dict_file(path)
         try:
-            check_state_dict_fits(self.teacher, state, path)
+            load_fitting_checkpoint(self.teacher, path)
         except CheckpointError as e:
             raise CheckpointError(f'teacher: {e}') from None
-        # strict=False: the data preprocessor's buffers are not saved
-        self.teacher.load_state_dict(state, strict=False)
         self._teacher_loaded = True
 
     def teacher_logits(self, inputs: torch.Tensor) -> torch.Tensor:
