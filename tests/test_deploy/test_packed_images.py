@@ -13,6 +13,7 @@ from helpers import (
     FMNIST_QUICK_CFG,
     NARROW,
     REPO,
+    import_tool_file,
     run_tool,
     small_fmnist_model,
 )
@@ -203,6 +204,37 @@ def _printed(stdout):
         score, index, name = line.split(maxsplit=2)
         current.append((float(score), int(index), name))
     return result
+
+
+def _classify_tool():
+    return import_tool_file('tools', 'deployment', 'classify.py')
+
+
+def test_classify_tool_decodes_one_chunk_at_a_time(tmp_path, monkeypatch):
+    """Long file lists: only the files of the chunk being classified are
+    decoded (every one is only checked for existence up front)."""
+    tool = _classify_tool()
+    paths = []
+    for i in range(5):
+        paths.append(str(tmp_path / f'{i}.png'))
+        cv2.imwrite(paths[-1], np.full((8, 8), i, np.uint8))
+    decoded = []
+    monkeypatch.setattr(tool, 'read_image',
+                        lambda p: decoded.append(p) or read_image(p))
+    chunks = tool.decoded_chunks(paths, size=2)
+    first = next(chunks)
+    assert len(first) == 2 and decoded == paths[:2]
+    assert [len(c) for c in chunks] == [2, 1] and decoded == paths
+
+
+def test_classify_tool_refuses_backend_with_config(capsys):
+    with pytest.raises(SystemExit) as info:
+        _classify_tool().parse_args(['ckpt.pth', 'a.png', '--config',
+                                     'c.py', '--backend', 'native'])
+    assert info.value.code == 2
+    assert capsys.readouterr().err == (
+        'error: --backend applies to a packed file, not to --config (the '
+        'float model runs in PyTorch)\n')
 
 
 @pytest.mark.slow

@@ -18,8 +18,10 @@ best first, one per line: softmax score, class index, class name::
 """
 import argparse
 import contextlib
+import os
+import os.path as osp
 import sys
-from typing import List, Optional, Sequence, Tuple
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 from mmpretrain.apis import ImageClassificationInferencer
@@ -32,7 +34,8 @@ from mmbireal.utils import CheckpointError, InputError
 from mmbireal.utils.config import add_cfg_options
 from mmbireal.utils.launch import fail, load_config, run_or_fail
 
-# images per forward pass: bounded memory for long file lists
+# images decoded and run per forward pass: memory bounded by the chunk,
+# not by the length of the file list
 CHUNK = 64
 
 Ranked = List[Tuple[float, int, Optional[str]]]
@@ -61,17 +64,35 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         fail(f'--topk must be at least 1, got {args.topk}')
     if args.cfg_options and not args.config:
         fail('--cfg-options applies to a config: give --config too')
+    if args.config and args.backend != 'auto':
+        fail('--backend applies to a packed file, not to --config (the '
+             'float model runs in PyTorch)')
     return args
 
 
-def _chunks(items: Sequence, size: int = CHUNK):
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
+def check_readable(paths: Sequence[str]) -> None:
+    """Exit with one line at the first path that is not a readable file,
+    before any model loads (decoding waits for its chunk)."""
+    for path in paths:
+        if not osp.isfile(path):
+            fail(f'image file not found: {path}')
+        if not os.access(path, os.R_OK):
+            fail(f'cannot read {path}: permission denied')
 
 
-def classify_packed(path: str, images: List[np.ndarray], topk: int,
+def decoded_chunks(paths: Sequence[str],
+                   size: int = CHUNK) -> Iterator[List[np.ndarray]]:
+    """The images of ``paths`` as BGR arrays, ``size`` at a time: only one
+    chunk is held in memory."""
+    for start in range(0, len(paths), size):
+        yield [run_or_fail(lambda p=path: read_image(p))
+               for path in paths[start:start + size]]
+
+
+def classify_packed(path: str, images: Sequence[str], topk: int,
                     backend: str) -> List[Ranked]:
-    """Top-k ``(score, index, name)`` of each image with a packed file."""
+    """Top-k ``(score, index, name)`` of each image file with a packed
+    file."""
     try:
         model = load_packed(path, backend=backend)
     except CheckpointError as e:
@@ -81,16 +102,17 @@ def classify_packed(path: str, images: List[np.ndarray], topk: int,
     except (FileNotFoundError, InputError) as e:  # or no native engine
         fail(str(e))
     ranked = []
-    for chunk in _chunks(images):
+    for chunk in decoded_chunks(images):
         for predictions in run_or_fail(lambda c=chunk: model.classify(
                 c, topk)):
             ranked.append([(p.score, p.index, p.name) for p in predictions])
     return ranked
 
 
-def classify_checkpoint(checkpoint: str, config: str, cfg_options,
-                        images: List[np.ndarray], topk: int) -> List[Ranked]:
-    """Top-k ``(score, index, name)`` of each image with MMPretrain's
+def classify_checkpoint(checkpoint: str, config: str,
+                        cfg_options: Optional[dict], images: Sequence[str],
+                        topk: int) -> List[Ranked]:
+    """Top-k ``(score, index, name)`` of each image file with MMPretrain's
     inferencer on the model of ``config`` and ``checkpoint``."""
     cfg = load_config(config)
     if cfg_options:
@@ -112,7 +134,8 @@ def classify_checkpoint(checkpoint: str, config: str, cfg_options,
     # the inferencer's progress bar goes to stdout, in the middle of the
     # results (e.g. with CI=true): keep stdout for the results
     with contextlib.redirect_stdout(sys.stderr):
-        results = list(inferencer(images, batch_size=CHUNK))
+        results = [result for chunk in decoded_chunks(images)
+                   for result in inferencer(chunk, batch_size=CHUNK)]
     for result in results:
         scores = result['pred_scores']
         order = np.argsort(-scores, kind='stable')[:topk]
@@ -123,15 +146,12 @@ def classify_checkpoint(checkpoint: str, config: str, cfg_options,
 
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
-    # every file is read first: a bad one is reported before any model
-    # loads, and both paths get the same BGR arrays
-    images = [run_or_fail(lambda p=path: read_image(p))
-              for path in args.images]
+    check_readable(args.images)
     if args.config:
         ranked = classify_checkpoint(args.model, args.config,
-                                     args.cfg_options, images, args.topk)
+                                     args.cfg_options, args.images, args.topk)
     else:
-        ranked = classify_packed(args.model, images, args.topk,
+        ranked = classify_packed(args.model, args.images, args.topk,
                                  args.backend)
     for path, top in zip(args.images, ranked):
         print(path)
