@@ -8,12 +8,10 @@ from .complexity import (
     is_binary_conv,
     memory_bits,
     pipeline_input_size,
-    resolve_config_path,
 )
 
 __all__ = [
     'BOPS_PER_OP', 'Complexity', 'analyze_complexity', 'config_complexity',
     'config_test_pipeline', 'input_channels', 'is_binary_conv',
-    'memory_bits', 'pipeline_input_size',
-    'resolve_config_path'
+    'memory_bits', 'pipeline_input_size'
 ]

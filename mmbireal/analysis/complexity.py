@@ -31,10 +31,7 @@ from torch import Tensor
 
 from mmbireal.apis import build_model
 from mmbireal.models.binary_conv import BinaryConv2d, binary_convs
-from mmbireal.utils.config import (
-    read_config,
-    resolve_config_path,  # noqa: F401
-)
+from mmbireal.utils.config import read_config
 from mmbireal.utils.errors import InputError
 
 #: One 64-bit word of XNOR + popcount does 64 binary MACs (the paper).

@@ -9,6 +9,7 @@ from typing import List
 import pytest
 import torch
 import torch.nn as nn
+from helpers import import_tool_file
 from mmengine.config import Config
 
 from mmbireal.analysis import (
@@ -16,10 +17,10 @@ from mmbireal.analysis import (
     config_complexity,
     is_binary_conv,
     pipeline_input_size,
-    resolve_config_path,
 )
 from mmbireal.models import BinaryConv2d, Sign
 from mmbireal.utils import InputError
+from mmbireal.utils.config import resolve_config_path
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = 'tools/analysis_tools/get_flops.py'
@@ -240,3 +241,22 @@ def test_a_bad_input_shape_is_an_input_error():
     with pytest.raises(InputError, match=r'shape must be \(H, W\) > 0, got '
                        r'\(28, 0\)'):
         config_complexity(osp.join(REPO, QUICK_FMNIST), (28, 0))
+
+
+def test_tool_a_missing_teacher_config_is_one_line(tmp_path, capfd,
+                                                    monkeypatch):
+    """Errors of building the model are the tools' usual ones: here a
+    FileNotFoundError (before: its traceback)."""
+    config = tmp_path / 'distill.py'
+    config.write_text(
+        f"_base_ = '{REPO}/configs/birealnet/"
+        "bireal18-react_step1_1xb64_fmnist.py'\n"
+        "model = dict(teacher_cfg='/nonexistent/teacher.py')\n")
+    tool = import_tool_file('tools', 'analysis_tools', 'get_flops.py')
+    monkeypatch.setattr(sys, 'argv', [TOOL, str(config)])
+    with pytest.raises(SystemExit) as info:
+        tool.main()
+    assert info.value.code == 2
+    err = capfd.readouterr().err.strip().splitlines()
+    assert err[-1].startswith('error: ') and 'teacher.py' in err[-1]
+    assert not any('Traceback' in line for line in err)

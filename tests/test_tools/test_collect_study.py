@@ -422,6 +422,21 @@ def test_run_study_stops_on_ctrl_c_and_refuses_a_root_cfg_options_breaks(
 
 
 @pytest.mark.slow  # runs the study script in a subprocess
+def test_run_study_answers_a_bad_gpus_in_one_line(tmp_path):
+    """--gpus without a number (or without a value: set -u's 'unbound
+    variable' before) ends in the script's own line, before any work."""
+    env = dict(os.environ, MMBIREAL_WORK_DIRS=str(tmp_path / 'runs'))
+    for args, got in ((['--gpus', 'two'], 'two'), (['--gpus'], '')):
+        proc = subprocess.run(['bash', 'tools/reproduce/run_study.sh',
+                               *args], cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2
+        assert proc.stderr == ('error: --gpus takes a number of GPUs (0: '
+                               f"no launcher), got '{got}'\n")
+    assert not (tmp_path / 'runs').exists()
+
+
+@pytest.mark.slow  # runs the study script in a subprocess
 def test_run_study_dry_run_plans_without_training_or_writing(tmp_path):
     """--dry-run prints each seed's plan (the pre-training chain a run
     needs included) and its epochs, and neither trains nor collects."""

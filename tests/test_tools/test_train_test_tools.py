@@ -9,7 +9,14 @@ import subprocess
 
 import pytest
 import torch
-from helpers import REPO, TINY_FMNIST, free_port, popen_interruptible, run_tool
+from helpers import (
+    REPO,
+    TINY_FMNIST,
+    free_port,
+    import_tool_file,
+    popen_interruptible,
+    run_tool,
+)
 
 from mmbireal.models.binarize_kernels import kernels_for
 from mmbireal.utils import load_checkpoint_file
@@ -198,6 +205,23 @@ def test_benchmark_train_splits_the_cost_and_saves_no_extra_tensors():
             assert re.search(
                 rf'^mmbireal::{kernel} +[\d.]+ ms/step \({calls} calls\)',
                 proc.stdout, re.M), kernel
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--batch', '-1'], '--batch must be at least 1, got -1'),
+    (['--size', '4'], '--size must be at least 8, got 4'),
+    (['--warmup', '-2'], '--warmup must be at least 0, got -2'),
+    (['--device', 'gpu'], '--device gpu is not available here'),
+    (['--device', 'cuda:99'], '--device cuda:99 is not available here'),
+])
+def test_benchmark_train_answers_bad_values_in_one_line(argv, message,
+                                                         capsys):
+    tool = import_tool_file('tools', 'analysis_tools', 'benchmark_train.py')
+    with pytest.raises(SystemExit) as info:
+        tool.parse_args(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f'error: {message}') and err.count('\n') == 1
 
 
 @pytest.mark.slow

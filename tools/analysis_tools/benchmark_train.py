@@ -12,13 +12,14 @@ CUDA peak on GPU) and the time ratio Bi-Real / ResNet.
 import argparse
 import statistics
 import time
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 
 import torch
 import torch.nn as nn
 
 import mmbireal  # noqa: F401 (registers BiRealNet)
 from mmbireal.models import BiRealNet
+from mmbireal.utils.launch import fail
 
 
 def build(arch: str, depth: int) -> nn.Module:
@@ -82,7 +83,9 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def main() -> None:
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """The command line (``argv``, default ``sys.argv``); a value out of
+    range ends in one line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--depth', type=int, default=18, choices=[18, 34])
     parser.add_argument('--batch', type=int, default=16)
@@ -102,9 +105,34 @@ def main() -> None:
                         help='afterwards, run Bi-Real for STEPS more steps '
                         'under torch.profiler and print where the time goes '
                         '(mmbireal::* rows are the binarization kernels)')
-    args = parser.parse_args()
-    if args.iters < 2:
-        parser.error(f'--iters must be at least 2, got {args.iters}')
+    args = parser.parse_args(argv)
+    for flag, least in (('iters', 2), ('batch', 1), ('size', 8),
+                        ('warmup', 0), ('profile', 0)):
+        value = getattr(args, flag)
+        if value < least:
+            fail(f'--{flag} must be at least {least}, got {value}')
+    check_device(args.device)
+    return args
+
+
+def check_device(name: str) -> None:
+    """Exit with one line unless ``name`` is the CPU or a CUDA device of
+    this machine (the timing synchronises CUDA devices only)."""
+    count = torch.cuda.device_count()
+    accepted = 'cpu' + (', cuda, cuda:0' if count == 1 else
+                        f', cuda, cuda:0 to cuda:{count - 1}' if count else '')
+    try:
+        device = torch.device(name)
+    except RuntimeError:  # e.g. 'gpu'
+        device = None
+    if device is None or device.type not in ('cpu', 'cuda') or (
+            device.type == 'cuda' and (device.index or 0) >= count):
+        fail(f'--device {name} is not available here ({count} CUDA '
+             f'device(s)); accepted: {accepted}')
+
+
+def main() -> None:
+    args = parse_args()
 
     torch.manual_seed(0)
     device = torch.device(args.device)

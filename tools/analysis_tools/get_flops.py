@@ -1,7 +1,8 @@
 """Params, FLOPs, BOPs, OPs and memory of a config's model (Bi-Real Net's
 efficiency measures; see :mod:`mmbireal.analysis.complexity`).
 
-    python tools/analysis_tools/get_flops.py CONFIG [--shape H W] [--json]
+    python tools/analysis_tools/get_flops.py CONFIG [--shape H [W]] [--json]
+        [--cfg-options k=v ...]
 
 Without ``--shape`` the input is the size the config's test pipeline
 produces (its ``CenterCrop``/``Resize``; 28 x 28 for the Fashion-MNIST
@@ -18,6 +19,8 @@ import json
 import os
 import sys
 from typing import Iterator, List, Optional
+
+from mmengine.config import Config
 
 from mmbireal.analysis import (
     Complexity,
@@ -70,7 +73,7 @@ def stdout_to_stderr() -> Iterator[None]:
         os.close(saved)
 
 
-def default_shape(cfg, config: str) -> List[int]:
+def default_shape(cfg: Config, config: str) -> List[int]:
     """The test pipeline's image size; 224 x 224 (said on stderr) if the
     pipeline does not fix one."""
     size = pipeline_input_size(cfg)
@@ -122,12 +125,10 @@ def main() -> None:
             fail(f'config {args.config} defines no model')
         if args.shape is None:
             args.shape = default_shape(cfg, args.config)
-        try:
-            result = config_complexity(cfg, args.shape)
-        except (KeyError, TypeError, ValueError, RuntimeError) as e:
-            # unknown types or arguments in cfg.model, a too small input
-            fail(f'cannot analyse the model of {args.config}: '
-                 f'{type(e).__name__}: {e}')
+        # KeyError: an unknown type in cfg.model; RuntimeError: an input
+        # too small for the network
+        result = run_or_fail(lambda: config_complexity(cfg, args.shape),
+                             also=(KeyError, RuntimeError))
         channels = input_channels(cfg)
     if args.json:
         print(json.dumps(result.to_dict()))

@@ -136,7 +136,13 @@ while [[ $# -gt 0 ]]; do
         --react) react=1; shift ;;
         --shortcut) shortcut=1; shift ;;
         --imagenet) imagenet_runs; shift ;;
-        --gpus) gpus=$2; shift 2 ;;
+        --gpus)
+            if ! [[ ${2-} =~ ^[0-9]+$ ]]; then  # also: no value (set -u)
+                echo "error: --gpus takes a number of GPUs (0: no" \
+                     "launcher), got '${2-}'" >&2
+                exit 2
+            fi
+            gpus=$2; shift 2 ;;
         --collect) collect_only=1; shift ;;
         --dry-run) dry_run=1; shift ;;
         *) echo "error: unknown argument $1; accepted: --seeds \"0 1 2\"," \
