@@ -3,7 +3,7 @@ import argparse
 import os
 import os.path as osp
 
-from mmengine.config import ConfigDict
+from mmengine.config import Config, ConfigDict
 from mmengine.evaluator import DumpResults
 
 import mmbireal  # noqa: F401 (registers modules and the checkpoint loader)
@@ -58,7 +58,7 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def enable_visualization(cfg, show_dir: str, interval: int) -> None:
+def enable_visualization(cfg: Config, show_dir: str, interval: int) -> None:
     """Draw every ``interval``-th test image with its labels into
     ``show_dir`` (MMPretrain's VisualizationHook; 1-channel images in
     gray, small ones enlarged so the text fits)."""
@@ -70,7 +70,7 @@ def enable_visualization(cfg, show_dir: str, interval: int) -> None:
     hooks.visualization = vis
 
 
-def use_tta(cfg, config: str) -> None:
+def use_tta(cfg: Config, config: str) -> None:
     """Wrap the model in the config's ``tta_model`` and test with its
     ``tta_pipeline``, or exit with one line if it has neither."""
     missing = [k for k in ('tta_model', 'tta_pipeline') if not cfg.get(k)]

@@ -4,6 +4,7 @@ import os
 import os.path as osp
 
 import torch
+from mmengine.config import Config
 from mmengine.device import get_device
 
 import mmbireal  # noqa: F401 (registers modules and the checkpoint loader)
@@ -71,7 +72,7 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def merge_args(cfg, args):
+def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     """Apply the command-line arguments to the config."""
     if args.no_validate:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
@@ -132,7 +133,7 @@ def main() -> None:
     teardown_distributed()
 
 
-def train(cfg, args: argparse.Namespace) -> None:
+def train(cfg: Config, args: argparse.Namespace) -> None:
     """Check the run's inputs, train, print the final validation."""
     if cfg.get('load_from') and not cfg.get('resume') and not osp.isfile(
             cfg.load_from):

@@ -1,7 +1,7 @@
 # Quick start: Bi-Real-18 (binary, ApproxSign + magnitude-aware weights)
 # trained from scratch on the first 12,000 Fashion-MNIST training images
 # for 2 epochs with Adam, evaluated on the official 10,000-image test split.
-# About 7 minutes on 2 CPU cores.
+# Its run time on 2 CPU cores: README.md, "Quick start".
 _base_ = [
     '../_base_/models/bireal18_fmnist.py',
     '../_base_/datasets/fashion_mnist_bs64.py',

@@ -42,6 +42,8 @@ class LocalFashionMNIST(BaseDataset):
         data_root (str): Folder with ``{train,t10k}-{images,labels}-idx?-
             ubyte[.gz]``. Defaults to Debian's install location.
         split (str): ``'train'`` or ``'test'``. Defaults to ``'train'``.
+        metainfo (dict, optional): Overrides :attr:`METAINFO` (e.g.
+            ``dict(classes=[...])``, other class names). Defaults to None.
         **kwargs: Other arguments of
             :class:`mmpretrain.datasets.BaseDataset` (``pipeline``,
             ``indices`` for a subset, ``test_mode``...).

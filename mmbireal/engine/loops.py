@@ -1,7 +1,7 @@
 """An epoch-based training loop that resumes mid-epoch exactly."""
 import functools
 import random
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
 import torch
@@ -60,8 +60,12 @@ class RecordRandomState(Hook):
 
     priority = 'HIGHEST'
 
-    def after_train_iter(self, runner: Runner, batch_idx: int, data_batch=None,
-                         outputs=None) -> None:
+    def after_train_iter(self,
+                         runner: Runner,
+                         batch_idx: int,
+                         data_batch: Optional[Union[dict, tuple,
+                                                    list]] = None,
+                         outputs: Optional[dict] = None) -> None:
         # only rank 0's message hub is saved: the rank says whose it is
         runner.message_hub.update_info(
             RANDOM_STATE, dict(iter=runner.iter + 1, rank=get_rank(),
@@ -76,7 +80,7 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
     resumed from an iteration checkpoint (a ``CheckpointHook`` with
     ``by_epoch=False``, see ``configs/_base_/default_runtime.py``), draws
     the epoch's batches in the same order and skips those already trained
-    on, so the run continues where it stopped. Two things make the
+    on, so the run continues where it stopped. Three things make the
     continuation identical to an uninterrupted run:
 
     * every epoch starts from random state derived from ``(seed, epoch)``

@@ -87,9 +87,10 @@ def test_decay_stays_zero_on_binary_weights_under_schedulers(tmp_path):
         assert lr1 == lr0  # the binary weights follow the lr schedule
     lrs = [groups[0][1] for groups in record.seen]
     assert lrs[0] == pytest.approx(0.05) and lrs[-1] == pytest.approx(0.01)
-    assert ('WeightDecayZeroHook: weight_decay set to 0 on 1 binary latent '
-            'weights (144 values); decay before: [0.0001]; other parameters '
-            'unchanged') in log_text(runner)
+    assert ('WeightDecayZeroHook: 1 binary latent weights (144 values) are '
+            'in a weight_decay=0 group (set by '
+            "BinaryOptimWrapperConstructor); other groups' decay: [0.0001]"
+            ) in log_text(runner)
 
 
 @pytest.mark.parametrize('hook, optim, message', [

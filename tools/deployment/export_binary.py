@@ -1,7 +1,8 @@
 """Export a trained Bi-Real Net to the packed 1-bit inference format.
 
     python tools/deployment/export_binary.py CONFIG CHECKPOINT OUT \\
-        [--cfg-options k=v ...] [--verify] [--verify-test-set]
+        [--cfg-options k=v ...] [--verify]
+        [--verify-test-set [--float64] [--int8-stem]]
 
 Every binary 3x3 weight becomes 1 bit (packed along input channels), its
 scale alpha and the following BN become one per-channel affine, the real
@@ -29,6 +30,7 @@ from typing import List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
+from mmengine.config import Config
 
 from mmbireal.apis import build_model
 from mmbireal.deploy import (
@@ -167,7 +169,7 @@ def float64_model(model: torch.nn.Module) -> torch.nn.Module:
     return exact
 
 
-def verify_test_set(model: torch.nn.Module, path: str, cfg,
+def verify_test_set(model: torch.nn.Module, path: str, cfg: Config,
                     with_float64: bool = False,
                     with_int8_stem: bool = False) -> str:
     """Both models on the config's test set: top-1 of each, predictions

@@ -27,8 +27,8 @@ class WeightDecayZeroHook(ParamGroupCheckHook):
     (``paramwise_cfg=dict(binary_no_decay=True)``), built before the
     parameter schedulers and a resumed optimizer state see the groups.
     This hook checks that they have them (the run stops with the config
-    line to add if not), logs what changed, and stops the run if a
-    scheduler moves their decay away from 0.
+    line to add if not), logs them and the other groups' decay, and stops
+    the run if a scheduler moves their decay away from 0.
 
     Example:
         >>> optim_wrapper = dict(
@@ -51,12 +51,12 @@ class WeightDecayZeroHook(ParamGroupCheckHook):
         params = self.check_groups(runner)
         groups = all_param_groups(runner.optim_wrapper)
         ours = {id(g) for g in groups_holding(groups, params)}
-        # the decay they would have had: the other parameters'
-        configured = sorted(
+        others = sorted(
             {g.get('weight_decay', 0)
              for g in groups if id(g) not in ours})
+        # the constructor set the decay; this hook only checked it
         runner.logger.info(
-            f'WeightDecayZeroHook: weight_decay set to 0 on {len(params)} '
-            f'binary latent weights ({sum(p.numel() for p in params):,} '
-            f'values); decay before: {configured}; other parameters '
-            'unchanged')
+            f'WeightDecayZeroHook: {len(params)} binary latent weights '
+            f'({sum(p.numel() for p in params):,} values) are in a '
+            'weight_decay=0 group (set by BinaryOptimWrapperConstructor); '
+            f"other groups' decay: {others}")

@@ -1,5 +1,4 @@
 """Bi-Real Net backbone (Liu et al., ECCV 2018) and the plain 1-bit ResNet."""
-import warnings
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -7,17 +6,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import build_activation_layer, build_conv_layer, build_norm_layer
 from mmengine.model import BaseModule
+from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from mmpretrain.registry import MODELS
-
-with warnings.catch_warnings():
-    # This imports all of mmpretrain.models and so mmcv's transformer
-    # bricks, which warn under mmcv-lite (no compiled ops) that deformable
-    # attention is missing. Nothing here uses it, and without the filter
-    # every tool's one-line error would follow two lines of that warning.
-    warnings.filterwarnings(
-        'ignore', 'Fail to import ``MultiScaleDeformableAttention``',
-        UserWarning)
-    from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
