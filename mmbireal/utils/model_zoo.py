@@ -2,10 +2,11 @@
 
 After ``import mmbireal``, ``mmpretrain.list_models('*bireal*')``,
 ``mmpretrain.get_model('bireal18_8xb16_in1k')`` and
-``ImageClassificationInferencer`` find our models, as MMPretrain's own.
+``ImageClassificationInferencer`` find our models, as MMPretrain's own, and
+``pretrained=True`` loads the weights shipped in ``configs/birealnet/weights``.
 """
 import os.path as osp
-from typing import Optional
+from typing import List, Optional
 
 PACKAGE_DIR = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -26,4 +27,18 @@ def register_model_zoo() -> None:
     if path is None or ModelHub.has('bireal18_8xb16_in1k'):
         return
     # config paths in the metafiles are relative to the model index
-    ModelHub.register_model_index(path, config_prefix=osp.dirname(path))
+    root = osp.dirname(path)
+    ModelHub.register_model_index(path, config_prefix=root)
+    # and so are the weights we ship in the repo (and the wheel's .mim),
+    # which MMPretrain would look for in the working directory. get()
+    # returns copies: the registered entries are in _models_dict.
+    for name in _model_names(path):
+        model = ModelHub._models_dict[name.lower()]
+        if model.weights and '://' not in model.weights and \
+                not osp.isabs(model.weights):
+            model.weights = osp.join(root, model.weights)
+
+
+def _model_names(model_index: str) -> List[str]:
+    from modelindex.load_model_index import load
+    return [model.name for model in load(model_index).models]

@@ -37,6 +37,41 @@ def test_inferencer_runs_a_zoo_model():
     assert float(np.sum(scores)) == pytest.approx(1.0, abs=1e-5)
 
 
+SHIPPED = [m for m in MODELS if m.get('Weights') and '://' not in m['Weights']]
+
+
+@pytest.mark.parametrize('model', SHIPPED, ids=lambda m: m['Name'])
+def test_shipped_weights_are_trained_and_load_as_pretrained(
+        model, fmnist_available):
+    """get_model(pretrained=True) finds the file in the repo, the float
+    model it builds agrees with the packed engine, and both classify real
+    test images as a trained model does."""
+    import hashlib
+
+    import mmpretrain
+
+    from mmbireal.datasets import LocalFashionMNIST
+    from mmbireal.deploy import load_packed
+    path = osp.join(REPO, model['Weights'])
+    with open(path, 'rb') as f:  # the name holds the file's digest
+        assert hashlib.sha256(f.read()).hexdigest()[:8] in path
+    test_set = LocalFashionMNIST(split='test', lazy_init=False)
+    samples = [test_set.get_data_info(i) for i in range(200)]
+    images = [s['img'] for s in samples]
+    labels = np.array([s['gt_label'] for s in samples])
+    float_model = mmpretrain.get_model(model['Name'], pretrained=True)
+    inferencer = mmpretrain.ImageClassificationInferencer(
+        float_model, device='cpu')
+    by_float = np.array(
+        [r['pred_label'] for r in inferencer(images, batch_size=100)])
+    by_packed = np.array(
+        [p[0].index for p in load_packed(path).classify(images, topk=1)])
+    assert (by_float == by_packed).mean() >= 0.99  # signs at zero may flip
+    top1 = model['Results'][0]['Metrics']['Top 1 Accuracy']
+    # 200 images: within 5 points of the 10,000-image figure
+    assert abs((by_packed == labels).mean() * 100 - top1) <= 5
+
+
 @pytest.mark.parametrize('model', MODELS, ids=lambda m: m['Name'])
 def test_metafile_figures_come_from_get_flops(model):
     side = 28 if 'fmnist' in model['Name'] else 224

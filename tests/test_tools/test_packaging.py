@@ -166,6 +166,9 @@ def test_wheel_ships_mim_files(tmp_path):
     if osp.isfile(TRAIN_SCRIPT):
         assert 'mmbireal/.mim/tools/train.py' in names
     assert not any('__pycache__' in n for n in names)
+    # the model zoo's own weights, where the wheel's model index points
+    assert any(n.startswith('mmbireal/.mim/configs/birealnet/weights/')
+               and n.endswith('.bin.pth') for n in names)
     # the native sources compiled on first use
     assert {'mmbireal/deploy/csrc/binconv.cpp',
             'mmbireal/models/csrc/binarize.cpp'} <= names

@@ -50,10 +50,16 @@ def _accuracy(metrics: dict, name: str, mark: str) -> str:
 
 
 def _download(model: dict) -> str:
-    """Our weights, or the file converted and the command converting it
-    (``Converted From``), else '-'."""
-    if model.get('Weights'):
-        return f"[model]({model['Weights']})"
+    """Our weights (a URL, or a file in the repo with its size), or the
+    file converted and the command converting it (``Converted From``),
+    else '-'."""
+    weights = model.get('Weights')
+    if weights and '://' not in weights:  # in the repo, as configs are
+        size = osp.getsize(osp.join(REPO, weights)) / 1e6
+        return (f'[model, {size:.1f} MB]'
+                f"({osp.relpath(weights, 'configs/birealnet')})")
+    if weights:
+        return f'[model]({weights})'
     source = model.get('Converted From') or {}
     if source.get('Weights'):
         name = source['Weights'].rsplit('/', 1)[-1]
