@@ -20,6 +20,7 @@ from .config import (
     unexpected_argument_message,
 )
 from .errors import CheckpointError, InputError, InvalidLossError
+from .resume import resume_point
 
 T = TypeVar('T')
 
@@ -104,13 +105,11 @@ def check_start_checkpoint(cfg: Config, head_may_differ: bool) -> None:
     fine-tuning with a new head keeps working; a resumed run must always
     match its checkpoint fully.
     """
-    from mmengine.runner import find_latest_checkpoint
-
     from mmbireal.apis import build_model
 
     path = cfg.get('load_from')
     if cfg.get('resume') and not path:
-        path = find_latest_checkpoint(cfg.work_dir)
+        path = resume_point(cfg.work_dir)
     if not path:
         return
     model = build_model(cfg)
@@ -187,26 +186,35 @@ def print_metrics(metrics: dict) -> None:
               f'{name}: {value}')
 
 
-def latest_checkpoint(work_dir: str) -> Optional[str]:
-    """The checkpoint ``work_dir/last_checkpoint`` names (mmengine's
-    record of the newest one), if both exist."""
-    record = osp.join(work_dir, 'last_checkpoint')
-    if not osp.isfile(record):
-        return None
-    with open(record) as f:
-        path = f.read().strip()
-    return path if path and osp.isfile(path) else None
-
-
 def check_resume_source(cfg: Config, resume: Optional[str]) -> None:
     """Exit with one line if ``--resume`` has nothing to resume from,
-    instead of mmengine's silent start from scratch."""
-    if resume == 'auto' and latest_checkpoint(cfg.work_dir) is None:
-        fail(f'--resume: no checkpoint to resume in {cfg.work_dir} (it has '
-             'no last_checkpoint naming an existing file); to train from '
-             'scratch, run the same command without --resume')
-    if resume not in (None, 'auto') and not osp.isfile(resume):
-        fail(f'--resume: checkpoint {resume} does not exist')
+    instead of mmengine's silent start from scratch.
+
+    A run that resumes without a path (``--resume``, or ``resume=True`` in
+    the config) gets the checkpoint of :func:`resume_point`, pinned in
+    ``cfg.load_from``: mmengine would follow ``last_checkpoint`` to the
+    recorded path, which is gone when the work dir was moved.
+
+    Args:
+        cfg (Config): The run's config (``work_dir``, ``resume`` and
+            ``load_from`` set from the command line).
+        resume (str, optional): ``--resume``'s value: None, ``'auto'``
+            (no path) or a checkpoint.
+    """
+    if resume not in (None, 'auto'):
+        if not osp.isfile(resume):
+            fail(f'--resume: checkpoint {resume} does not exist')
+        return
+    if not cfg.get('resume') or cfg.get('load_from'):
+        return
+    point = resume_point(cfg.work_dir)
+    if point is not None:
+        cfg.load_from = point
+    elif resume == 'auto':
+        fail(f'--resume: no checkpoint to resume in {cfg.work_dir} (neither '
+             'the one its last_checkpoint names, at that path or in the '
+             'work dir, nor an epoch_*.pth); to train from scratch, run the '
+             'same command without --resume')
 
 
 def _resume_command(resume: Optional[str],
@@ -241,7 +249,7 @@ def exit_interrupted(work_dir: str, resume: Optional[str],
     """After Ctrl-C: one line on stderr naming the checkpoint to resume
     from and the command (or saying there is none); exit status 130."""
     if int(os.environ.get('RANK', 0)) == 0:
-        checkpoint = latest_checkpoint(work_dir)
+        checkpoint = resume_point(work_dir)
         launch = _launch_command() if launcher != 'none' else None
         if checkpoint is None and resume not in (None, 'auto'):
             # nothing newer was saved: the same command resumes again

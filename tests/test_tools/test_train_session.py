@@ -1,9 +1,11 @@
 """tools/train.py as a user meets it: what the console shows, the printed
-accuracy after a resume, Ctrl-C and --resume with nothing to resume."""
+accuracy after a resume (of a moved work dir), Ctrl-C and --resume with
+nothing to resume."""
 import glob
 import os
 import os.path as osp
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -67,8 +69,12 @@ def test_console_and_accuracy_after_resuming_a_finished_run(
     assert epoch1 != epoch2
     assert printed_top1(proc.stdout) == f'{float(epoch2):.2f}'
 
-    # resuming the finished run validates its final weights again
-    proc = train(work, '--resume', '--verbose', '--cfg-options', *TWO_EPOCHS)
+    # resuming the finished run validates its final weights again, also
+    # after its work dir was moved (last_checkpoint names the old path)
+    moved = str(tmp_path / 'moved')
+    shutil.move(work, moved)
+    proc = train(moved, '--resume', '--verbose', '--cfg-options',
+                 *TWO_EPOCHS)
     assert 'resumed epoch: 2, iter: 8' in proc.stdout
     assert val_scores(proc.stdout) == [epoch2]
     assert printed_top1(proc.stdout) == f'{float(epoch2):.2f}'
@@ -138,9 +144,10 @@ def test_resume_with_nothing_to_resume(fmnist_available, tmp_path):
     assert proc.returncode == 2
     assert 'Traceback' not in proc.stderr
     assert proc.stderr.strip().splitlines() == [
-        f'error: --resume: no checkpoint to resume in {work} (it has no '
-        'last_checkpoint naming an existing file); to train from scratch, '
-        'run the same command without --resume'
+        f'error: --resume: no checkpoint to resume in {work} (neither the '
+        'one its last_checkpoint names, at that path or in the work dir, nor '
+        'an epoch_*.pth); to train from scratch, run the same command '
+        'without --resume'
     ]
     assert 'Epoch(train)' not in proc.stdout  # it did not start training
     proc = train(work, '--resume', str(tmp_path / 'missing.pth'),

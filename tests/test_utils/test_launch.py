@@ -2,10 +2,19 @@
 user can fix exits with status 2 and one line; a bug keeps its
 traceback."""
 import pytest
+import torch
+from mmengine.config import Config
 from mmpretrain.registry import MODELS
 
 from mmbireal.utils import CheckpointError, InputError, InvalidLossError
-from mmbireal.utils.launch import fail, load_config, run_or_fail
+from mmbireal.utils.launch import (
+    check_resume_source,
+    check_start_checkpoint,
+    fail,
+    load_config,
+    run_or_fail,
+)
+from mmbireal.utils.resume import resume_point
 
 
 def _exit_line(capsys, step, **kwargs) -> str:
@@ -82,3 +91,57 @@ def test_load_config_of_a_missing_file(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith('error: ') and 'nope.py' in err
     assert err.count('\n') == 1
+
+
+def _moved_work_dir(tmp_path):
+    """A work dir moved after training: ``last_checkpoint`` names
+    ``iter_6.pth`` at the old path; ``epoch_1.pth`` is older."""
+    work = tmp_path / 'moved'
+    work.mkdir()
+    for name in ('epoch_1.pth', 'iter_6.pth'):
+        torch.save({'name': name}, work / name)
+    (work / 'last_checkpoint').write_text(
+        str(tmp_path / 'old' / 'iter_6.pth'))
+    return work
+
+
+def test_resume_point_finds_the_recorded_file_in_a_moved_work_dir(tmp_path):
+    work = _moved_work_dir(tmp_path)
+    assert resume_point(str(work)) == str(work / 'iter_6.pth')
+    # the record's file cut short while saving: the newest whole epoch
+    whole = (work / 'iter_6.pth').read_bytes()
+    (work / 'iter_6.pth').write_bytes(whole[:len(whole) // 2])
+    assert resume_point(str(work)) == str(work / 'epoch_1.pth')
+    (work / 'epoch_1.pth').unlink()
+    assert resume_point(str(work)) is None
+
+
+def test_resume_without_a_path_pins_the_shared_rule(tmp_path, capsys):
+    """``--resume`` resumes what resume_point finds (mmengine would follow
+    the record to the old path); with nothing there it stops."""
+    work = _moved_work_dir(tmp_path)
+    cfg = Config(dict(work_dir=str(work), resume=True, load_from=None))
+    check_resume_source(cfg, 'auto')
+    assert cfg.load_from == str(work / 'iter_6.pth')
+    cfg = Config(dict(work_dir=str(tmp_path / 'empty'), resume=True,
+                      load_from=None))
+    with pytest.raises(SystemExit) as info:
+        check_resume_source(cfg, 'auto')
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith('error: --resume: no checkpoint to resume in ')
+    assert err.count('\n') == 1
+
+
+def test_the_start_checkpoint_check_reads_the_shared_rule(tmp_path,
+                                                           monkeypatch):
+    import mmbireal.apis
+    import mmbireal.utils.launch as launch
+    work = _moved_work_dir(tmp_path)
+    checked = []
+    monkeypatch.setattr(mmbireal.apis, 'build_model', lambda cfg: None)
+    monkeypatch.setattr(launch, 'check_checkpoint_fits',
+                        lambda model, path, prefixes: checked.append(path))
+    cfg = Config(dict(work_dir=str(work), resume=True, load_from=None))
+    check_start_checkpoint(cfg, head_may_differ=True)
+    assert checked == [str(work / 'iter_6.pth')]

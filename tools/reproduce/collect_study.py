@@ -40,7 +40,7 @@ import os.path as osp
 import re
 import statistics
 import sys
-import zipfile
+from types import ModuleType
 from typing import Dict, List, Optional, Tuple
 
 import matplotlib.pyplot as plt
@@ -48,6 +48,21 @@ from matplotlib.ticker import MaxNLocator
 from mmengine.config import Config
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def _repo_module(*path: str) -> ModuleType:
+    """A module of the repo loaded by its path: the planner stays quick
+    (importing ``mmbireal`` loads torch and MMPretrain)."""
+    spec = importlib.util.spec_from_file_location(
+        osp.splitext(path[-1])[0], osp.join(REPO, *path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# the rule tools/train.py resumes by, shared
+resume_point = _repo_module('mmbireal', 'utils', 'resume.py').resume_point
+
 OUT = osp.join(REPO, 'docs', 'results', 'fashion_mnist')
 METAFILE = osp.join(REPO, 'configs', 'birealnet', 'metafile.yml')
 # the single-seed results of the first reproduction (AMD EPYC VM, before
@@ -263,25 +278,6 @@ def parents(run: str, resuming: bool = False) -> List[str]:
     return found
 
 
-def resume_point(work_dir: str) -> str:
-    """The checkpoint an interrupted run in ``work_dir`` resumes from:
-    the one mmengine's ``last_checkpoint`` names (found in ``work_dir``
-    when the work dir was moved), else its newest ``epoch_*.pth`` (the
-    record may be gone), else ``''``. A file cut short while saving does
-    not count (torch writes a zip, whose directory comes last)."""
-    candidates = sorted(glob.glob(osp.join(work_dir, 'epoch_*.pth')),
-                        key=lambda p: int(re.findall(r'\d+', p)[-1]))
-    record = osp.join(work_dir, 'last_checkpoint')
-    if osp.isfile(record):
-        with open(record) as f:
-            named = f.read().strip()
-        # the file in work_dir first: a copied work dir resumes its own
-        candidates += [named, osp.join(work_dir, osp.basename(named))]
-    return next((path for path in reversed(candidates)
-                 if path and osp.isfile(path) and zipfile.is_zipfile(path)),
-                '')
-
-
 def runs_to_train(runs: List[str], wanted: List[str], seed: int,
                   work_root: str, out: str) -> List[str]:
     """The runs a seed still trains for ``wanted``, in the order of
@@ -441,12 +437,7 @@ def update_metafile(path: str,
 
 def update_model_zoo_readme() -> None:
     """configs/birealnet/README.md's table, from the repo's metafile."""
-    spec = importlib.util.spec_from_file_location(
-        'update_readme',
-        osp.join(REPO, 'tools', 'model_zoo', 'update_readme.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.update()
+    _repo_module('tools', 'model_zoo', 'update_readme.py').update()
 
 
 def results_table(runs: List[str], results: Dict[str, Dict[int, dict]],
@@ -704,7 +695,7 @@ def main() -> None:
     args = parser.parse_args()
     out = args.out
     if args.resume_point is not None:
-        print(resume_point(args.resume_point))
+        print(resume_point(args.resume_point) or '')
         return
     if args.todo is not None:
         wanted = args.want.split() or args.runs
