@@ -422,17 +422,29 @@ def test_run_study_stops_on_ctrl_c_and_refuses_a_root_cfg_options_breaks(
 
 
 @pytest.mark.slow  # runs the study script in a subprocess
-def test_run_study_answers_a_bad_gpus_in_one_line(tmp_path):
-    """--gpus without a number (or without a value: set -u's 'unbound
-    variable' before) ends in the script's own line, before any work."""
+def test_run_study_answers_a_bad_value_in_one_line(tmp_path):
+    """A flag without its value, or with one it cannot use, ends in the
+    script's own line (set -u's 'unbound variable' before), before any
+    work."""
     env = dict(os.environ, MMBIREAL_WORK_DIRS=str(tmp_path / 'runs'))
-    for args, got in ((['--gpus', 'two'], 'two'), (['--gpus'], '')):
+    cases = (
+        (['--gpus', 'two'], "error: --gpus takes a number of GPUs (0: no "
+         "launcher), got 'two'"),
+        (['--gpus'], "error: --gpus takes a number of GPUs (0: no "
+         "launcher), got ''"),
+        (['--seeds'], 'error: --seeds takes a value, e.g. --seeds "0 1 2"'),
+        (['--seeds', '--study'],
+         'error: --seeds takes a value, e.g. --seeds "0 1 2"'),
+        (['--seeds', '0 x'], 'error: --seeds takes whole numbers, e.g. '
+         '--seeds "0 1 2"; got \'x\''),
+        (['--runs'], 'error: --runs takes a value, e.g. --runs '
+         '"bireal18_1xb64_fmnist"'),
+    )
+    for args, line in cases:
         proc = subprocess.run(['bash', 'tools/reproduce/run_study.sh',
                                *args], cwd=REPO, env=env,
                               capture_output=True, text=True, timeout=60)
-        assert proc.returncode == 2
-        assert proc.stderr == ('error: --gpus takes a number of GPUs (0: '
-                               f"no launcher), got '{got}'\n")
+        assert (proc.returncode, proc.stderr) == (2, line + '\n'), args
     assert not (tmp_path / 'runs').exists()
 
 

@@ -128,10 +128,28 @@ imagenet_runs() {
 fmnist_runs
 SEEDS=(0 1 2)
 collect_only=0 dry_run=0 study=0 react=0 shortcut=0 gpus=0 runs=()
+need_value() {  # need_value FLAG [VALUE...]: one line and exit 2 if none
+    if [[ $# -lt 2 || -z ${2// /} || $2 == --* ]]; then
+        echo "error: $1 takes a value, e.g. $1 \"$3\"" >&2
+        exit 2
+    fi
+}
 while [[ $# -gt 0 ]]; do
     case "$1" in
-        --seeds) read -r -a SEEDS <<<"$2"; shift 2 ;;
-        --runs) read -r -a runs <<<"$2"; shift 2 ;;
+        --seeds)
+            need_value "$1" "${2-}" "0 1 2"
+            read -r -a SEEDS <<<"$2"
+            for seed in "${SEEDS[@]}"; do
+                if ! [[ $seed =~ ^[0-9]+$ ]]; then
+                    echo "error: --seeds takes whole numbers, e.g." \
+                         "--seeds \"0 1 2\"; got '$seed'" >&2
+                    exit 2
+                fi
+            done
+            shift 2 ;;
+        --runs)
+            need_value "$1" "${2-}" "bireal18_1xb64_fmnist"
+            read -r -a runs <<<"$2"; shift 2 ;;
         --study) study=1; shift ;;
         --react) react=1; shift ;;
         --shortcut) shortcut=1; shift ;;
