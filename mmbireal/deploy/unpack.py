@@ -30,7 +30,6 @@ from torch import Tensor, nn
 from mmbireal.models import BiRealNet
 from mmbireal.utils.errors import CheckpointError
 
-from .export import _block_convs
 from .file_format import FORMAT, block_act_key, conv_key, downsample_key
 from .reference import unpack_signs
 
@@ -61,12 +60,12 @@ def _backbone(arch: dict, meta: dict) -> BiRealNet:
         out_indices=(len(arch['blocks']) - 1, ),
         padding=arch.get('padding', 'symmetric'))
     layers = [getattr(backbone, name) for name in backbone.res_layers]
+    firsts = [[conv for _, conv, _ in layer[0].conv_units()]
+              for layer in layers]  # each stage's first block's convs
     built = dict(
         blocks=[len(layer) for layer in layers],
-        widths=[_block_convs(layer[0], '')[-1][1].out_channels
-                for layer in layers],
-        strides=[_block_convs(layer[0], '')[0][1].stride[0]
-                 for layer in layers])
+        widths=[convs[-1].out_channels for convs in firsts],
+        strides=[convs[0].stride[0] for convs in firsts])
     for key, value in built.items():
         if list(arch[key]) != value:
             raise CheckpointError(
@@ -109,7 +108,7 @@ def float_state_dict(packed: dict) -> Dict[str, Tensor]:
                     weights['stem.shift'])
         for i, name in enumerate(backbone.res_layers):
             for j, block in enumerate(getattr(backbone, name)):
-                for k, (act, conv, bn) in enumerate(_block_convs(block, '')):
+                for k, (act, conv, bn) in enumerate(block.conv_units()):
                     signs = unpack_signs(
                         weights[conv_key(i, j, k, 'bits')], conv.in_channels)
                     conv.weight.copy_(signs.permute(0, 3, 1, 2))
