@@ -160,3 +160,26 @@ def test_publish_model_drops_training_state(tmp_path):
     import hashlib
     with open(out, 'rb') as f:
         assert hashlib.sha256(f.read()).hexdigest()[:8] == out[-12:-4]
+
+
+@pytest.mark.slow
+def test_publish_model_names_a_packed_file(tmp_path):
+    from helpers import small_fmnist_model
+
+    from mmbireal.deploy import export_packed
+    src = str(tmp_path / 'small.pth')
+    export_packed(small_fmnist_model(), src)
+    proc = run_tool(['tools/model_converters/publish_model.py', src,
+                     str(tmp_path / 'small.bin.pth')])
+    out = proc.stdout.strip()
+    assert re.fullmatch(
+        re.escape(str(tmp_path)) + r'/small_\d{8}-([0-9a-f]{8})\.bin\.pth',
+        out)
+    published, packed = load_checkpoint_file(out), load_checkpoint_file(src)
+    assert published.keys() == packed.keys()  # nothing dropped
+    assert published['arch'] == packed['arch']
+    for key, value in packed['weights'].items():
+        assert torch.equal(published['weights'][key], value)
+    import hashlib
+    with open(out, 'rb') as f:
+        assert hashlib.sha256(f.read()).hexdigest()[:8] == out[-16:-8]

@@ -9,7 +9,11 @@ MMPretrain's model zoo does:
         work_dirs/bireal18_1xb64_fmnist/epoch_4.pth bireal18_1xb64_fmnist.pth
     # -> bireal18_1xb64_fmnist_20261123-1a2b3c4d.pth
 
-Then add the file's URL as ``Weights:`` of the model in
+A packed 1-bit file (``tools/deployment/export_binary.py``) has no training
+state to drop: it is only named, ``<name>_<YYYYMMDD>-<sha256[:8]>.bin.pth``.
+
+Then add the file's URL (or, for a packed file shipped in
+``configs/birealnet/weights/``, its path) as ``Weights:`` of the model in
 ``configs/birealnet/metafile.yml`` and run
 ``python tools/model_zoo/update_readme.py``.
 """
@@ -19,6 +23,7 @@ import hashlib
 import os
 import os.path as osp
 
+from mmbireal.deploy.unpack import is_packed_file
 from mmbireal.utils import (
     CheckpointError,
     atomic_torch_save,
@@ -32,25 +37,32 @@ KEEP_META = ('epoch', 'iter', 'dataset_meta', 'mmengine_version', 'seed')
 def publish(src: str, dst: str) -> str:
     """Write the slimmed checkpoint and return its final path."""
     ckpt = load_checkpoint_file(src, map_location='cpu')
-    if not isinstance(ckpt, dict) or 'state_dict' not in ckpt:
+    suffix = '.pth'
+    if is_packed_file(ckpt):
+        suffix = '.bin.pth'
+    elif isinstance(ckpt, dict) and 'state_dict' in ckpt:
+        meta = {k: v for k, v in ckpt.get('meta', {}).items()
+                if k in KEEP_META}
+        ckpt = {'meta': meta, 'state_dict': ckpt['state_dict']}
+    else:
         raise CheckpointError(f'{src} has no state_dict: not a training '
-                              'checkpoint')
-    meta = {k: v for k, v in ckpt.get('meta', {}).items() if k in KEEP_META}
-    stem = osp.splitext(dst)[0]
+                              'checkpoint or a packed 1-bit file')
+    stem = dst[:-len(suffix)] if dst.endswith(suffix) else \
+        osp.splitext(dst)[0]
     date = datetime.date.today().strftime('%Y%m%d')
 
     def named(tmp: str) -> str:  # the name holds the written file's digest
         with open(tmp, 'rb') as f:
             digest = hashlib.sha256(f.read()).hexdigest()[:8]
-        return f'{stem}_{date}-{digest}.pth'
+        return f'{stem}_{date}-{digest}{suffix}'
 
-    return atomic_torch_save(
-        {'meta': meta, 'state_dict': ckpt['state_dict']}, dst, named)
+    return atomic_torch_save(ckpt, dst, named)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('in_file', help='checkpoint saved by training')
+    parser.add_argument(
+        'in_file', help='checkpoint saved by training, or a packed file')
     parser.add_argument('out_file', help='output name, e.g. model.pth')
     args = parser.parse_args()
     out_dir = osp.dirname(osp.abspath(args.out_file))
