@@ -6,8 +6,7 @@ import pickle
 
 import pytest
 import torch
-from helpers import small_fmnist_model
-from test_packed_react import _react_model
+from helpers import small_fmnist_model, small_react_model
 
 from mmbireal.deploy import PackedBiRealNet, pack_classifier, pack_signs_torch
 from mmbireal.deploy.file_format import conv_key
@@ -24,7 +23,7 @@ def _input() -> torch.Tensor:
 
 def _other_network() -> dict:
     """A network of the same shape with other weights, biases and bits."""
-    model = _react_model()
+    model = small_react_model()
     gen = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for p in model.parameters():
@@ -36,7 +35,8 @@ def _other_network() -> dict:
 def test_load_state_dict_in_place_is_seen(native, backend):
     """Every buffer, RSign biases and weight bits included, after the
     model has run once (its caches and plan exist)."""
-    model = PackedBiRealNet(pack_classifier(_react_model()), backend=backend)
+    model = PackedBiRealNet(pack_classifier(small_react_model()),
+                            backend=backend)
     other = PackedBiRealNet(_other_network(), backend=backend)
     x = _input()
     before = model(x)
@@ -48,7 +48,8 @@ def test_load_state_dict_in_place_is_seen(native, backend):
 def test_moved_storage_is_seen(native):
     """share_memory() moves every buffer: the plan must not keep reading
     the freed memory."""
-    model = PackedBiRealNet(pack_classifier(_react_model()), backend='native')
+    model = PackedBiRealNet(pack_classifier(small_react_model()),
+                            backend='native')
     x = _input()
     before = model(x)
     model.share_memory()
@@ -57,7 +58,8 @@ def test_moved_storage_is_seen(native):
 
 @pytest.mark.parametrize('backend', BACKENDS)
 def test_copies_and_pickles_run_on_their_backend(native, backend):
-    model = PackedBiRealNet(pack_classifier(_react_model()), backend=backend)
+    model = PackedBiRealNet(pack_classifier(small_react_model()),
+                            backend=backend)
     x = _input()
     out = model(x)
     for twin in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
