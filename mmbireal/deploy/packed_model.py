@@ -12,6 +12,7 @@ in one native call.
 Two backends compute identical floats: ``'native'`` (the compiled engine)
 and ``'torch'`` (the reference path, +-1 floats through ``F.conv2d``).
 """
+import os.path as osp
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
@@ -22,6 +23,7 @@ from torch import Tensor
 from mmbireal.models.backbones.bireal_net import STEM_GEOMETRIES
 from mmbireal.models.padding import check_padding
 from mmbireal.utils import CheckpointError, InputError, load_checkpoint_file
+from mmbireal.utils.model_zoo import shipped_weights
 
 from .engine import (
     BlockSpec,
@@ -555,7 +557,9 @@ def load_packed(path: str, backend: str = 'auto',
     """Load a packed Bi-Real file (weights-only) as an inference module.
 
     Args:
-        path (str): A file written by :func:`export_packed`.
+        path (str): A file written by :func:`export_packed`, or the name of
+            a model-zoo entry that ships one
+            (``'bireal18-rsign-rprelu_step2_1xb64_fmnist'``).
         backend (str): ``'auto'``, ``'native'`` or ``'torch'`` (see
             :class:`PackedBiRealNet`). Defaults to ``'auto'``.
         stem (str): ``'exact'`` or ``'int8'`` (see
@@ -565,8 +569,15 @@ def load_packed(path: str, backend: str = 'auto',
         PackedBiRealNet: The model, on the CPU.
 
     Raises:
-        FileNotFoundError: ``path`` does not exist.
+        FileNotFoundError: ``path`` is neither a file nor a model-zoo name.
         CheckpointError: a corrupt, truncated or foreign file (one line).
     """
+    if not osp.isfile(osp.expanduser(path)):  # a model-zoo name?
+        shipped = shipped_weights()
+        if path not in shipped:
+            raise FileNotFoundError(
+                f'{path}: no such packed file, nor the name of a model-zoo '
+                f'entry with shipped weights ({", ".join(sorted(shipped))})')
+        path = shipped[path]
     packed = load_checkpoint_file(path, map_location='cpu')
     return PackedBiRealNet(packed, backend=backend, source=path, stem=stem)

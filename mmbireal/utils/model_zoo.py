@@ -6,7 +6,7 @@ After ``import mmbireal``, ``mmpretrain.list_models('*bireal*')``,
 ``pretrained=True`` loads the weights shipped in ``configs/birealnet/weights``.
 """
 import os.path as osp
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 PACKAGE_DIR = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -42,3 +42,15 @@ def register_model_zoo() -> None:
 def _model_names(model_index: str) -> List[str]:
     from modelindex.load_model_index import load
     return [model.name for model in load(model_index).models]
+
+
+def shipped_weights() -> Dict[str, str]:
+    """Model-zoo name -> weights file, for the entries that ship their
+    weights (``Weights:`` a file in the repo and the wheel)."""
+    from mmpretrain.apis.model import ModelHub
+    register_model_zoo()
+    path = model_index_path()
+    models = [ModelHub._models_dict[name.lower()]
+              for name in (_model_names(path) if path else [])]
+    return {model.name: model.weights for model in models
+            if model.weights and osp.isfile(model.weights)}

@@ -64,12 +64,23 @@ def test_shipped_weights_are_trained_and_load_as_pretrained(
         float_model, device='cpu')
     by_float = np.array(
         [r['pred_label'] for r in inferencer(images, batch_size=100)])
-    by_packed = np.array(
-        [p[0].index for p in load_packed(path).classify(images, topk=1)])
+    by_packed = np.array(  # load_packed finds the file by the name too
+        [p[0].index for p in load_packed(model['Name']).classify(
+            images, topk=1)])
     assert (by_float == by_packed).mean() >= 0.99  # signs at zero may flip
     top1 = model['Results'][0]['Metrics']['Top 1 Accuracy']
     # 200 images: within 5 points of the 10,000-image figure
     assert abs((by_packed == labels).mean() * 100 - top1) <= 5
+
+
+def test_load_packed_names_the_shipped_models_when_given_neither():
+    from mmbireal.deploy import load_packed
+    names = [m['Name'] for m in SHIPPED]
+    with pytest.raises(FileNotFoundError) as error:
+        load_packed('bireal18-no-such-model')
+    assert str(error.value) == (
+        'bireal18-no-such-model: no such packed file, nor the name of a '
+        f'model-zoo entry with shipped weights ({", ".join(sorted(names))})')
 
 
 @pytest.mark.parametrize('model', MODELS, ids=lambda m: m['Name'])

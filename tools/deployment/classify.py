@@ -5,7 +5,8 @@
     python tools/deployment/classify.py CHECKPOINT IMAGE [IMAGE ...]
         --config CONFIG [--cfg-options k=v ...] [--topk 5]
 
-``PACKED`` is a file of ``tools/deployment/export_binary.py``: it records
+``PACKED`` is a file of ``tools/deployment/export_binary.py``, or the
+model-zoo name of one shipped in ``configs/birealnet/weights``: it records
 the preprocessing and the class names, so no config is needed. With
 ``--config``, the first argument is a checkpoint of that config, run
 through MMPretrain's ``ImageClassificationInferencer`` and the config's
@@ -47,7 +48,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         'or a checkpoint and its config')
     parser.add_argument(
         'model',
-        help='packed file (export_binary.py), or a checkpoint with --config')
+        help='packed file (export_binary.py) or the model-zoo name of one '
+        'we ship, or a checkpoint with --config')
     parser.add_argument('images', nargs='+', help='image files')
     parser.add_argument(
         '--config', help='the config of CHECKPOINT (float model)')
