@@ -13,7 +13,7 @@ import torch.distributed as torch_dist
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from .checkpoint import check_checkpoint_fits
+from .checkpoint import check_checkpoint_fits, load_checkpoint_file
 from .config import (
     add_cfg_options,
     read_config,
@@ -204,6 +204,7 @@ def check_resume_source(cfg: Config, resume: Optional[str]) -> None:
     if resume not in (None, 'auto'):
         if not osp.isfile(resume):
             fail(f'--resume: checkpoint {resume} does not exist')
+        _check_training_checkpoint(resume)
         return
     if not cfg.get('resume') or cfg.get('load_from'):
         return
@@ -215,6 +216,22 @@ def check_resume_source(cfg: Config, resume: Optional[str]) -> None:
              'the one its last_checkpoint names, at that path or in the '
              'work dir, nor an epoch_*.pth); to train from scratch, run the '
              'same command without --resume')
+
+
+def _check_training_checkpoint(path: str) -> None:
+    """Exit with one line unless ``path`` holds the epoch and iteration a
+    runner resumes from (mmengine stops with a KeyError otherwise): packed
+    1-bit files and published weights start runs through ``load_from``."""
+    checkpoint = run_or_fail(lambda: load_checkpoint_file(path, 'cpu'))
+    meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+    if isinstance(meta, dict) and {'epoch', 'iter'} <= set(meta):
+        return
+    from mmbireal.deploy.unpack import is_packed_file
+    what = 'a packed 1-bit file' if is_packed_file(checkpoint) else \
+        'weights without the training state'
+    fail(f'--resume: {path} is {what}, with no epoch to resume from; to '
+         f'start training from its weights, use --cfg-options '
+         f'load_from={path} without --resume')
 
 
 def _resume_command(resume: Optional[str],

@@ -133,6 +133,33 @@ def test_resume_without_a_path_pins_the_shared_rule(tmp_path, capsys):
     assert err.count('\n') == 1
 
 
+def test_resume_from_a_file_without_training_state_is_one_line(
+        tmp_path, capsys):
+    """A packed file or bare weights have no epoch to resume from: one line
+    pointing to load_from, instead of mmengine's KeyError."""
+    from helpers import small_fmnist_model
+
+    from mmbireal.deploy import export_packed
+    packed = str(tmp_path / 'model.bin.pth')
+    export_packed(small_fmnist_model(), packed)
+    weights = str(tmp_path / 'weights.pth')
+    torch.save({'state_dict': {}}, weights)
+    cfg = Config(dict(work_dir=str(tmp_path), resume=True, load_from=None))
+    for path, what in ((packed, 'a packed 1-bit file'),
+                       (weights, 'weights without the training state')):
+        with pytest.raises(SystemExit) as info:
+            check_resume_source(cfg, path)
+        assert info.value.code == 2
+        assert capsys.readouterr().err == (
+            f'error: --resume: {path} is {what}, with no epoch to resume '
+            'from; to start training from its weights, use --cfg-options '
+            f'load_from={path} without --resume\n')
+    training = str(tmp_path / 'iter_50.pth')
+    torch.save({'meta': {'epoch': 0, 'iter': 50}, 'state_dict': {}},
+               training)
+    check_resume_source(cfg, training)  # resumes: no exit
+
+
 def test_the_start_checkpoint_check_reads_the_shared_rule(tmp_path,
                                                            monkeypatch):
     import mmbireal.apis
