@@ -714,11 +714,17 @@ def main() -> None:
                     and result is not committed
                     and committed['val_top1_by_epoch'] !=
                     result['val_top1_by_epoch']):
-                # the committed run is the one later runs started from
+                # the committed run is the one the committed later runs
+                # started from; runs trained since started from the
+                # retrained one (e.g. on another CPU), which pairs them
+                # with another network than the committed runs of the seed
                 print(f'warning: seed {seed} {run} retrained differs from '
                       'its committed log, which is kept: '
                       f'{committed["val_top1_by_epoch"]} -> '
-                      f'{result["val_top1_by_epoch"]}', file=sys.stderr)
+                      f'{result["val_top1_by_epoch"]}; runs trained from '
+                      'the retrained checkpoint start from another network '
+                      'than the committed ones of this seed',
+                      file=sys.stderr)
                 result = committed
             results[run][seed] = result
             os.makedirs(osp.join(out, f'seed{seed}'), exist_ok=True)
