@@ -206,8 +206,10 @@ train() {  # train CONFIG ARGS...
 # trains: the others' logs are committed
 read -r -a TABLE_SEEDS <<<"$(printf '%s\n' 0 1 2 "${SEEDS[@]}" | sort -nu |
     tr '\n' ' ')"
-collect() {
-    "$PYTHON" tools/reproduce/collect_study.py --work-root "$ROOT" \
+collect() {  # -W as in start_points (the collector does not import mmbireal,
+    # whose import silences that warning)
+    "$PYTHON" -W "ignore:pkg_resources is deprecated:UserWarning" \
+        tools/reproduce/collect_study.py --work-root "$ROOT" \
         --out "docs/results/$DATA" --seeds "${TABLE_SEEDS[@]}" "$@" \
         -- "${ALL_RUNS[@]}"
 }
