@@ -473,3 +473,53 @@ def test_run_study_dry_run_plans_without_training_or_writing(tmp_path):
     assert 'seed 5: 8 epochs in all (dry run' in proc.stdout
     assert not marker.exists()
     assert not (tmp_path / 'runs').exists()
+
+
+def test_runs_from_a_retrained_parent_pair_only_with_each_other(
+        tmp_path, capsys):
+    """Seed 1's pre-training retrained on another CPU came out differently:
+    the runs trained from it record that, and pair with each other but not
+    with the seed's committed runs, which started from the committed one."""
+    collect = _collect_module()
+    root, out = tmp_path / 'runs', tmp_path / 'out'
+    clip, long, scaled = ('bireal18_clip-pre_1xb64_fmnist',
+                          'bireal18_long_1xb64_fmnist',
+                          'bireal18_scaled-sign-long_1xb64_fmnist')
+    for seed in (0, 1):
+        _write_run(root, seed, clip, [80.0, 82.0, 84.0, 86.0])
+        _write_run(root, seed, FULL, [70.0, 72.0, 74.0, 78.0 + seed])
+    collect.gather([clip, FULL], [0, 1], str(root), str(out))
+    # a later session: seed 0's work dirs are gone, seed 1's clip network
+    # was retrained (85.5 now) and both 16-epoch runs trained from it
+    again = tmp_path / 'again'
+    _write_run(again, 1, clip, [80.0, 82.0, 84.0, 85.5])
+    for seed, (a, b) in enumerate(((82.0, 87.0), (80.0, 88.0))):
+        _write_run(again, seed, long, [75.0] * 15 + [a])
+        _write_run(again, seed, scaled, [75.0] * 15 + [b])
+    results = collect.gather([clip, FULL, long, scaled], [0, 1],
+                             str(again), str(out))
+    assert 'seed 1 bireal18_clip-pre_1xb64_fmnist retrained differs' in \
+        capsys.readouterr().err
+    assert results[clip][1]['val_top1_by_epoch']['4'] == 86.0  # committed
+    assert results[long][1]['started_from'] == {
+        clip: {'1': 80.0, '2': 82.0, '3': 84.0, '4': 85.5}}
+    assert results[long][0]['started_from'][clip]['4'] == 86.0
+    table = collect.comparison_table(results)
+    # the two 16-epoch runs share their start on both seeds
+    assert ('| 81.00 vs 87.50 (n = 2, 2) | -6.50 +- 1.50 (2) | no |'
+            in table)
+    # 16 against 4 epochs: seed 1's runs started from different networks
+    assert ('| 82.00 vs 78.00 (seed 0) | +4.00 (seed 0 only; seed 1 left '
+            'out: different starting networks) |' in table)
+    note = collect.chain_note(results)
+    assert 'seed 1 bireal18_long started from a retraining of ' \
+        'bireal18_clip-pre (85.50 against 86.00 in the tables)' in note
+    assert 'seed 0' not in note
+    # collected again, each run keeps the start it recorded, though its
+    # parent's work dir now holds yet another retraining
+    later = tmp_path / 'later'
+    _write_run(later, 1, clip, [80.0, 82.0, 84.0, 85.0])
+    _write_run(later, 1, long, [75.0] * 15 + [80.0])
+    results = collect.gather([clip, FULL, long, scaled], [0, 1],
+                             str(later), str(out))
+    assert results[long][1]['started_from'][clip]['4'] == 85.5

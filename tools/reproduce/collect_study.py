@@ -240,9 +240,15 @@ def read_machines(run_dir: str) -> List[str]:
     return machines
 
 
-def max_epochs(run: str) -> int:
+@functools.lru_cache(maxsize=None)
+def run_config(run: str) -> Config:
+    """The run's config (parsed once: the tables ask for it many times)."""
     return Config.fromfile(osp.join(REPO, 'configs', 'birealnet',
-                                    f'{run}.py')).train_cfg.max_epochs
+                                    f'{run}.py'))
+
+
+def max_epochs(run: str) -> int:
+    return run_config(run).train_cfg.max_epochs
 
 
 def read_committed(out: str, run: str, seed: int) -> Optional[dict]:
@@ -265,8 +271,7 @@ def parents(run: str, resuming: bool = False) -> List[str]:
     that resumes from its own checkpoint no longer reads its ``load_from``,
     except the lr-alpha run (run_study.sh reads its 1 / mean(alpha) from
     it at every start)."""
-    cfg = Config.fromfile(osp.join(REPO, 'configs', 'birealnet',
-                                   f'{run}.py'))
+    cfg = run_config(run)
     found = []
     load_from = cfg.get('load_from')
     if resuming and '_lr-alpha_' not in run:
@@ -324,8 +329,36 @@ def scored_to_the_end(series: Dict[str, Dict[int, float]],
     return max(series.get('accuracy/top1', {}), default=0) >= max_epochs(run)
 
 
+def by_step(series: Dict[str, Dict[int, float]], key: str,
+            digits: int) -> Dict[str, float]:
+    """One key of :func:`read_scalars` as the JSON logs keep it."""
+    return {
+        str(k): round(v, digits)
+        for k, v in sorted(series.get(key, {}).items())
+    }
+
+
+def started_from(work_root: str, run: str, seed: int,
+                 out: str) -> Dict[str, Dict[str, float]]:
+    """The top-1 per epoch of each run whose checkpoint ``run`` loaded:
+    the one trained in ``work_root`` (its checkpoint is the one there),
+    else the committed one. It names the network the run started from: a
+    parent retrained on another CPU is another network (#15)."""
+    found = {}
+    for parent in parents(run):
+        series = read_scalars(osp.join(work_root, f'seed{seed}', parent))
+        if scored_to_the_end(series, parent):
+            found[parent] = by_step(series, 'accuracy/top1', 2)
+            continue
+        committed = read_committed(out, parent, seed)
+        if committed:
+            found[parent] = committed['val_top1_by_epoch']
+    return found
+
+
 def read_run(work_root: str, run: str, seed: int,
-             committed: Optional[dict] = None) -> Optional[dict]:
+             committed: Optional[dict] = None,
+             out: str = OUT) -> Optional[dict]:
     """The run's log from its work dir; the committed one when the work
     dir has none, or is a retraining (for its checkpoint) not finished
     yet."""
@@ -337,13 +370,13 @@ def read_run(work_root: str, run: str, seed: int,
         return committed
     top1 = series.get('accuracy/top1', {})
     epochs = max_epochs(run)
-
-    def by_step(key: str, digits: int) -> dict:
-        return {
-            str(k): round(v, digits)
-            for k, v in sorted(series.get(key, {}).items())
-        }
-
+    start = started_from(work_root, run, seed, out)
+    if committed and committed.get('started_from') and \
+            committed['val_top1_by_epoch'] == by_step(series,
+                                                       'accuracy/top1', 2):
+        # the same run: what it started from was recorded when it trained
+        # (its parent's work dir may hold a later retraining by now)
+        start = committed['started_from']
     return dict(
         run=run,
         seed=seed,
@@ -351,14 +384,71 @@ def read_run(work_root: str, run: str, seed: int,
         description=describe(run),
         max_epochs=epochs,
         finished=max(top1, default=0) >= epochs,
-        val_top1_by_epoch=by_step('accuracy/top1', 2),
+        val_top1_by_epoch=by_step(series, 'accuracy/top1', 2),
         flip_ratio_by_epoch={
-            key.split('/', 1)[1]: by_step(key, 6)
+            key.split('/', 1)[1]: by_step(series, key, 6)
             for key in sorted(series) if key.startswith('flip_ratio/')
         },
-        train_loss_by_iter=by_step('loss', 4),
+        train_loss_by_iter=by_step(series, 'loss', 4),
         machines=read_machines(osp.join(work_root, f'seed{seed}', run)),
+        started_from=start,
     )
+
+
+def lineage(results: Dict[str, Dict[int, dict]], run: str,
+            seed: int) -> Dict[str, Dict[str, float]]:
+    """Every run of the seed's chain that ``run`` descends from, with the
+    top-1 per epoch of the network it descends from. A log committed before
+    runs recorded this started from the seed's runs in ``results``; past a
+    parent that differs from the one in ``results`` the chain is unknown,
+    and not needed: that parent already tells two descendants apart."""
+    found: Dict[str, Dict[str, float]] = {}
+    recorded = results[run][seed].get('started_from') or {}
+    for parent in parents(run):
+        table = results.get(parent, {}).get(seed)
+        start = recorded.get(parent) or (
+            table and table['val_top1_by_epoch'])
+        if not start:
+            continue
+        found[parent] = start
+        if table and table['val_top1_by_epoch'] == start:
+            found.update({k: v for k, v in lineage(results, parent,
+                                                   seed).items()
+                          if k not in found})
+    return found
+
+
+def same_start(results: Dict[str, Dict[int, dict]], a: str, b: str,
+               seed: int) -> bool:
+    """Whether two runs of a seed descend from the same networks (each
+    run counts as its own network, for a run that starts from the other):
+    only then is their difference the one the comparison is about."""
+    own = {r: {r: results[r][seed]['val_top1_by_epoch']} for r in (a, b)}
+    ancestors_a = {**lineage(results, a, seed), **own[a]}
+    ancestors_b = {**lineage(results, b, seed), **own[b]}
+    return all(ancestors_a[r] == ancestors_b[r]
+               for r in ancestors_a.keys() & ancestors_b.keys())
+
+
+def chain_note(results: Dict[str, Dict[int, dict]]) -> str:
+    """The runs that started from a network other than the seed's run in
+    the tables (a retraining that came out differently, e.g. on another
+    CPU), which the comparisons pair only with runs of the same start."""
+    notes = []
+    for run, by_seed in results.items():
+        for seed, result in sorted(by_seed.items()):
+            for parent, start in (result.get('started_from') or {}).items():
+                table = results.get(parent, {}).get(seed)
+                if table and table['val_top1_by_epoch'] != start:
+                    notes.append(
+                        f'seed {seed} {role(run)} started from a retraining '
+                        f'of {role(parent)} ({start[max(start, key=int)]:.2f}'
+                        f' against {final_top1(table):.2f} in the tables)')
+    if not notes:
+        return ''
+    return ('Started from another network than the tables list: ' +
+            '; '.join(notes) + '. The comparisons pair these runs only '
+            'with runs that started from the same networks.')
 
 
 def machines_note(results: Dict[str, Dict[int, dict]]) -> str:
@@ -486,7 +576,10 @@ def comparison_table(results: Dict[str, Dict[int, dict]]) -> str:
     chain): the mean of the per-seed differences over the seeds both
     finished, its standard error ``sd(d) / sqrt(n)``, and 'yes' when it is
     more than ``t(0.975, n - 1)`` standard errors from 0 (a two-sided 5%
-    paired t-test; needs 2+ seeds both ran)."""
+    paired t-test; needs 2+ seeds both ran). A seed whose two runs started
+    from different networks (:func:`same_start`) is left out, and said."""
+    names = {role(run): run for run in results}
+    by_run = results
     results = {role(run): per_seed for run, per_seed in results.items()}
     rows = [
         '| comparison | paper (ImageNet) | here: A vs B (mean top-1, n) | '
@@ -510,7 +603,14 @@ def comparison_table(results: Dict[str, Dict[int, dict]]) -> str:
         here = (f'{statistics.mean(fa.values()):.2f} vs '
                 f'{statistics.mean(fb.values()):.2f} '
                 f'(n = {len(fa)}, {len(fb)})')
-        shared = sorted(fa.keys() & fb.keys())
+        both = sorted(fa.keys() & fb.keys())
+        shared = [s for s in both
+                  if same_start(by_run, names[a], names[b], s)]
+        apart = [s for s in both if s not in shared]
+        # seeds left out: their runs started from different networks
+        left_out = (f'; seed{"s" * (len(apart) > 1)} '
+                    f'{", ".join(map(str, apart))} left out: different '
+                    'starting networks' if apart else '')
         d = [fa[s] - fb[s] for s in shared]
         if shared and (len(shared) == 1 or len(shared) < len(fa) or
                        len(shared) < len(fb)):
@@ -519,10 +619,15 @@ def comparison_table(results: Dict[str, Dict[int, dict]]) -> str:
                     f'{statistics.mean(fb[s] for s in shared):.2f} '
                     f'(seed{"s" * (len(shared) > 1)} '
                     f'{", ".join(map(str, shared))})')
-        if len(d) < 2:  # the one seed both ran, else the means unpaired
-            gap = statistics.mean(fa.values()) - statistics.mean(fb.values())
-            diff = (f'{d[0]:+.2f} (seed {shared[0]} only)' if d else
-                    f'{gap:+.2f} (unpaired: no seed both ran)')
+        if len(d) < 2:  # the one seed both ran, else no difference
+            if d:
+                diff = f'{d[0]:+.2f} (seed {shared[0]} only{left_out})'
+            elif apart:
+                diff = f'- (no seed paired{left_out})'
+            else:
+                gap = (statistics.mean(fa.values()) -
+                       statistics.mean(fb.values()))
+                diff = f'{gap:+.2f} (unpaired: no seed both ran)'
             rows.append(f'| {what} | {paper} | {here} | {diff} | '
                         'needs 2+ seeds both ran |')
             continue
@@ -530,7 +635,7 @@ def comparison_table(results: Dict[str, Dict[int, dict]]) -> str:
         t = T975[min(len(d) - 1, len(T975)) - 1]
         verdict = 'yes' if abs(mean) > t * se else 'no'
         rows.append(f'| {what} | {paper} | {here} | {mean:+.2f} +- '
-                    f'{se:.2f} ({len(d)}) | {verdict} |')
+                    f'{se:.2f} ({len(d)}{left_out}) | {verdict} |')
     return '\n'.join(rows)
 
 
@@ -546,32 +651,40 @@ GAP_ROWS = [('bireal18', "the paper's procedure (Bi-Real-18)"),
 
 def gap_table(results: Dict[str, Dict[int, dict]]) -> str:
     """Each binary recipe's top-1 and the share of the gap between the
-    paper's binary network and its real-valued one that it closes (from
-    the means; empty without both ends)."""
+    paper's binary network and its real-valued one that it closes, from
+    the means over the seeds where the recipe and both ends finished (empty
+    without both ends)."""
     results = {role(run): per_seed for run, per_seed in results.items()}
 
-    def finished(r: str) -> List[float]:
-        return [final_top1(x) for x in results.get(r, {}).values()
-                if x['finished']]
+    def finished(r: str) -> Dict[int, float]:
+        return {s: final_top1(x) for s, x in results.get(r, {}).items()
+                if x['finished']}
 
     low, high = finished(GAP_BINARY), finished(GAP_REAL)
     if not low or not high or not any(finished(r) for r, _ in GAP_ROWS[1:]):
         return ''
-    gap = statistics.mean(high) - statistics.mean(low)
     rows = ['| recipe | top-1 (%), mean +- std | n | share of the gap '
             'closed |', '|---|---|---|---|']
     ceiling = (GAP_REAL, 'real-valued network (clip pre-training), the '
                'ceiling')
+    every = sorted(low.keys() & high.keys())
     for r, what in [*GAP_ROWS, ceiling]:
         values = finished(r)
         if not values:
             rows.append(f'| {what} | not run yet | 0 | - |')
             continue
-        share = (statistics.mean(values) - statistics.mean(low)) / gap \
-            if gap > 0 else None  # no gap to close
-        closed = '-' if share is None else f'{100 * share:.0f}%'
-        rows.append(f'| {what} | {mean_std(values)} | {len(values)} | '
-                    f'{closed} |')
+        seeds = sorted(values.keys() & low.keys() & high.keys())
+        closed = '-'
+        if seeds:
+            top, bottom, here = (statistics.mean(x[s] for s in seeds)
+                                 for x in (high, low, values))
+            if top > bottom:  # else no gap to close
+                closed = f'{100 * (here - bottom) / (top - bottom):.0f}%'
+                if seeds != every:
+                    closed += (f' (seed{"s" * (len(seeds) > 1)} '
+                               f'{", ".join(map(str, seeds))})')
+        rows.append(f'| {what} | {mean_std(list(values.values()))} | '
+                    f'{len(values)} | {closed} |')
     return '\n'.join(rows)
 
 
@@ -674,6 +787,42 @@ def read_previous(out: str) -> Dict[str, float]:
     return previous
 
 
+def gather(runs: List[str], seeds: List[int], work_root: str,
+           out: str) -> Dict[str, Dict[int, dict]]:
+    """``run -> {seed: log}`` of every run that logged anything, each
+    written to ``out/seed<N>/<run>.json``; a retrained run that differs
+    from its committed log keeps the committed one (a warning)."""
+    results: Dict[str, Dict[int, dict]] = {}
+    for run in runs:
+        results[run] = {}
+        for seed in seeds:
+            committed = read_committed(out, run, seed)
+            result = read_run(work_root, run, seed, committed, out)
+            if result is None:
+                continue
+            if (committed and committed.get('finished')
+                    and result is not committed
+                    and committed['val_top1_by_epoch'] !=
+                    result['val_top1_by_epoch']):
+                # the committed run is the one the committed later runs
+                # started from; runs trained since started from the
+                # retrained one (e.g. on another CPU): their logs record
+                # it, and the comparisons pair them only with each other
+                print(f'warning: seed {seed} {run} retrained differs from '
+                      'its committed log, which is kept: '
+                      f'{committed["val_top1_by_epoch"]} -> '
+                      f'{result["val_top1_by_epoch"]}; runs trained from '
+                      'the retrained checkpoint start from another network '
+                      'than the committed ones of this seed (their '
+                      "'started_from' says which)", file=sys.stderr)
+                result = committed
+            results[run][seed] = result
+            os.makedirs(osp.join(out, f'seed{seed}'), exist_ok=True)
+            with open(osp.join(out, f'seed{seed}', f'{run}.json'), 'w') as f:
+                json.dump(result, f, indent=1)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('runs', nargs='+', help='config names, in order')
@@ -702,40 +851,15 @@ def main() -> None:
         print(' '.join(runs_to_train(args.runs, wanted, args.todo,
                                      args.work_root, out)))
         return
-    results: Dict[str, Dict[int, dict]] = {}
-    for run in args.runs:
-        results[run] = {}
-        for seed in args.seeds:
-            committed = read_committed(out, run, seed)
-            result = read_run(args.work_root, run, seed, committed)
-            if result is None:
-                continue
-            if (committed and committed.get('finished')
-                    and result is not committed
-                    and committed['val_top1_by_epoch'] !=
-                    result['val_top1_by_epoch']):
-                # the committed run is the one the committed later runs
-                # started from; runs trained since started from the
-                # retrained one (e.g. on another CPU), which pairs them
-                # with another network than the committed runs of the seed
-                print(f'warning: seed {seed} {run} retrained differs from '
-                      'its committed log, which is kept: '
-                      f'{committed["val_top1_by_epoch"]} -> '
-                      f'{result["val_top1_by_epoch"]}; runs trained from '
-                      'the retrained checkpoint start from another network '
-                      'than the committed ones of this seed',
-                      file=sys.stderr)
-                result = committed
-            results[run][seed] = result
-            os.makedirs(osp.join(out, f'seed{seed}'), exist_ok=True)
-            with open(osp.join(out, f'seed{seed}', f'{run}.json'), 'w') as f:
-                json.dump(result, f, indent=1)
+    results = gather(args.runs, args.seeds, args.work_root, out)
     table = results_table(args.runs, results, args.seeds, read_previous(out))
     comparisons = comparison_table(results)
     gaps = gap_table(results)
     machines = machines_note(results)
+    chains = chain_note(results)
     flips = flip_table(args.runs, results)
-    print(table, machines, flips, comparisons, gaps, sep='\n\n')
+    print(*(part for part in (table, machines, chains, flips, comparisons,
+                              gaps) if part), sep='\n\n')
     metafile = args.metafile
     if metafile is None:
         metafile = METAFILE if osp.abspath(out) == OUT else ''
@@ -755,21 +879,28 @@ def main() -> None:
             'sample standard deviation over the finished seeds (n); each '
             "seed's binary runs start from that seed's own pre-training "
             'chain. Logs: `seed<N>/<run>.json`.\n\n'
-            f'{table}\n\n{machines}\n\n'
+            f'{table}\n\n{machines}\n\n' +
+            (f'{chains}\n\n' if chains else '') +
             '![top-1 and flip ratio vs epoch](curves.png)\n\n' + (
                 '## Sign flips\n\nThe share of binary weights whose sign '
                 'changed (`FlipRatioHook`, all stages), range over the '
                 f'finished seeds.\n\n{flips}\n\n' if flips else '') +
             '## Against the paper\n\nA - B paired by seed (the seeds both '
             'runs finished; each seed\'s runs share its pre-training '
-            'chain): the mean of the per-seed differences with its standard '
-            'error sd/sqrt(n); "yes" when it is more than t(0.975, n-1) '
-            'standard errors from 0 (a two-sided 5% paired t-test).\n\n'
+            'chain, and a seed whose two runs started from different '
+            'networks is left out): the mean of the per-seed differences '
+            'with its standard error sd/sqrt(n); "yes" when it is more '
+            'than t(0.975, n-1) standard errors from 0 (a two-sided 5% '
+            'paired t-test). Each row is its own test, not corrected for '
+            'the number of rows, and the t-test takes the seeds as '
+            'independent, which they are not quite (they share data '
+            'orders; see the project README).\n\n'
             f'{comparisons}\n' + (
                 '\n## ReActNet-style training against the gap\n\n'
                 "Share of the gap closed = (recipe - the paper's binary "
                 'network) / (its real-valued network - the binary '
-                f'network), from the means.\n\n{gaps}\n' if gaps else ''))
+                'network), from the means over the seeds where all three '
+                f'finished.\n\n{gaps}\n' if gaps else ''))
 
 
 if __name__ == '__main__':
