@@ -239,7 +239,7 @@ def print_table(header: List[str], rows: List[List[str]]) -> None:
 class Row(NamedTuple):
     name: str
     runtime: str
-    model: str  # key of peer_runtimes.PUBLISHED_TOP1
+    model: str  # key of peer_runtimes.PUBLISHED_TOP1; '' for none
     size_bytes: int
     build: Callable[[int], Callable[[], object]]
 
@@ -332,8 +332,9 @@ def variant_rows(configs: List[str], workdir: str, size: int) -> List[Row]:
             x = torch.from_numpy(peer_runtimes.random_inputs(batch, size))
             return lambda: packed(x)
 
+        # a variant is another network: the paper's top-1 is not its own
         rows.append(Row(f'{PACKED}: {name}',
-                        f'mmbireal engine ({packed.backend})', 'bireal18',
+                        f'mmbireal engine ({packed.backend})', '',
                         packed_bytes, build))
     return rows
 
@@ -353,13 +354,14 @@ def bench_peers(args: argparse.Namespace, threads: int, base: List[Row],
         ref = times[rows[0].name + ' | ' + rows[0].runtime]
         for r in rows:
             t = times[r.name + ' | ' + r.runtime]
-            top1, _ = peer_runtimes.PUBLISHED_TOP1[r.model]
+            published = peer_runtimes.PUBLISHED_TOP1.get(r.model)
+            top1 = '-' if published is None else f'{published[0]:.1f}'
             table.append([r.name, r.runtime, str(batch)] + [
                 cell for mine, base in ((t.warm, ref.warm), (t.idle,
                                                              ref.idle))
                 for cell in (f'{statistics.median(mine):.2f}',
                              speed_up(mine, base))
-            ] + [f'{r.size_bytes / 1e6:.1f}', f'{top1:.1f}'])
+            ] + [f'{r.size_bytes / 1e6:.1f}', top1])
     print(f'\nwhole networks, {args.size}x{args.size}, {threads} thread(s), '
           f'{args.iters} interleaved rounds')
     print_table(['model', 'runtime', 'batch', 'warm ms',
