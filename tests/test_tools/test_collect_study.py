@@ -523,3 +523,30 @@ def test_runs_from_a_retrained_parent_pair_only_with_each_other(
     results = collect.gather([clip, FULL, long, scaled], [0, 1],
                              str(later), str(out))
     assert results[long][1]['started_from'][clip]['4'] == 85.5
+
+
+def test_a_run_started_again_from_scratch_drops_the_earlier_scores(
+        tmp_path):
+    """Sessions of one run merge while each resumes the one before; a
+    session that starts from scratch (its log has no 'resumed epoch')
+    begins the run again, so an earlier finished try does not finish it."""
+    collect = _collect_module()
+    run_dir = tmp_path / FULL
+
+    def session(stamp: str, first_epoch: int, top1: list,
+                resumed: bool) -> None:
+        folder = run_dir / stamp / 'vis_data'
+        folder.mkdir(parents=True)
+        (folder.parent / f'{stamp}.log').write_text(
+            'INFO - resumed epoch: 1, iter: 10\n' if resumed else
+            'INFO - Checkpoints will be saved to work_dirs.\n')
+        (folder / 'scalars.json').write_text(''.join(
+            json.dumps({'accuracy/top1': acc, 'step': epoch}) + '\n'
+            for epoch, acc in enumerate(top1, first_epoch)))
+
+    session('20261201_000000', 1, [70.0, 72.0, 74.0, 80.0], resumed=False)
+    assert collect.read_scalars(str(run_dir))['accuracy/top1'][4] == 80.0
+    session('20261202_000000', 1, [71.0], resumed=False)  # from scratch
+    session('20261203_000000', 2, [73.0], resumed=True)
+    assert collect.read_scalars(str(run_dir))['accuracy/top1'] == {
+        1: 71.0, 2: 73.0}

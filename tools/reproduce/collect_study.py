@@ -189,11 +189,27 @@ def describe(run: str) -> str:
     return DESCRIPTIONS.get(role(run), run)
 
 
+def started_afresh(session_dir: str) -> bool:
+    """Whether a session's log shows a start from scratch (mmengine logs
+    'resumed epoch' when it resumes; a session without a log counts as
+    resumed, so that its scalars are merged as before)."""
+    logs = glob.glob(osp.join(session_dir, '*.log'))
+    if not logs:
+        return False
+    with open(logs[0], errors='replace') as f:
+        return not any('resumed epoch: ' in line for line in f)
+
+
 def read_scalars(run_dir: str) -> Dict[str, Dict[int, float]]:
-    """``key -> {step: value}`` of every session of a (resumed) run."""
+    """``key -> {step: value}`` of every session of a (resumed) run since
+    its last start from scratch (a run trained again from the start in
+    the same folder does not inherit the scores of the earlier one)."""
     series: Dict[str, Dict[int, float]] = {}
     for path in sorted(
             glob.glob(osp.join(run_dir, '*', 'vis_data', 'scalars.json'))):
+        if os.path.getsize(path) and started_afresh(
+                osp.dirname(osp.dirname(path))):
+            series = {}
         with open(path) as f:
             for number, line in enumerate(f, 1):
                 try:
@@ -702,7 +718,8 @@ def flip_table(runs: List[str], results: Dict[str, Dict[int, dict]]) -> str:
     for run in runs:
         flips = [r['flip_ratio_by_epoch']['all']
                  for r in results[run].values()
-                 if r['finished'] and r['flip_ratio_by_epoch'].get('all')]
+                 if r['finished'] and
+                 '1' in r['flip_ratio_by_epoch'].get('all', {})]
         if not flips:
             continue
         rows.append(f'| {describe(run)} | {len(flips)} | '
