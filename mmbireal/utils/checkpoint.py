@@ -11,11 +11,22 @@ registered as mmengine's scheme for local files, so the runner, the
 test tool and our own tools all go through it, and any other pickled object
 is refused with a one-line error naming the file.
 """
+import contextlib
 import os
 import os.path as osp
 import pickle
 import re
-from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+import threading
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Union,
+)
 
 import numpy as np
 import torch
@@ -63,6 +74,29 @@ def checkpoint_safe_globals() -> List[Any]:
     ]
 
 
+# torch's allow-list is process-wide: loads take turns at it
+_ALLOW_LIST_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _allowed_while_loading(allowed: List[Any]) -> Iterator[None]:
+    """Add ``allowed`` to torch's weights-only allow-list for one load,
+    then remove exactly what was added: entries the host application
+    allowed before stay allowed (``torch.serialization.safe_globals``
+    would remove them too)."""
+    with _ALLOW_LIST_LOCK:
+        before = torch.serialization.get_safe_globals()
+        added = [g for g in allowed if g not in before]
+        torch.serialization.add_safe_globals(added)
+        try:
+            yield
+        finally:
+            kept = [g for g in torch.serialization.get_safe_globals()
+                    if g not in added]
+            torch.serialization.clear_safe_globals()
+            torch.serialization.add_safe_globals(kept)
+
+
 def load_checkpoint_file(filename: str,
                          map_location: Optional[Union[str, Callable]] = None
                          ) -> Any:
@@ -78,7 +112,7 @@ def load_checkpoint_file(filename: str,
     if not osp.isfile(filename):
         raise FileNotFoundError(f'checkpoint {filename} does not exist')
     try:
-        with torch.serialization.safe_globals(checkpoint_safe_globals()):
+        with _allowed_while_loading(checkpoint_safe_globals()):
             return torch.load(
                 filename, map_location=map_location, weights_only=True)
     # torch raises many types here (UnpicklingError, RuntimeError from the
@@ -98,18 +132,18 @@ def load_checkpoint_file(filename: str,
         f'checkpoint ({error}: {reason})')
 
 
-def _unpacked(checkpoint: Any) -> Any:
+def _unpacked(checkpoint: Any, filename: str) -> Any:
     """A packed 1-bit file reads as its float model's state dict (see
     :mod:`mmbireal.deploy.unpack`); any other checkpoint as it is."""
     from mmbireal.deploy.unpack import float_state_dict, is_packed_file
-    return float_state_dict(checkpoint) if is_packed_file(
+    return float_state_dict(checkpoint, filename) if is_packed_file(
         checkpoint) else checkpoint
 
 
 def _load_from_local(filename: str,
                      map_location: Optional[Union[str, Callable]] = None
                      ) -> Any:
-    return _unpacked(load_checkpoint_file(filename, map_location))
+    return _unpacked(load_checkpoint_file(filename, map_location), filename)
 
 
 def install_safe_checkpoint_loader() -> None:
@@ -128,7 +162,8 @@ def load_state_dict_file(filename: str) -> Dict[str, Any]:
         FileNotFoundError, CheckpointError: as :func:`load_checkpoint_file`;
             CheckpointError also if the file holds no state dict.
     """
-    checkpoint = _unpacked(load_checkpoint_file(filename, map_location='cpu'))
+    checkpoint = _unpacked(load_checkpoint_file(filename, map_location='cpu'),
+                           filename)
     state = checkpoint.get('state_dict', checkpoint) if isinstance(
         checkpoint, dict) else None
     if not isinstance(state, dict):

@@ -61,6 +61,27 @@ def test_runner_checkpoint_round_trip(tmp_path):
     assert buffer.current() == pytest.approx(1 / 3)
 
 
+def test_loading_leaves_the_host_allow_list_as_it_was(tmp_path):
+    """Our allow-list is added for one load and then removed, except what
+    the application had allowed itself."""
+    path = str(tmp_path / 'ok.pth')
+    torch.save(runner_like_checkpoint(), path)
+    def allowed() -> set:  # torch keeps them in a set
+        return set(torch.serialization.get_safe_globals())
+
+    before = allowed()
+    assert np.ndarray not in before
+    try:
+        torch.serialization.add_safe_globals([np.ndarray])
+        load_checkpoint_file(path)
+        assert allowed() == before | {np.ndarray}
+    finally:
+        torch.serialization.clear_safe_globals()
+        torch.serialization.add_safe_globals(list(before))
+    load_checkpoint_file(path)
+    assert allowed() == before
+
+
 @pytest.mark.parametrize('payload, named', [
     (lambda d: WritesAFile(osp.join(d, 'pwned')), 'open'),
     (lambda d: ReachesThroughGetattr(), 'getattr(HistoryBuffer.mro)'),
