@@ -15,6 +15,7 @@ and ``'torch'`` (the reference path, +-1 floats through ``F.conv2d``).
 import os.path as osp
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -299,6 +300,13 @@ class PackedBiRealNet(nn.Module):
         self.arch = arch
         meta = packed.get('meta')
         self.meta = dict(meta) if isinstance(meta, dict) else {}
+        classes, num_classes = self.meta.get('classes'), arch['num_classes']
+        if classes is not None:  # classify() indexes it by class
+            listed = isinstance(classes, (list, tuple))
+            _check(listed and len(classes) == num_classes, source,
+                   f'{num_classes} classes, but meta classes holds ' +
+                   (f'{len(classes)} names' if listed else
+                    type(classes).__name__))
         self.source = source
         self.stem = stem
         self._int8_stem: Optional[Int8Stem] = None
@@ -516,6 +524,13 @@ class PackedBiRealNet(nn.Module):
                 f'need ({", ".join(missing)}): export it again with '
                 'tools/deployment/export_binary.py, or pass normalised '
                 'tensors to the model')
+        if isinstance(images, (str, np.ndarray)):
+            raise InputError('images must be a list of image paths or '
+                             'arrays, got one ' + ('path' if isinstance(
+                                 images, str) else 'array') + ': wrap it '
+                             'in a list')
+        if len(images) == 0:
+            raise InputError('images is empty: give at least one image')
         meta = self.meta
         return torch.stack([
             prepare_image(image, self.in_channels, bool(meta.get('to_rgb')),

@@ -31,6 +31,7 @@ from mmbireal.models import BiRealNet
 from mmbireal.utils.errors import CheckpointError
 
 from .file_format import FORMAT, block_act_key, conv_key, downsample_key
+from .packed_model import PackedBiRealNet
 from .reference import unpack_signs
 
 
@@ -84,12 +85,14 @@ def _set_affine(bn: nn.Module, scale: Tensor, shift: Tensor) -> None:
 
 
 @torch.no_grad()
-def float_state_dict(packed: dict) -> Dict[str, Tensor]:
+def float_state_dict(packed: dict,
+                     source: str = '<dict>') -> Dict[str, Tensor]:
     """The float classifier's state dict (``backbone.*``, ``head.fc.*``)
     that computes what the packed file computes.
 
     Args:
         packed (dict): A packed file as loaded (:func:`is_packed_file`).
+        source (str): Where it came from, for error messages.
 
     Returns:
         dict: The state dict of the ``ImageClassifier`` (BiRealNet backbone,
@@ -97,9 +100,14 @@ def float_state_dict(packed: dict) -> Dict[str, Tensor]:
         from, without the data preprocessor's buffers.
 
     Raises:
-        CheckpointError: the file's architecture or weights do not form a
-            BiRealNet (one line).
+        CheckpointError: not a version of the format this code reads, or
+            the file's architecture or weights do not form a BiRealNet (one
+            line).
     """
+    # the reader's checks first (format version, every tensor's dtype and
+    # shape, the arch's values): one validation for both readers of the
+    # format, before anything the file's numbers size is allocated
+    PackedBiRealNet(packed, backend='torch', source=source)
     arch, weights = packed['arch'], packed['weights']
     backbone = _backbone(arch, packed.get('meta') or {})
     try:

@@ -22,6 +22,7 @@ from mmpretrain.datasets.categories import FASHIONMNIST_CATEGORITES
 from mmpretrain.registry import TRANSFORMS
 
 from mmbireal.deploy import (
+    PackedBiRealNet,
     load_packed,
     pack_classifier,
     prepare_image,
@@ -29,7 +30,7 @@ from mmbireal.deploy import (
 )
 from mmbireal.deploy.export import export_packed
 from mmbireal.deploy.images import read_image
-from mmbireal.utils import InputError
+from mmbireal.utils import CheckpointError, InputError
 from mmbireal.utils.launch import load_config
 
 IN1K_CFG = osp.join(REPO, 'configs', 'birealnet', 'bireal18_8xb16_in1k.py')
@@ -297,3 +298,22 @@ def test_classify_tool_bad_input_one_line(exported, images, tmp_path):
         assert proc.returncode == 2, proc.stderr
         assert proc.stderr.strip().count('\n') == 0, proc.stderr
         assert expected in proc.stderr
+
+
+def test_classify_takes_a_list_and_the_file_its_class_names(exported,
+                                                            images):
+    paths, gray = images
+    packed = load_packed(exported[1], backend='torch')
+    for one, what in ((paths[0], 'path'), (gray, 'array')):
+        with pytest.raises(InputError,
+                           match=f'got one {what}: wrap it in a list'):
+            packed.classify(one)
+    with pytest.raises(InputError, match='images is empty'):
+        packed.classify([])
+    # class names that do not match the classes: refused at load, not an
+    # IndexError in classify()
+    file = torch.load(exported[1], weights_only=True)
+    file['meta']['classes'] = file['meta']['classes'][:3]
+    with pytest.raises(CheckpointError,
+                       match='10 classes, but meta classes holds 3 names'):
+        PackedBiRealNet(file, backend='torch')

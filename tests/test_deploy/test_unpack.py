@@ -82,8 +82,16 @@ def test_a_packed_file_of_another_architecture_is_refused(tmp_path):
         float_state_dict(packed)
     packed = pack_classifier(small_fmnist_model())
     del packed['weights']['layer2.0.conv0.scale']
-    with pytest.raises(CheckpointError, match='do not fit its architecture'):
-        float_state_dict(packed)
+    with pytest.raises(CheckpointError,
+                       match=r"f\.pth: missing 'layer2\.0\.conv0\.scale'"):
+        float_state_dict(packed, 'f.pth')
+    # a file of a format version this code does not read, or with a part
+    # it does not know, is refused, not read as another network
+    for key, value in (('version', 99), ('block_act', 'future_act')):
+        packed = pack_classifier(small_fmnist_model())
+        (packed if key == 'version' else packed['arch'])[key] = value
+        with pytest.raises(CheckpointError, match=f'{value}'):
+            float_state_dict(packed)
     # a packed file of a narrower model, into the config's model
     path = str(tmp_path / 'narrow.pth')
     export_packed(small_fmnist_model(), path)
