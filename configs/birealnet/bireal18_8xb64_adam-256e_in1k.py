@@ -14,14 +14,17 @@ model = dict(
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='RandomResizedCrop', scale=224),
-    # AlexNet's ImageNet PCA on 0-255 pixel values, as MMPretrain uses it.
+    # AlexNet's ImageNet PCA on 0-255 pixel values, as MMPretrain uses it:
+    # on the BGR image (rows of eigvec in B, G, R order), which the data
+    # preprocessor turns into RGB as it does at test time (to_rgb=True
+    # here would return an RGB image for it to swap back)
     dict(
         type='Lighting',
         eigval=[55.4625, 4.7940, 1.1475],
-        eigvec=[[-0.5675, 0.7192, 0.4009], [-0.5808, -0.0045, -0.8140],
-                [-0.5836, -0.6948, 0.4203]],
+        eigvec=[[-0.5836, -0.6948, 0.4203], [-0.5808, -0.0045, -0.8140],
+                [-0.5675, 0.7192, 0.4009]],
         alphastd=0.1,
-        to_rgb=True),
+        to_rgb=False),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='PackInputs'),
 ]

@@ -35,3 +35,29 @@ def test_every_load_from_is_the_last_epoch_of_a_step_of_the_same_shape():
         chained.append(name)
     assert {'binary-resnet18_1xb64_fmnist', 'binary-resnet18_8xb16_in1k',
             'bireal18_1xb64_fmnist'} <= set(chained)
+
+
+def test_train_and_test_pipelines_hand_over_the_same_channel_order():
+    """The data preprocessor converts BGR to RGB for training and test
+    alike, so no training step may convert first (mmcv's Lighting with
+    to_rgb=True returns an RGB image, which the preprocessor would swap
+    back: training on BGR, testing on RGB)."""
+    import numpy as np
+    from mmengine.registry import init_default_scope
+    from mmpretrain.registry import TRANSFORMS
+
+    init_default_scope('mmpretrain')
+    # a BGR image whose channels are far apart: B 20, G 120, R 220
+    bgr = np.stack([np.full((32, 32), v, np.uint8) for v in (20, 120, 220)],
+                   axis=-1)
+    checked = 0
+    for name, _, cfg in birealnet_configs():
+        steps = cfg.train_dataloader.dataset.get('pipeline', [])
+        for step in steps:
+            if step['type'] != 'Lighting':
+                continue
+            checked += 1
+            out = TRANSFORMS.build(step)(dict(img=bgr.copy()))['img']
+            # lighting moves each channel by at most a few pixel values
+            assert np.abs(out.astype(int) - bgr).max() < 40, name
+    assert checked  # the Adam/ReActNet ImageNet configs have one
