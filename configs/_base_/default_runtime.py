@@ -11,9 +11,10 @@ default_hooks = dict(
     # an iteration checkpoint too, so an interrupted epoch loses at most
     # `interval` iterations; two are kept because mmengine deletes the
     # oldest before writing the next, and an interruption while writing
-    # would otherwise leave none
+    # would otherwise leave none (IterCheckpointHook: it counts its own
+    # checkpoints apart from the epoch hook's, also after a resume)
     iter_checkpoint=dict(
-        type='CheckpointHook',
+        type='IterCheckpointHook',
         by_epoch=False,
         interval=500,
         max_keep_ckpts=2,

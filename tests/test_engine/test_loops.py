@@ -182,8 +182,8 @@ def with_validation(runner_kwargs: dict) -> dict:
     return dict(
         default_hooks=dict(
             checkpoint=dict(type='CheckpointHook', interval=1),
-            iter_checkpoint=dict(type='CheckpointHook', by_epoch=False,
-                                 interval=3, save_last=False)),
+            iter_checkpoint=dict(type='IterCheckpointHook', interval=3,
+                                 save_last=False)),
         val_dataloader=dict(
             dataset=NoisyImages(), sampler=dict(type='DefaultSampler',
                                                 shuffle=False),

@@ -1,0 +1,69 @@
+"""Iteration checkpoints beside the epoch checkpoints, each pruned apart."""
+from collections import deque
+from typing import Optional
+
+from mmengine.dist import is_main_process
+from mmengine.hooks import CheckpointHook
+from mmpretrain.registry import HOOKS
+
+
+@HOOKS.register_module()
+class IterCheckpointHook(CheckpointHook):
+    """A :class:`~mmengine.hooks.CheckpointHook` by iterations whose
+    ``max_keep_ckpts`` counts its own checkpoints only.
+
+    mmengine's checkpoint hooks record the checkpoints they keep under one
+    message-hub key, ``keep_ckpt_ids``. With an epoch hook and an iteration
+    hook in one run, a resumed run restores whichever list was saved last
+    into both: the other hook then deletes files that do not exist and
+    never its old ones, so checkpoints pile up on every resume (or, where
+    the numbers overlap, the wrong ones go). This hook keeps its list under
+    ``keep_iter_ckpt_ids``.
+
+    Args:
+        interval (int): Save every ``interval`` iterations.
+        max_keep_ckpts (int): Iteration checkpoints to keep; -1 keeps all.
+        **kwargs: Other arguments of ``CheckpointHook`` (``by_epoch`` is
+            False).
+
+    Example:
+        >>> default_hooks = dict(iter_checkpoint=dict(
+        ...     type='IterCheckpointHook', interval=500, max_keep_ckpts=2,
+        ...     save_last=False))
+    """
+
+    KEY = 'keep_iter_ckpt_ids'
+
+    def __init__(self, interval: int = -1, max_keep_ckpts: int = -1,
+                 **kwargs) -> None:
+        kwargs['by_epoch'] = False
+        super().__init__(interval=interval, **kwargs)
+        self.keep = max_keep_ckpts
+        self.keep_ckpt_ids: deque = deque()
+
+    def _remove(self, step: int) -> None:
+        if is_main_process():
+            path = self.file_backend.join_path(
+                self.out_dir, self.filename_tmpl.format(step))
+            if self.file_backend.isfile(path):
+                self.file_backend.remove(path)
+
+    def before_train(self, runner) -> None:
+        super().before_train(runner)  # max_keep_ckpts stays -1 for it
+        if self.keep > 0:
+            info = runner.message_hub.runtime_info
+            kept = list(info.get(self.KEY, []))
+            while len(kept) > self.keep:  # a smaller limit than before
+                self._remove(kept.pop(0))
+            self.keep_ckpt_ids = deque(kept)
+
+    def _save_checkpoint_with_step(self, runner, step: int,
+                                   meta: Optional[dict]) -> None:
+        if self.keep > 0 and (not self.keep_ckpt_ids
+                              or self.keep_ckpt_ids[-1] != step):
+            if len(self.keep_ckpt_ids) == self.keep:
+                self._remove(self.keep_ckpt_ids.popleft())
+            self.keep_ckpt_ids.append(step)
+            # before the save, so that the checkpoint holds the list
+            runner.message_hub.update_info(self.KEY, list(self.keep_ckpt_ids))
+        super()._save_checkpoint_with_step(runner, step, meta)
