@@ -1,4 +1,6 @@
 """Bad input gets one clear line from the tools, never a traceback wall."""
+import os
+
 import pytest
 import torch
 from helpers import TINY_FMNIST, run_tool, tiny_random_checkpoint
@@ -119,6 +121,17 @@ def test_checkpoint_tools_answer_bad_config_options_in_one_line(
         assert 'Traceback' not in proc.stderr, proc.stderr[-3000:]
         last = proc.stderr.strip().splitlines()[-1]
         assert last.startswith('error: ') and expected in last, last
+
+
+@pytest.mark.slow
+def test_export_refuses_to_overwrite_its_checkpoint(tmp_path):
+    config, checkpoint = tiny_random_checkpoint(tmp_path)
+    before = os.path.getsize(checkpoint)
+    proc = run_tool(['tools/deployment/export_binary.py', config,
+                     checkpoint, checkpoint], check=False)
+    assert proc.returncode == 2 and 'Traceback' not in proc.stderr
+    assert 'is the checkpoint itself' in proc.stderr.strip().splitlines()[-1]
+    assert os.path.getsize(checkpoint) == before
 
 
 @pytest.mark.slow

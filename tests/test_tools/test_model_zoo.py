@@ -194,3 +194,13 @@ def test_publish_model_names_a_packed_file(tmp_path):
     import hashlib
     with open(out, 'rb') as f:
         assert hashlib.sha256(f.read()).hexdigest()[:8] == out[-16:-8]
+    # a packed file this code cannot read is not published
+    bad = load_checkpoint_file(src)
+    bad['version'] = 99
+    torch.save(bad, src)
+    proc = run_tool(['tools/model_converters/publish_model.py', src,
+                     str(tmp_path / 'bad.bin.pth')], check=False)
+    assert proc.returncode != 0 and 'Traceback' not in proc.stderr
+    assert 'version 99, this code reads 1, 2' in \
+        proc.stderr.strip().splitlines()[-1]
+    assert not list(tmp_path.glob('bad*'))

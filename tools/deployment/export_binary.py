@@ -250,6 +250,11 @@ def main(argv: Optional[List[str]] = None) -> None:
     if not osp.isdir(out_dir) or not os.access(out_dir, os.W_OK):
         fail(f'output directory {out_dir} does not exist or is not '
              'writable')
+    if osp.exists(args.out) and osp.exists(args.checkpoint) and \
+            osp.samefile(args.out, args.checkpoint):
+        fail(f'OUT {args.out} is the checkpoint itself: writing it would '
+             'replace the trained weights by the packed file; give another '
+             'path')
     model = run_or_fail(lambda: build_model(cfg, args.checkpoint),
                         also=(KeyError, ))  # an unknown `type` in the model
     size = run_or_fail(lambda: export_packed(model, args.out, cfg),

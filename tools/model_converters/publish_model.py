@@ -23,6 +23,7 @@ import hashlib
 import os
 import os.path as osp
 
+from mmbireal.deploy import PackedBiRealNet
 from mmbireal.deploy.unpack import is_packed_file
 from mmbireal.utils import (
     CheckpointError,
@@ -39,6 +40,9 @@ def publish(src: str, dst: str) -> str:
     ckpt = load_checkpoint_file(src, map_location='cpu')
     suffix = '.pth'
     if is_packed_file(ckpt):
+        # what the zoo ships must load: the reader's checks (a version this
+        # code reads, every tensor's dtype and shape)
+        PackedBiRealNet(ckpt, backend='torch', source=src)
         suffix = '.bin.pth'
     elif isinstance(ckpt, dict) and 'state_dict' in ckpt:
         meta = {k: v for k, v in ckpt.get('meta', {}).items()
