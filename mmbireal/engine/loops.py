@@ -11,6 +11,8 @@ from mmengine.runner import EpochBasedTrainLoop, Runner
 from mmengine.runner.utils import set_random_seed
 from mmpretrain.registry import LOOPS
 
+from mmbireal.utils.errors import InputError
+
 # message-hub keys (saved in every checkpoint): the last epoch whose
 # validation started; the random state after the last iteration
 VALIDATED_EPOCH = 'mmbireal_validated_epoch'
@@ -136,6 +138,9 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
 
     def __init__(self, runner: Runner, *args,
                  independent_seeds: bool = False, **kwargs) -> None:
+        if not isinstance(independent_seeds, bool):  # 'false' is truthy
+            raise InputError('train_cfg.independent_seeds must be True or '
+                             f'False, got {independent_seeds!r}')
         super().__init__(runner, *args, **kwargs)
         self.independent_seeds = independent_seeds
         runner.register_hook(RecordRandomState())

@@ -318,3 +318,12 @@ def test_independent_seeds_resume_exactly(tmp_path):
     a, b = weights(whole.model), weights(parts.model)
     for key in a:
         assert torch.equal(a[key], b[key]), key
+
+
+def test_independent_seeds_takes_a_bool_only(tmp_path):
+    """A string from --cfg-options such as 'false' would be truthy."""
+    from mmbireal.utils import InputError
+    with pytest.raises(InputError, match="independent_seeds must be True or "
+                       "False, got 'false'"):
+        make_runner(tmp_path, loop_options=dict(
+            independent_seeds='false')).train()

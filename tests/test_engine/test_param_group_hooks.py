@@ -196,6 +196,13 @@ def test_bn_retrain_refuses_ranks_with_different_weights(tmp_path,
         runner.train()
 
 
+def test_bn_retrain_refuses_ema_which_would_save_other_weights(tmp_path):
+    runner = make_runner(tmp_path, [BNRetrainHook(), dict(type='EMAHook')],
+                         optim_cfg(bn_only=True), model=TinyNet('sign'))
+    with pytest.raises(InputError, match=r'^BNRetrainHook: EMAHook is set'):
+        runner.train()
+
+
 def test_a_scheduler_moving_the_frozen_lr_stops_the_run(tmp_path):
     model = TinyNet('sign')
     runner = make_runner(
@@ -203,10 +210,11 @@ def test_a_scheduler_moving_the_frozen_lr_stops_the_run(tmp_path):
         param_scheduler=dict(type='CosineAnnealingLR', by_epoch=False,
                              T_max=8, eta_min=0.01))
     with pytest.raises(InputError, match=(
-            r'^BNRetrainHook: a parameter scheduler set lr=0\.00\d+ on the '
-            r'non-BatchNorm parameters \(iteration 2\); use schedulers that '
-            r'scale the value \(ConstantLR, MultiStepLR, LinearLR, \.\.\.\) '
-            r'with eta_min=0$')):
+            r'^BNRetrainHook: the non-BatchNorm parameters got lr=0\.00\d+ '
+            r'\(iteration 2\), from a parameter scheduler or a resumed '
+            r'optimizer state; use schedulers that scale the value '
+            r'\(ConstantLR, MultiStepLR, LinearLR, \.\.\.\) with eta_min=0, '
+            r'and resume from a checkpoint of this config$')):
         runner.train()
     # stopped before a step with that lr
     end = weights(runner.model)

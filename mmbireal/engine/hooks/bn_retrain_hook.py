@@ -78,6 +78,13 @@ class BNRetrainHook(ParamGroupCheckHook):
                 f'{", ".join(others)}; BN retrain needs exactly +-1 weights: '
                 "set model.backbone.conv_cfg.weight_binarizer='sign' in the "
                 'config')
+        # EMAHook's averaged copy was taken before the re-signing and is
+        # what it saves: the checkpoint would not hold +-1 weights
+        if any(type(hook).__name__ == 'EMAHook' for hook in runner.hooks):
+            raise InputError(
+                'BNRetrainHook: EMAHook is set; its averaged weights, which '
+                'it saves, are not the +-1 weights BN retrain trains: remove '
+                'EMAHook from custom_hooks for this step')
         frozen = self.check_groups(runner)
         runner.logger.info(f'BNRetrainHook: lr=0 on {len(frozen)} '
                            'non-BatchNorm parameters; BatchNorm trains')

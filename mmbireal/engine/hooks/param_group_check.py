@@ -80,7 +80,8 @@ class ParamGroupCheckHook(Hook):
             if wrong:
                 moved = ', '.join(f'{k}={v}' for k, v in wrong.items())
                 raise InputError(
-                    f'{self._name}: a parameter scheduler set {moved} on the '
-                    f'{self.WHAT} (iteration {runner.iter + 1}); use '
-                    'schedulers that scale the value (ConstantLR, '
-                    'MultiStepLR, LinearLR, ...) with eta_min=0')
+                    f'{self._name}: the {self.WHAT} got {moved} (iteration '
+                    f'{runner.iter + 1}), from a parameter scheduler or a '
+                    'resumed optimizer state; use schedulers that scale the '
+                    'value (ConstantLR, MultiStepLR, LinearLR, ...) with '
+                    'eta_min=0, and resume from a checkpoint of this config')
