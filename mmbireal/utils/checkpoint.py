@@ -17,6 +17,7 @@ import os.path as osp
 import pickle
 import re
 import threading
+import urllib.parse
 from typing import (
     Any,
     Callable,
@@ -28,8 +29,10 @@ from typing import (
     Union,
 )
 
+import mmengine.runner.checkpoint as mmengine_checkpoint
 import numpy as np
 import torch
+from mmengine.dist import get_dist_info
 from mmengine.logging import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader
 
@@ -146,11 +149,49 @@ def _load_from_local(filename: str,
     return _unpacked(load_checkpoint_file(filename, map_location), filename)
 
 
+def _download(url: str, model_dir: Optional[str]) -> str:
+    """The file at ``url`` in torch's hub cache (as mmengine's loader keeps
+    it), downloaded if it is not there yet."""
+    model_dir = model_dir or osp.join(torch.hub.get_dir(), 'checkpoints')
+    path = osp.join(model_dir, osp.basename(urllib.parse.urlparse(url).path))
+    if not osp.isfile(path):
+        os.makedirs(model_dir, exist_ok=True)
+        try:  # to a temporary file, moved into place when complete
+            torch.hub.download_url_to_file(url, path, progress=False)
+        except (OSError, ValueError) as e:  # URLError is an OSError
+            raise CheckpointError(f'cannot download checkpoint {url}: '
+                                  f'{e}'.splitlines()[0]) from None
+    return path
+
+
+def _load_from_url(filename: str,
+                   map_location: Optional[Union[str, Callable]] = None,
+                   model_dir: Optional[str] = None, **kwargs) -> Any:
+    """A checkpoint at an http(s) URL, read as a local file once
+    downloaded: mmengine's loader goes through ``torch.hub``, which
+    unpickles the file in full (``weights_only=False``). Rank 0 downloads
+    first, as in mmengine."""
+    rank, world_size = get_dist_info()
+    if rank == 0:
+        path = _download(filename, model_dir)
+    if world_size > 1:
+        torch.distributed.barrier()
+        if rank > 0:
+            path = _download(filename, model_dir)
+    return _load_from_local(path, map_location)
+
+
 def install_safe_checkpoint_loader() -> None:
-    """Make mmengine read local checkpoints through our loader (packed
-    1-bit files as their float model's state dict)."""
+    """Make mmengine read checkpoints through our loaders: local files, and
+    files at http(s) URLs, directly or through mmengine's ``torchvision://``,
+    ``open-mmlab://`` and ``mmcls://`` names (packed 1-bit files as their
+    float model's state dict)."""
     CheckpointLoader.register_scheme(prefixes='', force=True)(
         _load_from_local)
+    CheckpointLoader.register_scheme(
+        prefixes=('http://', 'https://'), force=True)(_load_from_url)
+    # the named schemes call this module-level function
+    mmengine_checkpoint.load_from_http = _load_from_url
 
 
 def load_state_dict_file(filename: str) -> Dict[str, Any]:

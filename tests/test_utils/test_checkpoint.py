@@ -233,3 +233,49 @@ def test_atomic_save_writes_whole_files_or_nothing(tmp_path, monkeypatch):
     assert str(info.value) == (
         f'cannot write {tmp_path}/full.pth: No space left on device')
     assert sorted(p.name for p in tmp_path.iterdir()) == ['sub']
+
+
+@pytest.fixture
+def web_folder(tmp_path):
+    """A folder served over http on localhost: ``(folder, base URL)``."""
+    import functools
+    import http.server
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+    folder = tmp_path / 'www'
+    folder.mkdir()
+    server = http.server.ThreadingHTTPServer(
+        ('127.0.0.1', 0), functools.partial(Quiet, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield folder, f'http://127.0.0.1:{server.server_address[1]}'
+    server.shutdown()
+
+
+def test_checkpoints_at_urls_load_weights_only(tmp_path, web_folder,
+                                               monkeypatch):
+    """mmengine reads URLs through torch.hub, which unpickles in full; ours
+    downloads into the hub cache and reads the file as a local one."""
+    folder, url = web_folder
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch'))
+    saved = runner_like_checkpoint()
+    torch.save(saved, folder / 'ok.pth')
+    model = BiRealNet(18)
+    load_checkpoint(model, f'{url}/ok.pth', map_location='cpu')
+    for key, value in saved['state_dict'].items():
+        assert torch.equal(model.state_dict()[key], value)
+    assert osp.isfile(tmp_path / 'torch' / 'hub' / 'checkpoints' / 'ok.pth')
+
+    pwned = tmp_path / 'pwned'
+    torch.save({'state_dict': {}, 'x': WritesAFile(str(pwned))},
+               folder / 'evil.pth')
+    with pytest.raises(CheckpointError, match=r'refusing to load checkpoint '
+                       r'\S+evil\.pth: it holds \S*open'):
+        load_checkpoint(model, f'{url}/evil.pth', map_location='cpu')
+    assert not pwned.exists()
+    with pytest.raises(CheckpointError, match=r'^cannot download checkpoint '
+                       r'\S+/missing\.pth: HTTP Error 404'):
+        load_checkpoint(model, f'{url}/missing.pth', map_location='cpu')
