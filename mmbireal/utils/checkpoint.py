@@ -194,17 +194,36 @@ def install_safe_checkpoint_loader() -> None:
     mmengine_checkpoint.load_from_http = _load_from_url
 
 
-def load_state_dict_file(filename: str) -> Dict[str, Any]:
+def load_state_dict_file(filename: str,
+                         model: Optional[torch.nn.Module] = None
+                         ) -> Dict[str, Any]:
     """The state dict of a checkpoint file, read in weights-only mode, with
     a DataParallel ``module.`` prefix removed (as mmengine loads it); a
     packed 1-bit file gives its float model's.
 
+    Args:
+        filename (str): The checkpoint file.
+        model (nn.Module, optional): The model it is for: a packed file
+            must then have been exported with the model's padding mode,
+            which no key or shape tells apart. Defaults to None.
+
     Raises:
         FileNotFoundError, CheckpointError: as :func:`load_checkpoint_file`;
-            CheckpointError also if the file holds no state dict.
+            CheckpointError also if the file holds no state dict, or is a
+            packed file of another padding than ``model``'s.
     """
-    checkpoint = _unpacked(load_checkpoint_file(filename, map_location='cpu'),
-                           filename)
+    from mmbireal.deploy.unpack import is_packed_file
+    checkpoint = load_checkpoint_file(filename, map_location='cpu')
+    backbone = getattr(model, 'backbone', model)
+    if is_packed_file(checkpoint) and hasattr(backbone, 'padding'):
+        # a version-1 file has no padding key: the symmetric one
+        padding = checkpoint['arch'].get('padding', 'symmetric')
+        if padding != backbone.padding:
+            raise CheckpointError(
+                f'packed file {filename} was exported from a model with '
+                f'padding {padding!r}; the config\'s model pads '
+                f'{backbone.padding!r}: use the config it was exported from')
+    checkpoint = _unpacked(checkpoint, filename)
     state = checkpoint.get('state_dict', checkpoint) if isinstance(
         checkpoint, dict) else None
     if not isinstance(state, dict):
@@ -271,7 +290,7 @@ def load_fitting_checkpoint(model: torch.nn.Module, filename: str) -> None:
         CheckpointError: the file is unreadable, or its keys or shapes do
             not match the model's (one line).
     """
-    state = load_state_dict_file(filename)
+    state = load_state_dict_file(filename, model)
     check_state_dict_fits(model, state, filename)
     # strict=False: the data preprocessor's buffers are not saved
     model.load_state_dict(state, strict=False)
@@ -280,8 +299,8 @@ def load_fitting_checkpoint(model: torch.nn.Module, filename: str) -> None:
 def check_checkpoint_fits(model: torch.nn.Module, filename: str,
                           prefixes: Optional[Sequence[str]] = None) -> None:
     """:func:`check_state_dict_fits` on the checkpoint file ``filename``."""
-    check_state_dict_fits(model, load_state_dict_file(filename), filename,
-                          prefixes)
+    check_state_dict_fits(model, load_state_dict_file(filename, model),
+                          filename, prefixes)
 
 
 def atomic_torch_save(obj: Any, path: str,

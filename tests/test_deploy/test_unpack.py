@@ -97,3 +97,16 @@ def test_a_packed_file_of_another_architecture_is_refused(tmp_path):
     export_packed(small_fmnist_model(), path)
     with pytest.raises(CheckpointError, match='does not fit the model'):
         build_model(FMNIST_QUICK_CFG, path)
+
+
+def test_a_packed_file_of_another_padding_is_refused(tmp_path):
+    """Padding changes no key or shape: the file's arch says it."""
+    from mmbireal.utils import check_checkpoint_fits
+    path = str(tmp_path / 'symmetric.bin.pth')
+    export_packed(small_fmnist_model(), path)
+    check_checkpoint_fits(small_fmnist_model(), path)  # the same padding
+    other = small_fmnist_model(**{'model.backbone.padding': 'tf_same'})
+    with pytest.raises(CheckpointError, match=(
+            r"exported from a model with padding 'symmetric'; the config's "
+            r"model pads 'tf_same'")):
+        check_checkpoint_fits(other, path)
