@@ -589,10 +589,12 @@ def load_packed(path: str, backend: str = 'auto',
     """
     if not osp.isfile(osp.expanduser(path)):  # a model-zoo name?
         shipped = shipped_weights()
-        if path not in shipped:
+        # in any case, as MMPretrain's get_model takes names
+        by_name = {name.lower(): file for name, file in shipped.items()}
+        if path.lower() not in by_name:
             raise FileNotFoundError(
                 f'{path}: no such packed file, nor the name of a model-zoo '
                 f'entry with shipped weights ({", ".join(sorted(shipped))})')
-        path = shipped[path]
+        path = by_name[path.lower()]
     packed = load_checkpoint_file(path, map_location='cpu')
     return PackedBiRealNet(packed, backend=backend, source=path, stem=stem)

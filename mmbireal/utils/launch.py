@@ -49,6 +49,14 @@ def fail(message: str) -> NoReturn:
     sys.exit(2)
 
 
+def check_output_file(path: str) -> None:
+    """Exit with one line if ``path`` cannot be written: its folder must
+    exist and be writable (checked before any long work)."""
+    folder = osp.dirname(osp.abspath(path))
+    if not osp.isdir(folder) or not os.access(folder, os.W_OK):
+        fail(f'output directory {folder} does not exist or is not writable')
+
+
 def load_config(path: str) -> Config:
     """Read a config file (a path or ``pkg::rel/path.py``) or exit with a
     clear message."""

@@ -124,6 +124,21 @@ def test_checkpoint_tools_answer_bad_config_options_in_one_line(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize('tool', ['tools/deployment/export_binary.py',
+                                  'tools/model_converters/publish_model.py'])
+def test_an_output_folder_that_does_not_exist_is_one_line(tmp_path, tool):
+    config, checkpoint = tiny_random_checkpoint(tmp_path)
+    out = str(tmp_path / 'no' / 'such' / 'out.pth')
+    args = [config, checkpoint, out] if 'export' in tool else [
+        checkpoint, out]
+    proc = run_tool([tool, *args], check=False)
+    assert proc.returncode == 2 and 'Traceback' not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f'error: output directory {tmp_path}/no/such does not exist or is '
+        'not writable')
+
+
+@pytest.mark.slow
 def test_export_refuses_to_overwrite_its_checkpoint(tmp_path):
     config, checkpoint = tiny_random_checkpoint(tmp_path)
     before = os.path.getsize(checkpoint)

@@ -23,7 +23,6 @@ prints their top-1 and how many predictions differ.
 import argparse
 import copy
 import functools
-import os
 import os.path as osp
 import sys
 from typing import List, Optional, Tuple
@@ -41,7 +40,12 @@ from mmbireal.deploy import (
 )
 from mmbireal.models import BinaryConv2d
 from mmbireal.utils.config import add_cfg_options
-from mmbireal.utils.launch import fail, load_config, run_or_fail
+from mmbireal.utils.launch import (
+    check_output_file,
+    fail,
+    load_config,
+    run_or_fail,
+)
 
 # images per batch of --verify-test-set (at least; a config's larger
 # test batch is kept)
@@ -246,10 +250,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     cfg = load_config(args.config)
     if args.cfg_options:  # the exported meta and the test set see them too
         cfg.merge_from_dict(args.cfg_options)
-    out_dir = osp.dirname(osp.abspath(args.out))
-    if not osp.isdir(out_dir) or not os.access(out_dir, os.W_OK):
-        fail(f'output directory {out_dir} does not exist or is not '
-             'writable')
+    check_output_file(args.out)
     if osp.exists(args.out) and osp.exists(args.checkpoint) and \
             osp.samefile(args.out, args.checkpoint):
         fail(f'OUT {args.out} is the checkpoint itself: writing it would '

@@ -20,7 +20,6 @@ Then add the file's URL (or, for a packed file shipped in
 import argparse
 import datetime
 import hashlib
-import os
 import os.path as osp
 
 from mmbireal.deploy import PackedBiRealNet
@@ -30,7 +29,7 @@ from mmbireal.utils import (
     atomic_torch_save,
     load_checkpoint_file,
 )
-from mmbireal.utils.launch import fail
+from mmbireal.utils.launch import check_output_file, fail
 
 KEEP_META = ('epoch', 'iter', 'dataset_meta', 'mmengine_version', 'seed')
 
@@ -69,10 +68,7 @@ def main() -> None:
         'in_file', help='checkpoint saved by training, or a packed file')
     parser.add_argument('out_file', help='output name, e.g. model.pth')
     args = parser.parse_args()
-    out_dir = osp.dirname(osp.abspath(args.out_file))
-    if not osp.isdir(out_dir) or not os.access(out_dir, os.W_OK):
-        fail(f'output directory {out_dir} does not exist or is not '
-             'writable')
+    check_output_file(args.out_file)
     try:
         print(publish(args.in_file, args.out_file))
     except (CheckpointError, FileNotFoundError) as e:
