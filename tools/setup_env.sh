@@ -44,6 +44,9 @@ VENV="$(realpath -m "$VENV")"
 case "$VENV/" in
     "$REPO"/*) die "MMBIREAL_VENV=$VENV is inside the checkout $REPO; use a path outside it" ;;
 esac
+case "$REPO/" in  # venv --clear empties the folder: never one holding this
+    "$VENV"/*) die "MMBIREAL_VENV=$VENV holds the checkout $REPO; use a path outside it" ;;
+esac
 CONSTRAINTS="$REPO/requirements/constraints.txt"
 STATE_FILE="$VENV/.mmbireal-setup-state"
 FMNIST_FILE=/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz
@@ -55,12 +58,15 @@ if [[ -z "${MMBIREAL_SKIP_DATASET:-}" && ! -e "$FMNIST_FILE" ]]; then
     elif command -v sudo >/dev/null 2>&1; then
         SUDO=(sudo)
     else
-        die "$FMNIST_FILE is missing and installing dataset-fashion-mnist needs root or sudo"
+        die "$FMNIST_FILE is missing and installing dataset-fashion-mnist needs root or sudo (MMBIREAL_SKIP_DATASET=1 sets up without it; the tests that need the data then skip)"
     fi
     log "installing dataset-fashion-mnist (apt)"
-    "${SUDO[@]}" apt-get update
+    # wait for a running apt (e.g. unattended-upgrades on a fresh VM)
+    APT_WAIT=(-o DPkg::Lock::Timeout=300)
+    "${SUDO[@]}" apt-get "${APT_WAIT[@]}" update
     "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y --no-install-recommends dataset-fashion-mnist
+        apt-get "${APT_WAIT[@]}" install -y --no-install-recommends \
+        dataset-fashion-mnist
     [[ -e "$FMNIST_FILE" ]] || die "dataset-fashion-mnist did not provide $FMNIST_FILE"
 fi
 
@@ -73,18 +79,38 @@ if command -v flock >/dev/null 2>&1; then
 fi
 
 VPY="$VENV/bin/python"
-if [[ ! -x "$VPY" ]] || ! "$VPY" -c 'import sys' >/dev/null 2>&1; then
-    if [[ -n "${MMBIREAL_PYTHON:-}" ]]; then
-        BASE_PY="$MMBIREAL_PYTHON"
-    elif command -v python3.11 >/dev/null 2>&1; then
-        BASE_PY=python3.11
-    else
-        BASE_PY=python3
+if [[ -n "${MMBIREAL_PYTHON:-}" ]]; then
+    BASE_PY="$MMBIREAL_PYTHON"
+elif command -v python3.11 >/dev/null 2>&1; then
+    BASE_PY=python3.11
+else
+    BASE_PY=python3
+fi
+# the pins are Python 3.11's wheels (torch, numpy...)
+want_version=3.11
+# a venv is usable when its python runs, has pip (a venv whose ensurepip
+# failed, e.g. without Debian's python3.11-venv, has neither) and is 3.11
+venv_ok() {
+    [[ -x "$VPY" && -e "$VENV/bin/activate" ]] &&
+        [[ "$("$VPY" -c 'import sys; print("%d.%d" % sys.version_info[:2])' \
+            2>/dev/null)" == "$want_version" ]] &&
+        "$VPY" -m pip --version >/dev/null 2>&1
+}
+if ! venv_ok; then
+    command -v "$BASE_PY" >/dev/null 2>&1 || die "no $BASE_PY found; set MMBIREAL_PYTHON to a Python $want_version"
+    base_version="$("$BASE_PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+    [[ "$base_version" == "$want_version" ]] ||
+        die "$BASE_PY is Python $base_version; the pinned environment needs $want_version: set MMBIREAL_PYTHON to a Python $want_version"
+    # --clear empties the folder: only a venv's own folder, or an empty one
+    if [[ -e "$VENV" && ! -e "$VENV/pyvenv.cfg" ]] &&
+            [[ -n "$(ls -A "$VENV" 2>/dev/null)" ]]; then
+        die "MMBIREAL_VENV=$VENV is a folder that is not a virtual environment; use a new or empty path"
     fi
-    command -v "$BASE_PY" >/dev/null 2>&1 || die "no $BASE_PY found; set MMBIREAL_PYTHON"
     log "creating venv $VENV with $("$BASE_PY" -c 'import sys; print(sys.executable, sys.version.split()[0])')"
-    # --clear: a broken venv (e.g. its base interpreter is gone) is rebuilt
-    "$BASE_PY" -m venv --clear "$VENV"
+    # --clear: a broken venv (its base interpreter gone, pip missing after
+    # an interrupted or failed creation) is rebuilt
+    "$BASE_PY" -m venv --clear "$VENV" ||
+        die "creating the venv failed (on Debian/Ubuntu: apt-get install python$want_version-venv)"
     rm -f "$STATE_FILE"
 fi
 

@@ -30,6 +30,12 @@ PY="${PYTHON:-${MMBIREAL_VENV:-$HOME/.cache/mmbireal/venv}/bin/python}"
 log() { echo "[larq_zoo_check] $*" >&2; }
 
 if [[ ! -f "$LARQ_VENV/.ready" ]]; then
+    # venv --clear empties the folder: only a venv's own, or an empty one
+    if [[ -e "$LARQ_VENV" && ! -e "$LARQ_VENV/pyvenv.cfg" ]] &&
+            [[ -n "$(ls -A "$LARQ_VENV" 2>/dev/null)" ]]; then
+        log "ERROR: MMBIREAL_LARQ_VENV=$LARQ_VENV is a folder that is not a virtual environment; use a new or empty path"
+        exit 1
+    fi
     log "creating $LARQ_VENV (TensorFlow 2.15, larq 0.14, larq-zoo 2.4)"
     python3.11 -m venv --clear "$LARQ_VENV"
     PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 PIP_PROGRESS_BAR=off \
