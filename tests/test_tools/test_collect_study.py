@@ -371,7 +371,7 @@ def test_run_study_resumes_or_starts_each_planned_run(tmp_path):
     fake.write_text(
         '#!/usr/bin/env bash\n'
         'if [[ "$1" == tools/train.py ]]; then echo "TRAIN $*"; exit 0; fi\n'
-        'if [[ "$1" == */collect_study.py && "$*" != *--todo* && '
+        'if [[ "$*" == *collect_study.py* && "$*" != *--todo* && '
         '"$*" != *--resume-point* ]]; then exit 0; fi\n'
         f'exec {sys.executable} "$@"\n')
     fake.chmod(0o755)
@@ -401,7 +401,7 @@ def test_run_study_stops_on_ctrl_c_and_refuses_a_root_cfg_options_breaks(
     fake.write_text(
         '#!/usr/bin/env bash\n'
         'if [[ "$1" == tools/train.py ]]; then exit 130; fi\n'
-        'if [[ "$1" == */collect_study.py && "$*" != *--todo* && '
+        'if [[ "$*" == *collect_study.py* && "$*" != *--todo* && '
         '"$*" != *--resume-point* ]]; then exit 0; fi\n'
         f'exec {sys.executable} "$@"\n')
     fake.chmod(0o755)
@@ -413,6 +413,8 @@ def test_run_study_stops_on_ctrl_c_and_refuses_a_root_cfg_options_breaks(
                           text=True, timeout=300)
     assert proc.returncode == 130, proc.stderr
     assert 'failed' not in proc.stderr
+    assert 'stopped; the same run_study.sh command resumes the study' in \
+        proc.stderr
     env['MMBIREAL_WORK_DIRS'] = str(tmp_path / 'my runs')
     proc = subprocess.run(command, cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=300)
@@ -457,7 +459,7 @@ def test_run_study_dry_run_plans_without_training_or_writing(tmp_path):
     fake.write_text(
         '#!/usr/bin/env bash\n'
         'if [[ "$1" == tools/train.py ]]; then echo "TRAIN $*"; exit 0; fi\n'
-        'if [[ "$1" == */collect_study.py && "$*" != *--todo* && '
+        'if [[ "$*" == *collect_study.py* && "$*" != *--todo* && '
         f'"$*" != *--resume-point* ]]; then touch {marker}; exit 0; fi\n'
         f'exec {sys.executable} "$@"\n')
     fake.chmod(0o755)

@@ -262,10 +262,12 @@ if [[ $collect_only == 0 ]]; then
             train "configs/birealnet/$run.py" --work-dir "$work" \
                 "${args[@]}" || rc=$?
             if [[ $rc != 0 ]]; then
-                collect >/dev/null  # keep the failed run's log too
-                [[ $rc == 130 ]] && exit 130  # Ctrl-C: train.py said how
-                echo "[reproduce] seed $seed $run failed; the same command" \
-                    "resumes it" >&2
+                # keep the failed run's log too; the status stays the run's
+                collect >/dev/null || true
+                echo "[reproduce] seed $seed $run $( ((rc == 130)) &&
+                    echo stopped || echo failed); the same run_study.sh" \
+                    "command resumes the study from it" >&2
+                [[ $rc == 130 ]] && exit 130  # Ctrl-C
                 exit 1
             fi
             # the run's log is in docs/results now (tables to /dev/null,
