@@ -22,6 +22,7 @@ from mmbireal.utils.launch import (
     set_work_dir,
     setup_distributed,
     teardown_distributed,
+    warn_other_checkout,
 )
 
 
@@ -84,6 +85,7 @@ def use_tta(cfg: Config, config: str) -> None:
 
 
 def main() -> None:
+    warn_other_checkout(__file__)
     args = parse_args()
     try:
         test(args)

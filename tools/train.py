@@ -29,6 +29,7 @@ from mmbireal.utils.launch import (
     set_work_dir,
     setup_distributed,
     teardown_distributed,
+    warn_other_checkout,
 )
 
 
@@ -120,6 +121,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 
 
 def main() -> None:
+    warn_other_checkout(__file__)
     args = parse_args()
     cfg = merge_args(load_config(args.config), args)
     try:

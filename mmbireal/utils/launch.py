@@ -136,6 +136,22 @@ def set_work_dir(cfg: Config, work_dir: Optional[str], config: str) -> None:
                                 osp.splitext(osp.basename(config))[0])
 
 
+def warn_other_checkout(tool_file: str) -> None:
+    """One line on stderr when a tool of one checkout imports mmbireal from
+    another: the venv's editable install follows the checkout that last ran
+    ``tools/setup_env.sh``, and the tools would run that one's code."""
+    # mmbireal/utils/launch.py -> the folder holding mmbireal/
+    package_root = osp.dirname(osp.dirname(osp.dirname(osp.realpath(
+        __file__))))
+    tool_root = osp.dirname(osp.dirname(osp.realpath(tool_file)))
+    # a wheel's tools (mmbireal/.mim/tools) have no checkout of their own
+    if osp.isdir(osp.join(tool_root, 'mmbireal')) and \
+            package_root != tool_root:
+        print(f'warning: this is {tool_root}, but mmbireal comes from '
+              f'{package_root}: run `bash tools/setup_env.sh` here (or set '
+              f'PYTHONPATH={tool_root})', file=sys.stderr)
+
+
 def check_writable_dir(path: str) -> None:
     """Exit with a clear message if ``path`` cannot be created/written."""
     try:

@@ -1,8 +1,11 @@
 """The tools' one-line error handling (mmbireal.utils.launch): what a
 user can fix exits with status 2 and one line; a bug keeps its
 traceback."""
+import os.path as osp
+
 import pytest
 import torch
+from helpers import REPO
 from mmengine.config import Config
 from mmpretrain.registry import MODELS
 
@@ -172,3 +175,23 @@ def test_the_start_checkpoint_check_reads_the_shared_rule(tmp_path,
     cfg = Config(dict(work_dir=str(work), resume=True, load_from=None))
     check_start_checkpoint(cfg, head_may_differ=True)
     assert checked == [str(work / 'iter_6.pth')]
+
+
+def test_a_tool_of_another_checkout_warns_in_one_line(tmp_path, capsys):
+    """The shared venv's mmbireal follows the checkout that set it up
+    last; a tool of another checkout says so instead of running the other
+    one's code silently."""
+    from mmbireal.utils.launch import warn_other_checkout
+    warn_other_checkout(osp.join(REPO, 'tools', 'train.py'))
+    assert capsys.readouterr().err == ''
+    other = tmp_path / 'other-checkout'
+    (other / 'mmbireal').mkdir(parents=True)
+    (other / 'tools').mkdir()
+    warn_other_checkout(str(other / 'tools' / 'train.py'))
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and err.startswith(
+        f'warning: this is {other}, but mmbireal comes from {REPO}: run '
+        '`bash tools/setup_env.sh` here')
+    # a wheel's tools (site-packages/mmbireal/.mim/tools) have no checkout
+    warn_other_checkout(str(tmp_path / '.mim' / 'tools' / 'train.py'))
+    assert capsys.readouterr().err == ''
