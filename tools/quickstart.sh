@@ -4,11 +4,15 @@
 # on Fashion-MNIST with configs/birealnet/bireal18_1xb64-quick_fmnist.py and
 # prints its top-1 accuracy on the 10,000-image test split.
 # Extra arguments go to tools/train.py (e.g. --resume after an interruption).
+if [[ "${BASH_SOURCE[0]}" != "$0" ]]; then  # its set -e would stay
+    echo "run it as: bash tools/quickstart.sh" >&2
+    return 1
+fi
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 bash "$REPO/tools/setup_env.sh"
-VENV="${MMBIREAL_VENV:-$HOME/.cache/mmbireal/venv}"
-[[ "$VENV" = /* ]] || VENV="$PWD/$VENV"  # as setup_env.sh resolves it
+source "$REPO/tools/venv_path.sh"
+VENV="$(mmbireal_venv)"
 cd "$REPO"
 "$VENV/bin/python" tools/train.py \
     configs/birealnet/bireal18_1xb64-quick_fmnist.py \

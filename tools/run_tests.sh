@@ -7,13 +7,17 @@
 #   bash tools/run_tests.sh                  # all tests
 #   bash tools/run_tests.sh -k packaging -x  # pytest options
 #   bash tools/run_tests.sh tests/test_tools/test_packaging.py
+if [[ "${BASH_SOURCE[0]}" != "$0" ]]; then  # its exec would end the shell
+    echo "run it as: bash tools/run_tests.sh" >&2
+    return 1
+fi
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 bash "$REPO/tools/setup_env.sh"
 
-VENV="${MMBIREAL_VENV:-$HOME/.cache/mmbireal/venv}"
-[[ "$VENV" = /* ]] || VENV="$PWD/$VENV"
+source "$REPO/tools/venv_path.sh"
+VENV="$(mmbireal_venv)"
 # behave like an activated venv for subprocesses (mim, python, ...)
 export VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH"
 unset PYTHONHOME

@@ -25,7 +25,8 @@ if [[ "${BASH_SOURCE[0]}" != "${0}" ]]; then
     # touch the caller's shell, then activate the venv here.
     if bash "${BASH_SOURCE[0]}" "$@"; then
         # shellcheck disable=SC1091
-        source "${MMBIREAL_VENV:-$HOME/.cache/mmbireal/venv}/bin/activate"
+        source "$(dirname "${BASH_SOURCE[0]}")/venv_path.sh"
+        source "$(mmbireal_venv)/bin/activate"
         return 0
     fi
     echo "[setup_env] failed" >&2
@@ -38,9 +39,9 @@ log() { echo "[setup_env] $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
-VENV="${MMBIREAL_VENV:-$HOME/.cache/mmbireal/venv}"
-[[ "$VENV" = /* ]] || VENV="$PWD/$VENV"
-VENV="$(realpath -m "$VENV")"
+# shellcheck disable=SC1091
+source "$REPO/tools/venv_path.sh"
+VENV="$(mmbireal_venv)"
 case "$VENV/" in
     "$REPO"/*) die "MMBIREAL_VENV=$VENV is inside the checkout $REPO; use a path outside it" ;;
 esac

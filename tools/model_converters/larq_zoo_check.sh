@@ -26,7 +26,8 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)"
 LARQ_VENV="${MMBIREAL_LARQ_VENV:-$HOME/.cache/mmbireal/larq-venv}"
 OUT="${1:-$REPO/work_dirs/larq_zoo_check}"
 # not $MMBIREAL_PYTHON: setup_env.sh creates the venv with that interpreter
-PY="${PYTHON:-${MMBIREAL_VENV:-$HOME/.cache/mmbireal/venv}/bin/python}"
+source "$REPO/tools/venv_path.sh"
+PY="${PYTHON:-$(mmbireal_venv)/bin/python}"
 log() { echo "[larq_zoo_check] $*" >&2; }
 
 if [[ ! -f "$LARQ_VENV/.ready" ]]; then
