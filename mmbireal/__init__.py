@@ -11,6 +11,8 @@ from .utils.console import quiet_known_warnings
 
 quiet_known_warnings()  # before MMPretrain's models are imported below
 
+from mmengine.config.utils import MODULE2PACKAGE  # noqa: E402
+
 from . import datasets, engine, models  # noqa: E402, F401 (registration)
 from .utils import install_safe_checkpoint_loader  # noqa: E402
 from .utils.model_zoo import register_model_zoo  # noqa: E402
@@ -18,5 +20,8 @@ from .version import __version__  # noqa: E402
 
 install_safe_checkpoint_loader()
 register_model_zoo()
+# `_base_ = 'mmbireal::birealnet/...'` in a user's config: mmengine reads
+# `pkg::` paths of the packages it lists only (OpenMMLab's own)
+MODULE2PACKAGE.setdefault('mmbireal', 'mmbireal')
 
 __all__ = ['__version__']

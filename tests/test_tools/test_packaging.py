@@ -84,6 +84,24 @@ def test_mim_finds_config_and_train_script():
 
 
 @QUIET_PKG_RESOURCES
+def test_a_user_config_inherits_ours_through_mmbireal_paths(tmp_path):
+    """`_base_ = 'mmbireal::...'`, as users inherit MMPretrain's configs
+    (mmengine reads `pkg::` paths of the packages it lists only)."""
+    from mmengine.config import Config
+
+    import mmbireal  # noqa: F401 (lists the package for mmengine)
+    mine = tmp_path / 'my_bireal.py'
+    mine.write_text(
+        "_base_ = ['mmbireal::birealnet/bireal18_1xb64-quick_fmnist.py']\n"
+        'train_dataloader = dict(batch_size=32)\n')
+    cfg = Config.fromfile(str(mine))
+    assert cfg.model.backbone.type == 'BiRealNet'
+    assert cfg.train_dataloader.batch_size == 32
+    mine.write_text("_base_ = 'mmbireal::_base_/models/bireal18.py'\n")
+    assert Config.fromfile(str(mine)).model.backbone.depth == 18
+
+
+@QUIET_PKG_RESOURCES
 def test_mim_train_command(monkeypatch):
     """Run mim's own `train` up to the subprocess call, which is captured."""
     train_mod = _import_quietly('mim.commands.train')
