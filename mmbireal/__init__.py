@@ -11,7 +11,7 @@ from .utils.console import quiet_known_warnings
 
 quiet_known_warnings()  # before MMPretrain's models are imported below
 
-from mmengine.config.utils import MODULE2PACKAGE  # noqa: E402
+from mmengine.config.utils import MODULE2PACKAGE as _MODULE2PACKAGE  # noqa: E402
 
 from . import datasets, engine, models  # noqa: E402, F401 (registration)
 from .utils import install_safe_checkpoint_loader  # noqa: E402
@@ -22,6 +22,6 @@ install_safe_checkpoint_loader()
 register_model_zoo()
 # `_base_ = 'mmbireal::birealnet/...'` in a user's config: mmengine reads
 # `pkg::` paths of the packages it lists only (OpenMMLab's own)
-MODULE2PACKAGE.setdefault('mmbireal', 'mmbireal')
+_MODULE2PACKAGE.setdefault('mmbireal', 'mmbireal')
 
 __all__ = ['__version__']

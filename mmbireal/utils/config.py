@@ -38,7 +38,23 @@ def read_config(path: str) -> Config:
     resolved = resolve_config_path(path)
     if not osp.isfile(resolved):
         raise FileNotFoundError(f'config file {path} does not exist')
-    return Config.fromfile(resolved)
+    cfg = Config.fromfile(resolved)
+    _build_in_mmpretrain(cfg._cfg_dict)
+    return cfg
+
+
+def _build_in_mmpretrain(node: object) -> None:
+    """mmengine scopes what a ``_base_ = 'mmbireal::...'`` file defines to
+    ``mmbireal`` (``_scope_``), but our modules are registered in
+    MMPretrain's registries: build them there."""
+    if isinstance(node, dict):
+        if node.get('_scope_') == 'mmbireal':
+            node['_scope_'] = 'mmpretrain'
+        for value in node.values():
+            _build_in_mmpretrain(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            _build_in_mmpretrain(value)
 
 
 class CfgOptionsAction(DictAction):
