@@ -172,12 +172,18 @@ def _load_from_url(filename: str,
     unpickles the file in full (``weights_only=False``). Rank 0 downloads
     first, as in mmengine."""
     rank, world_size = get_dist_info()
+    failed: Optional[CheckpointError] = None
     if rank == 0:
-        path = _download(filename, model_dir)
+        try:
+            path = _download(filename, model_dir)
+        except CheckpointError as e:  # after the barrier: no rank waits
+            failed = e
     if world_size > 1:
         torch.distributed.barrier()
-        if rank > 0:
+        if rank > 0:  # the file rank 0 fetched, or a failure of its own
             path = _download(filename, model_dir)
+    if failed is not None:
+        raise failed
     return _load_from_local(path, map_location)
 
 
@@ -213,17 +219,17 @@ def load_state_dict_file(filename: str,
             packed file of another padding than ``model``'s.
     """
     from mmbireal.deploy.unpack import is_packed_file
-    checkpoint = load_checkpoint_file(filename, map_location='cpu')
+    raw = load_checkpoint_file(filename, map_location='cpu')
+    checkpoint = _unpacked(raw, filename)  # a packed file is validated here
     backbone = getattr(model, 'backbone', model)
-    if is_packed_file(checkpoint) and hasattr(backbone, 'padding'):
+    if is_packed_file(raw) and hasattr(backbone, 'padding'):
         # a version-1 file has no padding key: the symmetric one
-        padding = checkpoint['arch'].get('padding', 'symmetric')
+        padding = raw['arch'].get('padding', 'symmetric')
         if padding != backbone.padding:
             raise CheckpointError(
                 f'packed file {filename} was exported from a model with '
                 f'padding {padding!r}; the config\'s model pads '
                 f'{backbone.padding!r}: use the config it was exported from')
-    checkpoint = _unpacked(checkpoint, filename)
     state = checkpoint.get('state_dict', checkpoint) if isinstance(
         checkpoint, dict) else None
     if not isinstance(state, dict):

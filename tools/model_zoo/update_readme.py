@@ -51,8 +51,7 @@ def _accuracy(metrics: dict, name: str, mark: str) -> str:
 
 def _download(model: dict) -> str:
     """Our weights (a URL, or a file in the repo with its size), or the
-    file converted and the command converting it (``Converted From``),
-    else '-'."""
+    file converted and its project (``Converted From``), else '-'."""
     weights = model.get('Weights')
     if weights and '://' not in weights:  # in the repo, as configs are
         size = osp.getsize(osp.join(REPO, weights)) / 1e6
@@ -63,7 +62,7 @@ def _download(model: dict) -> str:
     source = model.get('Converted From') or {}
     if source.get('Weights'):
         name = source['Weights'].rsplit('/', 1)[-1]
-        code = f" + `{source['Code']}`" if source.get('Code') else ''
+        code = f" ([source]({source['Code']}))" if source.get('Code') else ''
         return f"[{name}]({source['Weights']}){code}"
     return '-'
 

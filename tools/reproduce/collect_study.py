@@ -200,16 +200,23 @@ def started_afresh(session_dir: str) -> bool:
         return not any('resumed epoch: ' in line for line in f)
 
 
+def current_sessions(run_dir: str) -> List[str]:
+    """The run's session folders since its last start from scratch that
+    logged scalars (a run trained again from the start in the same folder
+    does not inherit the earlier try's scores or machines)."""
+    sessions = sorted(
+        osp.dirname(osp.dirname(path)) for path in glob.glob(
+            osp.join(run_dir, '*', 'vis_data', 'scalars.json'))
+        if os.path.getsize(path))
+    starts = [i for i, s in enumerate(sessions) if started_afresh(s)]
+    return sessions[starts[-1]:] if starts else sessions
+
+
 def read_scalars(run_dir: str) -> Dict[str, Dict[int, float]]:
-    """``key -> {step: value}`` of every session of a (resumed) run since
-    its last start from scratch (a run trained again from the start in
-    the same folder does not inherit the scores of the earlier one)."""
+    """``key -> {step: value}`` of the run's :func:`current_sessions`."""
     series: Dict[str, Dict[int, float]] = {}
-    for path in sorted(
-            glob.glob(osp.join(run_dir, '*', 'vis_data', 'scalars.json'))):
-        if os.path.getsize(path) and started_afresh(
-                osp.dirname(osp.dirname(path))):
-            series = {}
+    for session in current_sessions(run_dir):
+        path = osp.join(session, 'vis_data', 'scalars.json')
         with open(path) as f:
             for number, line in enumerate(f, 1):
                 try:
@@ -234,7 +241,8 @@ def read_machines(run_dir: str) -> List[str]:
     environment the log lists (one model name covers CPUs with and without
     AVX-512, whose results differ)."""
     machines: List[str] = []
-    for path in sorted(glob.glob(osp.join(run_dir, '*', '*.log'))):
+    for path in sorted(log for session in current_sessions(run_dir)
+                       for log in glob.glob(osp.join(session, '*.log'))):
         name = capability = None
         with open(path, errors='replace') as f:
             for line in f:
@@ -668,8 +676,11 @@ GAP_ROWS = [('bireal18', "the paper's procedure (Bi-Real-18)"),
 def gap_table(results: Dict[str, Dict[int, dict]]) -> str:
     """Each binary recipe's top-1 and the share of the gap between the
     paper's binary network and its real-valued one that it closes, from
-    the means over the seeds where the recipe and both ends finished (empty
-    without both ends)."""
+    the means over the seeds where the recipe and both ends finished from
+    the same starting networks (:func:`same_start`; empty without both
+    ends)."""
+    names = {role(run): run for run in results}
+    by_run = results
     results = {role(run): per_seed for run, per_seed in results.items()}
 
     def finished(r: str) -> Dict[int, float]:
@@ -689,7 +700,10 @@ def gap_table(results: Dict[str, Dict[int, dict]]) -> str:
         if not values:
             rows.append(f'| {what} | not run yet | 0 | - |')
             continue
-        seeds = sorted(values.keys() & low.keys() & high.keys())
+        seeds = sorted(
+            s for s in values.keys() & low.keys() & high.keys()
+            if all(same_start(by_run, names[r], names[end], s)
+                   for end in (GAP_BINARY, GAP_REAL)))
         closed = '-'
         if seeds:
             top, bottom, here = (statistics.mean(x[s] for s in seeds)
