@@ -4,6 +4,7 @@ from typing import List
 
 import torch
 from mmengine import dist
+from mmengine.hooks import EMAHook
 from mmengine.runner import Runner
 from mmpretrain.registry import HOOKS
 
@@ -80,7 +81,7 @@ class BNRetrainHook(ParamGroupCheckHook):
                 'config')
         # EMAHook's averaged copy was taken before the re-signing and is
         # what it saves: the checkpoint would not hold +-1 weights
-        if any(type(hook).__name__ == 'EMAHook' for hook in runner.hooks):
+        if any(isinstance(hook, EMAHook) for hook in runner.hooks):
             raise InputError(
                 'BNRetrainHook: EMAHook is set; its averaged weights, which '
                 'it saves, are not the +-1 weights BN retrain trains: remove '
