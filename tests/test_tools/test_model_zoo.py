@@ -119,6 +119,24 @@ def test_paper_figures_are_marked_where_mim_shows_them():
                for row in rows)
 
 
+def test_the_readme_mim_sort_ranks_our_measured_models():
+    """The column the README sorts by exists, holds only this code's own
+    results, and mim ranks by it (a partial name such as `top_1` is
+    ambiguous to mim by design)."""
+    from mim.commands.search import convert2df, sort_by
+    from modelindex.load_model_index import load
+    with open(osp.join(REPO, 'README.md')) as f:
+        field = re.search(r'`mim search mmbireal --sort (\S+)`', f.read())[1]
+    table = convert2df(load(osp.join(REPO, 'model-index.yml')))
+    ranked = sort_by(table, [field], ascending=False)[field].dropna()
+    ours = {m['Name'] for m in MODELS
+            if m['Results'][0]['Dataset'] != 'ImageNet-1k'}
+    assert set(ranked.index) == ours
+    assert list(ranked) == sorted(ranked, reverse=True)
+    with pytest.raises(ValueError):
+        sort_by(table, ['top_1'])
+
+
 def test_readme_table_shows_the_spread_over_seeds():
     tool = import_tool_file('tools', 'model_zoo', 'update_readme.py')
     metrics = [{'Top 1 Accuracy': 81.33, 'Top 1 Accuracy std': 1.53,
