@@ -54,20 +54,18 @@ FMNIST_FILE=/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz
 
 # --- dataset (Debian package) ----------------------------------------------
 if [[ -z "${MMBIREAL_SKIP_DATASET:-}" && ! -e "$FMNIST_FILE" ]]; then
-    if [[ "$(id -u)" -eq 0 ]]; then
-        SUDO=()
-    elif command -v sudo >/dev/null 2>&1; then
-        SUDO=(sudo)
-    else
-        die "$FMNIST_FILE is missing and installing dataset-fashion-mnist needs root or sudo (MMBIREAL_SKIP_DATASET=1 sets up without it; the tests that need the data then skip)"
-    fi
+    # shellcheck disable=SC1091
+    source "$REPO/tools/apt_install.sh"
     log "installing dataset-fashion-mnist (apt)"
-    # wait for a running apt (e.g. unattended-upgrades on a fresh VM)
-    APT_WAIT=(-o DPkg::Lock::Timeout=300)
-    "${SUDO[@]}" apt-get "${APT_WAIT[@]}" update
-    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
-        apt-get "${APT_WAIT[@]}" install -y --no-install-recommends \
-        dataset-fashion-mnist
+    apt_rc=0
+    apt_install dataset-fashion-mnist || apt_rc=$?
+    skip_hint="MMBIREAL_SKIP_DATASET=1 sets up without it; the tests that need the data then skip"
+    case "$apt_rc" in
+        0) ;;
+        3) die "$FMNIST_FILE is missing and installing dataset-fashion-mnist needs Debian's apt-get ($skip_hint)" ;;
+        4) die "$FMNIST_FILE is missing and installing dataset-fashion-mnist needs root or sudo ($skip_hint)" ;;
+        *) die "apt-get install dataset-fashion-mnist failed with status $apt_rc" ;;
+    esac
     [[ -e "$FMNIST_FILE" ]] || die "dataset-fashion-mnist did not provide $FMNIST_FILE"
 fi
 
