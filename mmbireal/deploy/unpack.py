@@ -22,7 +22,7 @@ The logits therefore match the packed model's to fp32 rounding.
 Fine-tuning from the file starts from +-1 weights, as after a BN retrain.
 """
 import math
-from typing import Dict
+from typing import Dict, Union
 
 import torch
 from torch import Tensor, nn
@@ -86,7 +86,7 @@ def _set_affine(bn: nn.Module, scale: Tensor, shift: Tensor) -> None:
 
 @torch.no_grad()
 def float_state_dict(packed: dict,
-                     source: str = '<dict>') -> Dict[str, Tensor]:
+                     source: str = '<dict>') -> Dict[str, Union[Tensor, str]]:
     """The float classifier's state dict (``backbone.*``, ``head.fc.*``)
     that computes what the packed file computes.
 
@@ -97,7 +97,9 @@ def float_state_dict(packed: dict,
     Returns:
         dict: The state dict of the ``ImageClassifier`` (BiRealNet backbone,
         ``GlobalAveragePooling``, ``LinearClsHead``) the file was exported
-        from, without the data preprocessor's buffers.
+        from, without the data preprocessor's buffers, and with the
+        padding mode as the string ``backbone.padding``, which
+        :class:`~mmbireal.models.BiRealNet` checks and removes on loading.
 
     Raises:
         CheckpointError: not a version of the format this code reads, or
@@ -151,5 +153,7 @@ def float_state_dict(packed: dict,
             f'({arch["num_classes"]}, {arch["widths"][-1]})')
     state['head.fc.weight'] = fc_weight.clone()
     state['head.fc.bias'] = fc_bias.clone()
+    # which no key or shape tells: BiRealNet checks it when loading
+    state['backbone.padding'] = backbone.padding
     return state
 

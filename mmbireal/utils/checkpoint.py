@@ -218,23 +218,20 @@ def load_state_dict_file(filename: str,
             CheckpointError also if the file holds no state dict, or is a
             packed file of another padding than ``model``'s.
     """
-    from mmbireal.deploy.unpack import is_packed_file
-    raw = load_checkpoint_file(filename, map_location='cpu')
-    checkpoint = _unpacked(raw, filename)  # a packed file is validated here
-    backbone = getattr(model, 'backbone', model)
-    if is_packed_file(raw) and hasattr(backbone, 'padding'):
-        # a version-1 file has no padding key: the symmetric one
-        padding = raw['arch'].get('padding', 'symmetric')
-        if padding != backbone.padding:
-            raise CheckpointError(
-                f'packed file {filename} was exported from a model with '
-                f'padding {padding!r}; the config\'s model pads '
-                f'{backbone.padding!r}: use the config it was exported from')
+    checkpoint = _load_from_local(filename, map_location='cpu')
     state = checkpoint.get('state_dict', checkpoint) if isinstance(
         checkpoint, dict) else None
     if not isinstance(state, dict):
         raise CheckpointError(f'checkpoint {filename} holds no state dict')
-    return {re.sub(r'^module\.', '', k): v for k, v in state.items()}
+    state = {re.sub(r'^module\.', '', k): v for k, v in state.items()}
+    backbone = getattr(model, 'backbone', model)
+    if hasattr(backbone, '_check_recorded_padding'):
+        try:  # now, before any other check or load
+            backbone._check_recorded_padding(
+                state, 'backbone.' if backbone is not model else '')
+        except CheckpointError as e:
+            raise CheckpointError(f'packed file {filename}: {e}') from None
+    return state
 
 
 def check_state_dict_fits(model: torch.nn.Module, state: Dict[str, Any],

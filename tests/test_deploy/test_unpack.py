@@ -44,8 +44,12 @@ def test_unpacked_float_model_computes_the_trained_one(variant):
     model, options = _model(variant)
     state = float_state_dict(pack_classifier(model))
     fresh = build_model(FMNIST_QUICK_CFG, cfg_options={**NARROW, **options})
-    check_state_dict_fits(fresh, state, 'packed')  # every key, every shape
-    fresh.load_state_dict(state, strict=False)
+    assert state['backbone.padding'] == model.backbone.padding
+    weights = {k: v for k, v in state.items() if k != 'backbone.padding'}
+    check_state_dict_fits(fresh, weights, 'packed')  # every key and shape
+    # the backbone takes the padding entry (strict=False: the data
+    # preprocessor's buffers are not in the file)
+    assert not fresh.load_state_dict(state, strict=False).unexpected_keys
     for _, conv in binary_convs(fresh):  # the latent weights: the signs
         assert set(conv.weight.unique().tolist()) <= {-1.0, 1.0}
     x = torch.randn(4, 1, 28, 28, generator=torch.Generator().manual_seed(3))
@@ -107,6 +111,34 @@ def test_a_packed_file_of_another_padding_is_refused(tmp_path):
     check_checkpoint_fits(small_fmnist_model(), path)  # the same padding
     other = small_fmnist_model(**{'model.backbone.padding': 'tf_same'})
     with pytest.raises(CheckpointError, match=(
-            r"exported from a model with padding 'symmetric'; the config's "
-            r"model pads 'tf_same'")):
+            r"packed file .*symmetric.bin.pth: these weights were exported "
+            r"from a model with padding 'symmetric'; this model pads "
+            r"'tf_same'")):
         check_checkpoint_fits(other, path)
+
+
+def test_every_loader_refuses_a_packed_file_of_another_padding(tmp_path):
+    """MMPretrain's get_model, mmengine's load_checkpoint (load_from, the
+    inferencer) and torch's load_state_dict all reach the backbone's check,
+    and a file of the same padding loads without an unexpected key."""
+    from mmengine.config import Config
+    from mmpretrain import get_model
+    path = str(tmp_path / 'symmetric.bin.pth')
+    export_packed(small_fmnist_model(), path)
+    cfg = Config.fromfile(FMNIST_QUICK_CFG)
+    cfg.merge_from_dict(NARROW)
+    get_model(cfg, pretrained=path)  # the same padding
+    cfg.merge_from_dict({'model.backbone.padding': 'tf_same'})
+    refused = "exported from a model with padding 'symmetric'; this model"
+    with pytest.raises(CheckpointError, match=refused):
+        get_model(cfg, pretrained=path)
+    other = small_fmnist_model(**{'model.backbone.padding': 'tf_same'})
+    with pytest.raises(CheckpointError, match=refused):
+        load_checkpoint(other, path, map_location='cpu')
+    state = load_state_dict_file(path)  # no model: the entry stays
+    with pytest.raises(CheckpointError, match=refused):
+        other.load_state_dict(state, strict=False)
+    with pytest.raises(CheckpointError, match=refused):  # a bare backbone
+        other.backbone.load_state_dict(
+            {k[len('backbone.'):]: v for k, v in state.items()
+             if k.startswith('backbone.')}, strict=False)

@@ -11,7 +11,7 @@ from mmpretrain.registry import MODELS
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from mmbireal.utils.errors import InputError
+from mmbireal.utils.errors import CheckpointError, InputError
 
 from ..padding import (
     InputPadConv2d,
@@ -448,6 +448,25 @@ class BiRealNet(BaseBackbone):
             channels = out_channels
         self.feat_dim = channels
         self._freeze_stages()
+        # the same idiom as MMPretrain's ViT for its position embedding
+        self._register_load_state_dict_pre_hook(self._check_recorded_padding)
+
+    def _check_recorded_padding(self, state_dict: dict, prefix: str, *args,
+                                **kwargs) -> None:
+        """Refuse weights recorded as trained with another padding mode.
+
+        No key or shape tells the padding modes apart, so the float state
+        dict of a packed 1-bit file (:mod:`mmbireal.deploy.unpack`) carries
+        its mode under ``padding``. Read through any loader (mmengine's
+        ``load_checkpoint``, ``get_model(pretrained=...)``, ``load_from``,
+        ``Module.load_state_dict``) it is checked here and removed.
+        """
+        recorded = state_dict.pop(prefix + 'padding', None)
+        if recorded is not None and recorded != self.padding:
+            raise CheckpointError(
+                f'these weights were exported from a model with padding '
+                f'{recorded!r}; this model pads {self.padding!r}: build it '
+                'from the config they were exported from')
 
     def _arch_table(self, convs_per_shortcut: Optional[int]) -> dict:
         """The ``arch_settings`` to build from (see ``convs_per_shortcut``)."""
