@@ -31,3 +31,20 @@ def test_each_hook_prunes_its_own_checkpoints_after_a_resume(
         assert kept == {'epoch_3.pth', 'iter_11.pth', 'iter_12.pth'}
     else:  # mmengine's shared list: the epoch hook lost track of epoch 1
         assert 'epoch_1.pth' in kept
+
+
+def test_a_resume_from_a_run_without_its_list_prunes_the_older_files(
+        tmp_path):
+    """A run checkpointed by mmengine's hook (our configs before
+    IterCheckpointHook) kept no list of its own: the resumed run adopts
+    the iteration files on disk instead of leaving them for good."""
+    work = tmp_path / 'run'
+    runner = make_runner(work, [InterruptAtIter(6)], max_epochs=3,
+                         **hooks('CheckpointHook'))
+    with pytest.raises(Interrupted):
+        runner.train()
+    (work / 'iter_60.pth').write_bytes(b'')  # past the resumed iteration
+    make_runner(work, max_epochs=3, resume=True,
+                **hooks('IterCheckpointHook')).train()
+    kept = {f for f in os.listdir(work) if f.startswith('iter_')}
+    assert kept == {'iter_11.pth', 'iter_12.pth', 'iter_60.pth'}

@@ -1,6 +1,7 @@
 """Iteration checkpoints beside the epoch checkpoints, each pruned apart."""
+import re
 from collections import deque
-from typing import Optional
+from typing import List, Optional
 
 from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook
@@ -52,10 +53,30 @@ class IterCheckpointHook(CheckpointHook):
         super().before_train(runner)  # max_keep_ckpts stays -1 for it
         if self.keep > 0:
             info = runner.message_hub.runtime_info
-            kept = list(info.get(self.KEY, []))
+            kept = info.get(self.KEY)
+            if kept is None and runner.iter > 0:
+                # resumed from a checkpoint that kept no list of its own
+                # (mmengine's hook, or an older version of this one): take
+                # the iteration checkpoints on disk up to the resumed one
+                kept = self._checkpoints_on_disk(runner.iter)
+            kept = list(kept or [])
             while len(kept) > self.keep:  # a smaller limit than before
                 self._remove(kept.pop(0))
             self.keep_ckpt_ids = deque(kept)
+
+    def _checkpoints_on_disk(self, last_step: int) -> List[int]:
+        """The steps of this hook's checkpoint files in its folder, up to
+        ``last_step``, oldest first."""
+        parts = self.filename_tmpl.split('{}')
+        if len(parts) != 2 or not self.file_backend.isdir(self.out_dir):
+            return []
+        before, after = map(re.escape, parts)
+        pattern = re.compile(rf'{before}(\d+){after}')
+        found = (pattern.fullmatch(name) for name in
+                 self.file_backend.list_dir_or_file(self.out_dir,
+                                                    list_dir=False))
+        return sorted(step for step in (int(m[1]) for m in found if m)
+                      if step <= last_step)
 
     def _save_checkpoint_with_step(self, runner, step: int,
                                    meta: Optional[dict]) -> None:
