@@ -335,8 +335,9 @@ def atomic_torch_save(obj: Any, path: str,
         final = rename(tmp) if rename else path
         os.replace(tmp, final)
     except OSError as e:
-        if osp.exists(tmp):
-            os.remove(tmp)
         raise CheckpointError(
             f'cannot write {path}: {e.strerror or e}') from None
+    finally:  # any failure, e.g. an object that does not pickle
+        if osp.exists(tmp):
+            os.remove(tmp)
     return final

@@ -48,3 +48,17 @@ def test_a_resume_from_a_run_without_its_list_prunes_the_older_files(
                 **hooks('IterCheckpointHook')).train()
     kept = {f for f in os.listdir(work) if f.startswith('iter_')}
     assert kept == {'iter_11.pth', 'iter_12.pth', 'iter_60.pth'}
+
+
+def test_a_lower_limit_on_resume_prunes_down_to_it(tmp_path):
+    work = tmp_path / 'run'
+    runner = make_runner(work, [InterruptAtIter(6)], max_epochs=3,
+                         **hooks('IterCheckpointHook'))
+    with pytest.raises(Interrupted):
+        runner.train()
+    lower = hooks('IterCheckpointHook')
+    lower['default_hooks']['iter_checkpoint']['max_keep_ckpts'] = 1
+    resumed = make_runner(work, max_epochs=3, resume=True, **lower)
+    resumed.train()
+    kept = {f for f in os.listdir(work) if f.startswith('iter_')}
+    assert kept == {'iter_12.pth'}

@@ -223,6 +223,10 @@ def test_atomic_save_writes_whole_files_or_nothing(tmp_path, monkeypatch):
     named = atomic_torch_save({}, path, lambda tmp: tmp + '.named')
     assert osp.isfile(named) and named.startswith(path + '.tmp')
 
+    with pytest.raises(Exception, match='pickle'):  # not a disk error
+        atomic_torch_save({'f': lambda: 0}, str(tmp_path / 'bad.pth'))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['sub']
+
     def disk_full(obj, f):
         f.write(b'half a checkpoint')
         raise OSError(28, 'No space left on device')
