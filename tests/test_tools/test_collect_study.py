@@ -552,3 +552,21 @@ def test_a_run_started_again_from_scratch_drops_the_earlier_scores(
     session('20261203_000000', 2, [73.0], resumed=True)
     assert collect.read_scalars(str(run_dir))['accuracy/top1'] == {
         1: 71.0, 2: 73.0}
+
+
+@pytest.mark.parametrize('spread,verdict', [(1.0, 'no'), (0.77, 'yes')])
+def test_the_verdict_uses_t_with_n_minus_1_degrees(spread, verdict):
+    """Three seeds, paired differences 2 - s, 2, 2 + s: the mean is 3.5 SE
+    from 0 for s = 1 (inside t(0.975, 2) = 4.30, though beyond the 3.18 of
+    3 degrees), 4.5 SE for s = 0.77."""
+    collect = _collect_module()
+
+    def runs(top1):
+        return {s: {'val_top1_by_epoch': {'4': v}, 'finished': True}
+                for s, v in enumerate(top1)}
+
+    results = {FULL: runs([82.0 - spread, 82.0, 82.0 + spread]),
+               STE: runs([80.0, 80.0, 80.0])}
+    row = [line for line in collect.comparison_table(results).splitlines()
+           if line.startswith('| ApproxSign vs STE |')]
+    assert row and row[0].endswith(f'(3) | {verdict} |')
