@@ -129,6 +129,10 @@ def load_checkpoint_file(filename: str,
         raise CheckpointError(
             f'refusing to load checkpoint {filename}: it holds '
             f'{found.group(1)}, which weights-only loading does not allow')
+    if filename.endswith('.py'):
+        raise CheckpointError(
+            f'checkpoint {filename} is a config file; expected a .pth '
+            'checkpoint or a packed 1-bit file (export_binary.py)')
     reason = (text.strip().splitlines() or [''])[0].split('. ')[0]
     raise CheckpointError(
         f'cannot read checkpoint {filename}: truncated or not a torch '

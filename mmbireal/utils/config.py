@@ -1,7 +1,9 @@
 """Reading configs and explaining config mistakes in one line."""
 import argparse
+import difflib
 import importlib.util
 import inspect
+import os
 import os.path as osp
 import re
 from types import FrameType, TracebackType
@@ -36,11 +38,35 @@ def read_config(path: str) -> Config:
         FileNotFoundError: The file (or the package) does not exist.
     """
     resolved = resolve_config_path(path)
+    if osp.isdir(resolved):
+        raise FileNotFoundError(
+            f'config {path} is a folder; accepted: a config file, e.g. '
+            'configs/birealnet/bireal18_8xb16_in1k.py')
     if not osp.isfile(resolved):
-        raise FileNotFoundError(f'config file {path} does not exist')
+        raise FileNotFoundError(f'config file {path} does not exist'
+                                f'{_did_you_mean(path)}')
     cfg = Config.fromfile(resolved)
     _build_in_mmpretrain(cfg._cfg_dict)
     return cfg
+
+
+def _did_you_mean(path: str) -> str:
+    """'; did you mean X?' for a config of ours with about that name: as
+    a path if our configs are under the current folder, else as
+    ``mmbireal::birealnet/NAME.py``."""
+    ours = osp.join(osp.dirname(osp.dirname(osp.dirname(
+        osp.abspath(__file__)))), 'configs', 'birealnet')
+    if not osp.isdir(ours):  # installed from a wheel: under .mim
+        ours = resolve_config_path('mmbireal::birealnet')
+    names = sorted(os.listdir(ours)) if osp.isdir(ours) else []
+    close = difflib.get_close_matches(osp.basename(path), names, n=1)
+    if not close:
+        return ('; accepted: a config file, e.g. configs/birealnet/'
+                'bireal18_8xb16_in1k.py, or mmbireal::birealnet/NAME.py')
+    here = osp.join('configs', 'birealnet', close[0])
+    if osp.isfile(here):
+        return f'; did you mean {here}?'
+    return f'; did you mean mmbireal::birealnet/{close[0]}?'
 
 
 def _build_in_mmpretrain(node: object) -> None:
@@ -67,7 +93,11 @@ class CfgOptionsAction(DictAction):
 
     def __call__(self, parser, namespace, values, option_string=None):
         for item in values:
-            key, _, value = item.partition('=')
+            key, equals, value = item.partition('=')
+            if not equals:
+                raise InputError(
+                    f'{option_string}: {item!r} has no value; write '
+                    f'key=value, e.g. {item}=X (lists as {item}="[a,b]")')
             if re.match(r'\s*dict\s*\(', value):
                 raise InputError(
                     f'{option_string} {key}=dict(...) is not supported: '
@@ -77,11 +107,11 @@ class CfgOptionsAction(DictAction):
         try:
             super().__call__(parser, namespace, values, option_string)
         # mmengine asserts on brackets it cannot pair
-        except (AssertionError, RecursionError, ValueError) as e:
+        except (AssertionError, RecursionError, ValueError):
             raise InputError(
-                f'{option_string}: cannot parse {" ".join(values)!r} '
-                f'({type(e).__name__}: {e}); write key=value pairs, lists as '
-                'key="[a,b]"') from None
+                f'{option_string}: cannot parse {" ".join(values)!r}: '
+                'write key=value pairs, with lists as key="[a,b]" and '
+                'balanced brackets') from None
 
 
 def add_cfg_options(parser: argparse.ArgumentParser) -> None:
@@ -150,3 +180,34 @@ def unexpected_argument_message(error: TypeError) -> Optional[str]:
         return (f'{name} does not take the argument(s) {listed} given in '
                 f'the config; accepted: {", ".join(accepted)}')
     return None
+
+
+_NOT_REGISTERED = re.compile(r'(\S+) is not in the (\w+)::(\w+) registry')
+
+
+def unknown_type_message(error: KeyError) -> Optional[str]:
+    """One line for a config ``type`` that no registry holds (a typo such as
+    ``type='BiRealNett'``), with the registered names closest to it.
+
+    Returns None unless ``error`` is mmengine's registry lookup failure.
+    """
+    text = error.args[0] if error.args else ''
+    match = _NOT_REGISTERED.match(text) if isinstance(text, str) else None
+    if match is None:
+        return None
+    name, scope, kind = match.groups()
+    from mmengine.registry import Registry
+    module = f'{scope}.registry'
+    found = vars(importlib.import_module(module)).values() \
+        if importlib.util.find_spec(scope) else ()
+    registry = next((r for r in found if isinstance(r, Registry)
+                     and (r.scope, r.name) == (scope, kind)), None)
+    names = set()
+    while registry is not None:  # MMPretrain's, then mmengine's (mmcv's)
+        names.update(registry.module_dict)
+        registry = registry.parent
+    close = difflib.get_close_matches(name, sorted(names), n=3, cutoff=0.6)
+    accepted = (f'closest registered: {", ".join(close)}' if close else
+                f'{len(names)} names are registered')
+    return (f'type {name!r} in the config is not a registered {scope} '
+            f'{kind}; {accepted}')

@@ -18,6 +18,7 @@ from .config import (
     add_cfg_options,
     read_config,
     unexpected_argument_message,
+    unknown_type_message,
 )
 from .errors import CheckpointError, InputError, InvalidLossError
 from .resume import resume_point
@@ -178,8 +179,9 @@ def run_or_fail(step: Callable[[], T], also: Tuple[type, ...] = ()) -> T:
     try:
         return step()
     except USER_ERRORS + also as e:
-        # KeyError's str() is the repr of its argument
-        fail(e.args[0] if isinstance(e, KeyError) and e.args else str(e))
+        if isinstance(e, KeyError):  # str() would be the repr of its text
+            fail(unknown_type_message(e) or (e.args[0] if e.args else e))
+        fail(str(e))
     except TypeError as e:
         # a config entry the class built from it does not take
         message = unexpected_argument_message(e)

@@ -30,7 +30,8 @@ def last_error(args, tmp_path) -> str:
     (['model.backbone.base_channels=-8'],
      'base_channels must be a positive int, got -8'),
     (['model.backbone.act_cfg.type=Swish2'],
-     'Swish2 is not in the'),
+     "type 'Swish2' in the config is not a registered mmpretrain model; "
+     'closest registered: Swish'),
     (['train_dataloader.dataset.data_root=/nonexistent/fmnist'],
      "Fashion-MNIST folder '/nonexistent/fmnist' does not exist: install it "
      'with `apt-get install dataset-fashion-mnist`'),
@@ -53,7 +54,8 @@ def test_bad_config_or_data(fmnist_available, tmp_path, options, expected):
 def test_missing_config(tmp_path):
     line = last_error(['configs/birealnet/bireal50.py'], tmp_path)
     assert line == 'error: config file configs/birealnet/bireal50.py does ' \
-        'not exist'
+        'not exist; accepted: a config file, e.g. configs/birealnet/' \
+        'bireal18_8xb16_in1k.py, or mmbireal::birealnet/NAME.py'
 
 
 @pytest.mark.slow

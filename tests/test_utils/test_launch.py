@@ -54,9 +54,9 @@ def test_user_errors_end_in_their_message(capsys, error):
 
 
 def test_a_key_error_listed_in_also_prints_its_text_not_its_repr(capsys):
-    step = _raise(KeyError('Foo is not in the mmpretrain::model registry'))
+    step = _raise(KeyError("'Foo' has no training log"))
     assert _exit_line(capsys, step, also=(KeyError, )) == (
-        'error: Foo is not in the mmpretrain::model registry\n')
+        "error: 'Foo' has no training log\n")
 
 
 @pytest.mark.parametrize('error', [
@@ -94,6 +94,71 @@ def test_load_config_of_a_missing_file(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith('error: ') and 'nope.py' in err
     assert err.count('\n') == 1
+
+
+@pytest.mark.parametrize('given,expected', [
+    ('bireal18_8xb16_in1k.py',
+     'config file bireal18_8xb16_in1k.py does not exist; did you mean '
+     'configs/birealnet/bireal18_8xb16_in1k.py?'),
+    ('configs/birealnet/bireal34_8xb128_in1k',  # no .py
+     'did you mean configs/birealnet/bireal34_8xb128_in1k.py?'),
+    ('configs/birealnet/', 'config configs/birealnet/ is a folder; '
+     'accepted: a config file, e.g. configs/birealnet/bireal18_8xb16_in1k.py'),
+    ('nothing_like_ours.py', 'accepted: a config file, e.g. configs/'
+     'birealnet/bireal18_8xb16_in1k.py, or mmbireal::birealnet/NAME.py'),
+])
+def test_a_config_not_found_says_what_is_accepted(capsys, monkeypatch,
+                                                  given, expected):
+    monkeypatch.chdir(REPO)
+    with pytest.raises(SystemExit):
+        load_config(given)
+    err = capsys.readouterr().err
+    assert err.startswith('error: ') and expected in err
+    assert err.count('\n') == 1
+
+
+def test_a_config_elsewhere_is_suggested_by_its_package_path(
+        tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # not in the checkout
+    with pytest.raises(SystemExit):
+        load_config('bireal18_8xb16_in1k.py')
+    assert capsys.readouterr().err.endswith(
+        'did you mean mmbireal::birealnet/bireal18_8xb16_in1k.py?\n')
+
+
+@pytest.mark.parametrize('type_name,expected', [
+    ('BiRealNett', "type 'BiRealNett' in the config is not a registered "
+     'mmpretrain model; closest registered: BiRealNet,'),
+    ('LinearClsHed', 'closest registered: LinearClsHead,'),
+    ('Qwxz', 'names are registered'),
+])
+def test_an_unknown_type_names_the_closest_registered_ones(
+        capsys, type_name, expected):
+    err = _exit_line(capsys, lambda: MODELS.build(dict(type=type_name)),
+                     also=(KeyError, ))
+    assert err.startswith('error: ') and expected in err
+
+
+def test_a_config_given_as_checkpoint_is_named_as_such(tmp_path):
+    from mmbireal.utils import load_checkpoint_file
+    config = tmp_path / 'model.py'
+    config.write_text('model = dict()\n')
+    with pytest.raises(CheckpointError, match=(
+            r'checkpoint .*model.py is a config file; expected a .pth '
+            r'checkpoint or a packed 1-bit file')):
+        load_checkpoint_file(str(config))
+
+
+def test_cfg_options_without_a_value_are_one_line(capsys):
+    import argparse
+
+    from mmbireal.utils.config import add_cfg_options
+    parser = argparse.ArgumentParser()
+    add_cfg_options(parser)
+    with pytest.raises(InputError, match=(
+            "--cfg-options: 'model.backbone.depth' has no value; write "
+            r'key=value, e.g. model.backbone.depth=X')):
+        parser.parse_args(['--cfg-options', 'model.backbone.depth'])
 
 
 def _moved_work_dir(tmp_path):
