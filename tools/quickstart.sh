@@ -9,6 +9,10 @@ if [[ "${BASH_SOURCE[0]}" != "$0" ]]; then  # its set -e would stay
     return 1
 fi
 set -euo pipefail
+if [[ "${1-}" == -h || "${1-}" == --help ]]; then  # the comment above
+    sed -n '2,/^[^#]/s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+    exit 0
+fi
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 bash "$REPO/tools/setup_env.sh"
 source "$REPO/tools/venv_path.sh"

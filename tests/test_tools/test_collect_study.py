@@ -570,3 +570,13 @@ def test_the_verdict_uses_t_with_n_minus_1_degrees(spread, verdict):
     row = [line for line in collect.comparison_table(results).splitlines()
            if line.startswith('| ApproxSign vs STE |')]
     assert row and row[0].endswith(f'(3) | {verdict} |')
+
+
+@pytest.mark.slow  # runs a shell script
+@pytest.mark.parametrize('script', ['reproduce/run_study.sh',
+                                    'quickstart.sh'])
+def test_the_scripts_print_their_usage(script):
+    proc = run_tool(['bash', f'tools/{script}', '--help'], timeout=30)
+    assert proc.returncode == 0 and not proc.stderr
+    assert 'tools/' in proc.stdout and not proc.stdout.startswith('#')
+    assert 'set -' not in proc.stdout  # the comment only, not the code

@@ -163,10 +163,12 @@ while [[ $# -gt 0 ]]; do
             gpus=$2; shift 2 ;;
         --collect) collect_only=1; shift ;;
         --dry-run) dry_run=1; shift ;;
+        -h|--help)  # the comment at the top of this file
+            sed -n '2,/^[^#]/s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) echo "error: unknown argument $1; accepted: --seeds \"0 1 2\"," \
                "--study, --react, --shortcut, --imagenet, --gpus N," \
                "--runs \"CONFIG ...\"," \
-               "--collect, --dry-run" >&2; exit 2 ;;
+               "--collect, --dry-run, --help" >&2; exit 2 ;;
     esac
 done
 ALL_RUNS=("${RUNS[@]}" "${STUDY[@]}" "${REACT[@]}" "${SHORTCUT[@]}")
