@@ -10,8 +10,11 @@ warnings listed in :data:`KNOWN_WARNINGS`, by message; every other warning
 is shown as before.
 """
 import logging
+import os
+import os.path as osp
 import platform
 import re
+import subprocess
 import sys
 import warnings
 from typing import Optional, Tuple, Type
@@ -83,6 +86,38 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine() or 'unknown'
+
+
+# the CPU features the native kernels and the int8 peers choose by
+SIMD_FLAGS = ('avx2', 'avx512f', 'avx512_vpopcntdq', 'avx512_vnni',
+              'avx512_bf16', 'amx_tile', 'asimd', 'sve')
+
+
+def machine_summary() -> str:
+    """One line for a benchmark's output: the CPU, its cores and SIMD
+    flags, torch, and the checkout's commit, so that a saved output says
+    what it was measured on."""
+    flags: set = set()
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith(('flags', 'Features')):
+                    flags = set(line.split(':', 1)[1].split())
+                    break
+    except OSError:
+        pass
+    simd = ' '.join(f for f in SIMD_FLAGS if f in flags) or 'flags unknown'
+    repo = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    try:
+        commit = subprocess.run(
+            ['git', '-C', repo, 'describe', '--always', '--dirty',
+             '--exclude=*'],
+            capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ''
+    return (f'{cpu_name()}; {os.cpu_count()} cores; {simd}; '
+            f'{platform.machine()}; torch {torch.__version__}; '
+            f'mmbireal {commit or "(not a git checkout)"}')
 
 
 def environment_summary(runner: Runner) -> str:

@@ -19,6 +19,7 @@ import torch.nn as nn
 
 import mmbireal  # noqa: F401 (registers BiRealNet)
 from mmbireal.models import BiRealNet
+from mmbireal.utils.console import machine_summary
 from mmbireal.utils.launch import fail
 
 
@@ -179,6 +180,7 @@ def main() -> None:
             times[name].append(time.perf_counter() - start)
         order = order[1:] + order[:1]
 
+    print(machine_summary())
     print(f'training step (forward + backward + SGD), batch {args.batch}, '
           f'{args.size} px, {device}, threads {torch.get_num_threads()}, '
           f'channels_last {args.channels_last}, amp {args.amp}, '

@@ -35,7 +35,6 @@ Measure on an otherwise idle machine.
 import argparse
 import os
 import os.path as osp
-import platform
 import resource
 import statistics
 import sys
@@ -48,7 +47,7 @@ import torch
 from mmbireal.apis import build_model
 from mmbireal.deploy import export_packed, load_packed
 from mmbireal.deploy.export import ExportError
-from mmbireal.utils.console import cpu_name
+from mmbireal.utils.console import machine_summary
 from mmbireal.utils.launch import fail
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
@@ -516,8 +515,7 @@ def main(argv: Optional[List[str]] = None) -> None:
             packed_int8 = None
             print(f'int8 stem skipped: {e}')
         engine = packed.engine
-        print(f'{cpu_name()}; {platform.machine()}; torch '
-              f'{torch.__version__}; engine: '
+        print(f'{machine_summary()}; engine: '
               + (f'{engine.best_simd} ({engine.path})' if engine else
                  'not available, PyTorch reference path'))
         print(f'packed file: {size / 1e6:.2f} MB')
