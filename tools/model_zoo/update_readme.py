@@ -51,7 +51,9 @@ def _accuracy(metrics: dict, name: str, mark: str) -> str:
 
 def _download(model: dict) -> str:
     """Our weights (a URL, or a file in the repo with its size), or the
-    file converted and its project (``Converted From``), else '-'."""
+    file converted and its project (``Converted From``), else 'none'
+    (``get_model(..., pretrained=True)`` then warns and keeps random
+    weights)."""
     weights = model.get('Weights')
     if weights and '://' not in weights:  # in the repo, as configs are
         size = osp.getsize(osp.join(REPO, weights)) / 1e6
@@ -64,13 +66,13 @@ def _download(model: dict) -> str:
         name = source['Weights'].rsplit('/', 1)[-1]
         code = f" ([source]({source['Code']}))" if source.get('Code') else ''
         return f"[{name}]({source['Weights']}){code}"
-    return '-'
+    return 'none'
 
 
 def render_table(models: List[dict]) -> str:
     """One row per model; the Comment of a model becomes a footnote."""
     lines = [
-        '| Model | Params(M) | Flops(G) | Top-1 (%) | Top-5 (%) | Config '
+        '| Model | Params(M) | OPs(G) | Top-1 (%) | Top-5 (%) | Config '
         '| Download |',
         '| :---: | :-------: | :------: | :-------: | :-------: | :----: '
         '| :------: |',
