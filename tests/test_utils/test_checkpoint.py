@@ -283,3 +283,26 @@ def test_checkpoints_at_urls_load_weights_only(tmp_path, web_folder,
     with pytest.raises(CheckpointError, match=r'^cannot download checkpoint '
                        r'\S+/missing\.pth: HTTP Error 404'):
         load_checkpoint(model, f'{url}/missing.pth', map_location='cpu')
+
+
+@pytest.mark.parametrize('scheme,table', [
+    ('torchvision://', 'get_torchvision_models'),
+    ('open-mmlab://', 'get_external_models'),
+    ('mmcls://', 'get_mmcls_models'),
+])
+def test_named_checkpoint_schemes_load_weights_only(
+        tmp_path, web_folder, monkeypatch, scheme, table):
+    """mmengine resolves these names to URLs and reads them through its
+    module-level load_from_http, which ours replaces."""
+    from mmengine.runner import checkpoint as mmengine_checkpoint
+    folder, url = web_folder
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch'))
+    pwned = tmp_path / 'pwned'
+    torch.save({'state_dict': {}, 'x': WritesAFile(str(pwned))},
+               folder / 'evil.pth')
+    monkeypatch.setattr(mmengine_checkpoint, table,
+                        lambda: {'evil': f'{url}/evil.pth'})
+    with pytest.raises(CheckpointError, match=r'refusing to load checkpoint '
+                       r'\S+evil\.pth: it holds \S*open'):
+        load_checkpoint(BiRealNet(18), f'{scheme}evil', map_location='cpu')
+    assert not pwned.exists()
