@@ -35,4 +35,5 @@ for arg in "$@"; do
         workers=()
     fi
 done
-exec "$VENV/bin/python" -m pytest -q "${workers[@]}" "${targets[@]}" "$@"
+# -rs: the summary names each skipped test and why (what this machine did not run)
+exec "$VENV/bin/python" -m pytest -q -rs "${workers[@]}" "${targets[@]}" "$@"
