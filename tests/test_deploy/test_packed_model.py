@@ -529,16 +529,14 @@ def test_int8_stem_uses_7_bit_weights_without_vnni(monkeypatch):
 
 def test_int8_stem_and_topk_problems_are_input_errors(monkeypatch):
     """No oneDNN (e.g. on ARM) or a bad topk: one line, no traceback."""
-    from mmbireal.deploy import packed_model
+    import types
     packed = pack_classifier(small_fmnist_model())
-
-    def no_onednn(*args, **kwargs):
-        raise RuntimeError("stem='int8' needs PyTorch's oneDNN quantized "
-                           'conv (torch.ops.onednn), which this build lacks')
-
-    monkeypatch.setattr(packed_model, 'Int8Stem', no_onednn)
+    # a PyTorch build without oneDNN's quantized conv, as the real Int8Stem
+    # probes it
+    monkeypatch.setattr(torch.ops, 'onednn', types.SimpleNamespace())
     with pytest.raises(InputError, match=r"stem='int8' cannot serve .*"
-                       r'which this build lacks'):
+                       r"needs PyTorch's oneDNN quantized conv "
+                       r'\(torch.ops.onednn\), which this build lacks'):
         PackedBiRealNet(packed, backend='torch', stem='int8')
     model = PackedBiRealNet(packed, backend='torch')
     for topk in (0, -1, 2.5, True):
