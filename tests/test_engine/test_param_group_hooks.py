@@ -249,3 +249,28 @@ def test_binary_lr_mult_scales_the_optimizers_default_lr():
 def test_binary_lr_mult_refuses_bad_settings(switches, message):
     with pytest.raises(InputError, match=message):
         built_groups(TinyNet(), optim_cfg(**switches))
+
+
+def test_a_resumed_optimizer_state_with_another_lr_stops_the_run(tmp_path):
+    """Resuming replaces the group dicts after before_run's check: the
+    groups checked before each iteration are the resumed ones."""
+    runner = make_runner(tmp_path, [BNRetrainHook()],
+                         optim_cfg(bn_only=True), model=TinyNet('sign'),
+                         max_epochs=1)
+    runner.train()
+    path = tmp_path / f'iter_{runner.iter}.pth'
+    checkpoint = torch.load(path, weights_only=False)
+    frozen = [g for g in checkpoint['optimizer']['param_groups']
+              if g.get('mmbireal_group') == 'bn_retrain_frozen']
+    assert frozen and all(g['lr'] == 0.0 for g in frozen)
+    for group in frozen:  # as a checkpoint of another config would hold
+        group['lr'] = 0.01
+    torch.save(checkpoint, path)
+    resumed = make_runner(tmp_path, [BNRetrainHook()],
+                          optim_cfg(bn_only=True), model=TinyNet('sign'),
+                          max_epochs=2, resume=True, load_from=str(path))
+    with pytest.raises(InputError, match=(
+            r'^BNRetrainHook: the non-BatchNorm parameters got lr=0\.01 '
+            rf'\(iteration {runner.iter + 1}\), from a parameter scheduler '
+            r'or a resumed optimizer state')):
+        resumed.train()
