@@ -580,3 +580,21 @@ def test_the_scripts_print_their_usage(script):
     assert proc.returncode == 0 and not proc.stderr
     assert 'tools/' in proc.stdout and not proc.stdout.startswith('#')
     assert 'set -' not in proc.stdout  # the comment only, not the code
+
+
+def test_a_resuming_lr_alpha_run_still_needs_its_parent(tmp_path):
+    """run_study.sh reads the lr-alpha run's 1 / mean(alpha) from its
+    parent's checkpoint at every start, also when it resumes; another
+    resuming run no longer reads its load_from."""
+    lr_alpha = 'bireal18_lr-alpha_1xb64_fmnist'
+    chain = [*CHAIN[:3], STE, lr_alpha]
+    root, out = tmp_path / 'runs', tmp_path / 'out'
+    for run in (STE, lr_alpha):  # both interrupted after iteration 50
+        folder = root / 'seed0' / run
+        folder.mkdir(parents=True)
+        torch.save({'iter': 50}, folder / 'iter_50.pth')
+        (folder / 'last_checkpoint').write_text(str(folder / 'iter_50.pth'))
+    todo = _collect_module().runs_to_train
+    assert todo(chain, [STE], 0, str(root), str(out)) == [STE]
+    assert todo(chain, [lr_alpha], 0, str(root), str(out)) == [
+        *CHAIN[:3], lr_alpha]
