@@ -252,3 +252,14 @@ def native_library_or_skip(lazy) -> Any:
         return lazy.build()
     except NativeBuildError as e:
         pytest.fail(f'{lazy.what} does not build with {cxx[0]}: {e}')
+
+
+@functools.lru_cache(maxsize=None)
+def counted(config: str, side: int = 224) -> Any:
+    """``config_complexity`` of a config file at ``side`` px, computed once
+    per test process (the paper's table and the metafile count the same
+    224 px configs)."""
+    from mmbireal.analysis import config_complexity
+    if '::' not in config:  # else a config of an installed package
+        config = osp.abspath(osp.join(REPO, config))
+    return config_complexity(config, (side, side))

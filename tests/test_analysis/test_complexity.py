@@ -9,7 +9,7 @@ from typing import List
 import pytest
 import torch
 import torch.nn as nn
-from helpers import import_tool_file
+from helpers import counted, import_tool_file
 from mmengine.config import Config
 
 from mmbireal.analysis import (
@@ -71,7 +71,7 @@ def assert_paper_row(memory_mbit: float, ops: float, name: str) -> None:
 
 @pytest.mark.parametrize('name', list(PAPER))
 def test_paper_table(name):
-    result = config_complexity(PAPER[name][0])
+    result = counted(PAPER[name][0])
     assert_paper_row(result.memory_mbit, result.ops, name)
     assert result.ops == result.flops + result.bops / 64
     if name.startswith('resnet'):

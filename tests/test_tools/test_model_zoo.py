@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from helpers import REPO, import_tool_file, run_tool
+from helpers import REPO, counted, import_tool_file, run_tool
 
 import mmbireal  # noqa: F401 (registers the model index)
-from mmbireal.analysis import config_complexity
 from mmbireal.utils import load_checkpoint_file
 
 with open(osp.join(REPO, 'configs', 'birealnet', 'metafile.yml')) as f:
@@ -89,8 +88,7 @@ def test_load_packed_names_the_shipped_models_when_given_neither():
 @pytest.mark.parametrize('model', MODELS, ids=lambda m: m['Name'])
 def test_metafile_figures_come_from_get_flops(model):
     side = 28 if 'fmnist' in model['Name'] else 224
-    measured = config_complexity(osp.join(REPO, model['Config']),
-                                 (side, side))
+    measured = counted(model['Config'], side)
     assert model['Metadata']['Parameters'] == measured.params
     assert model['Metadata']['FLOPs'] == round(measured.ops)
     assert osp.isfile(osp.join(REPO, model['Config']))
