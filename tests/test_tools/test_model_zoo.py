@@ -24,16 +24,26 @@ def test_mmpretrain_finds_our_models():
     assert model.backbone.depth == 18
 
 
-def test_inferencer_runs_a_zoo_model():
+def test_inferencer_runs_a_zoo_model_with_its_shipped_weights():
+    """MMPretrain's inferencer loads the shipped packed file as the float
+    model: its scores are the packed engine's on the same image (random
+    weights would give others)."""
     from mmpretrain import ImageClassificationInferencer
-    inferencer = ImageClassificationInferencer(
-        'bireal18_1xb64-quick_fmnist', device='cpu')
+
+    from mmbireal.deploy import load_packed
+    name = 'bireal18-rsign-rprelu_step2_1xb64_fmnist'
+    inferencer = ImageClassificationInferencer(name, pretrained=True,
+                                               device='cpu')
     image = np.random.default_rng(0).integers(0, 256, (28, 28), np.uint8)
     result = inferencer(image)[0]
-    scores = result['pred_scores']
-    assert len(scores) == 10
-    assert result['pred_label'] == int(np.argmax(scores))
-    assert float(np.sum(scores)) == pytest.approx(1.0, abs=1e-5)
+    scores = np.asarray(result['pred_scores'])
+    assert len(scores) == 10 and result['pred_label'] == scores.argmax()
+    packed = load_packed(name, backend='torch').classify([image], topk=10)[0]
+    engine = np.zeros(10)
+    for p in packed:
+        engine[p.index] = p.score
+    assert np.abs(scores - engine).max() < 1e-3
+    assert result['pred_class'] == packed[0].name
 
 
 SHIPPED = [m for m in MODELS if m.get('Weights') and '://' not in m['Weights']]
