@@ -64,7 +64,7 @@ if [[ -z "${MMBIREAL_SKIP_DATASET:-}" && ! -e "$FMNIST_FILE" ]]; then
         0) ;;
         3) die "$FMNIST_FILE is missing and installing dataset-fashion-mnist needs Debian's apt-get ($skip_hint)" ;;
         4) die "$FMNIST_FILE is missing and installing dataset-fashion-mnist needs root or sudo ($skip_hint)" ;;
-        *) die "apt-get install dataset-fashion-mnist failed with status $apt_rc" ;;
+        *) die "installing dataset-fashion-mnist (apt-get, through sudo if not root) failed with status $apt_rc ($skip_hint)" ;;
     esac
     [[ -e "$FMNIST_FILE" ]] || die "dataset-fashion-mnist did not provide $FMNIST_FILE"
 fi

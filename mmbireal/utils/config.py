@@ -53,16 +53,20 @@ def read_config(path: str) -> Config:
 def _did_you_mean(path: str) -> str:
     """'; did you mean X?' for a config of ours with about that name: as
     a path if our configs are under the current folder, else as
-    ``mmbireal::birealnet/NAME.py``."""
+    ``mmbireal::birealnet/NAME.py``. Other packages' paths get none."""
+    accepted = ('; accepted: a config file, e.g. configs/birealnet/'
+                'bireal18_8xb16_in1k.py, or mmbireal::birealnet/NAME.py')
+    if '::' in path and not path.startswith('mmbireal::'):
+        return ''
     ours = osp.join(osp.dirname(osp.dirname(osp.dirname(
         osp.abspath(__file__)))), 'configs', 'birealnet')
     if not osp.isdir(ours):  # installed from a wheel: under .mim
         ours = resolve_config_path('mmbireal::birealnet')
-    names = sorted(os.listdir(ours)) if osp.isdir(ours) else []
+    names = sorted(n for n in os.listdir(ours)
+                   if n.endswith('.py')) if osp.isdir(ours) else []
     close = difflib.get_close_matches(osp.basename(path), names, n=1)
     if not close:
-        return ('; accepted: a config file, e.g. configs/birealnet/'
-                'bireal18_8xb16_in1k.py, or mmbireal::birealnet/NAME.py')
+        return accepted
     here = osp.join('configs', 'birealnet', close[0])
     if osp.isfile(here):
         return f'; did you mean {here}?'
@@ -182,7 +186,26 @@ def unexpected_argument_message(error: TypeError) -> Optional[str]:
     return None
 
 
-_NOT_REGISTERED = re.compile(r'(\S+) is not in the (\w+)::(\w+) registry')
+_NOT_REGISTERED = re.compile(
+    r'(\S+) is not in the (?:(\w+)::)?(.+?) registry')
+
+
+def _registered_names(scope: Optional[str], kind: str) -> List[str]:
+    """The names ``scope``'s registry of ``kind`` (e.g. 'model', 'data
+    sampler') and its parents hold; [] where it cannot be found."""
+    from mmengine.registry import Registry
+    try:
+        module = importlib.import_module(f'{scope or "mmengine"}.registry')
+    except Exception:  # noqa: BLE001 (a scope without such a module)
+        return []
+    registry = next((r for r in vars(module).values()
+                     if isinstance(r, Registry) and r.name == kind
+                     and r.scope == (scope or r.scope)), None)
+    names: set = set()
+    while registry is not None:  # e.g. MMPretrain's, then mmengine's
+        names.update(registry.module_dict)
+        registry = registry.parent
+    return sorted(names)
 
 
 def unknown_type_message(error: KeyError) -> Optional[str]:
@@ -196,18 +219,11 @@ def unknown_type_message(error: KeyError) -> Optional[str]:
     if match is None:
         return None
     name, scope, kind = match.groups()
-    from mmengine.registry import Registry
-    module = f'{scope}.registry'
-    found = vars(importlib.import_module(module)).values() \
-        if importlib.util.find_spec(scope) else ()
-    registry = next((r for r in found if isinstance(r, Registry)
-                     and (r.scope, r.name) == (scope, kind)), None)
-    names = set()
-    while registry is not None:  # MMPretrain's, then mmengine's (mmcv's)
-        names.update(registry.module_dict)
-        registry = registry.parent
-    close = difflib.get_close_matches(name, sorted(names), n=3, cutoff=0.6)
+    names = _registered_names(scope, kind)
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+    where = f'{scope} {kind}' if scope else kind
     accepted = (f'closest registered: {", ".join(close)}' if close else
-                f'{len(names)} names are registered')
-    return (f'type {name!r} in the config is not a registered {scope} '
-            f'{kind}; {accepted}')
+                f'{len(names)} names are registered' if names else
+                'see the registry of the package that should provide it')
+    return (f'type {name!r} in the config is not a registered {where}; '
+            f'{accepted}')

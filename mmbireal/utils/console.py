@@ -108,13 +108,15 @@ def machine_summary() -> str:
         pass
     simd = ' '.join(f for f in SIMD_FLAGS if f in flags) or 'flags unknown'
     repo = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-    try:
-        commit = subprocess.run(
-            ['git', '-C', repo, 'describe', '--always', '--dirty',
-             '--exclude=*'],
-            capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ''
+    commit = ''
+    if osp.exists(osp.join(repo, '.git')):  # not a repo around a wheel
+        try:
+            commit = subprocess.run(
+                ['git', '-C', repo, 'describe', '--always', '--dirty',
+                 '--exclude=*'],
+                capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            pass
     return (f'{cpu_name()}; {os.cpu_count()} cores; {simd}; '
             f'{platform.machine()}; torch {torch.__version__}; '
             f'mmbireal {commit or "(not a git checkout)"}')

@@ -19,6 +19,7 @@ FAKE_TESTS = '''echo $$ > "$PIDFILE"
 exec "$PYTHON" -c "
 import time
 try:
+    open('$PIDFILE.ready', 'w').close()  # Ctrl-C is handled from here on
     time.sleep(60)
 except KeyboardInterrupt:
     print('tests: KeyboardInterrupt')
@@ -30,6 +31,11 @@ except KeyboardInterrupt:
 def ci_tree(tmp_path):
     os.makedirs(tmp_path / '.ci')
     os.makedirs(tmp_path / 'tools')
+    # the cross toolchain .ci/run would otherwise install with apt
+    os.makedirs(tmp_path / 'bin')
+    for tool in ('aarch64-linux-gnu-g++', 'qemu-aarch64'):
+        (tmp_path / 'bin' / tool).write_text('#!/bin/sh\n')
+        (tmp_path / 'bin' / tool).chmod(0o755)
     shutil.copy(osp.join(REPO, '.ci', 'run'), tmp_path / '.ci' / 'run')
     shutil.copy(osp.join(REPO, 'tools', 'apt_install.sh'), tmp_path / 'tools')
     (tmp_path / 'tools' / 'run_tests.sh').write_text(FAKE_TESTS)
@@ -38,7 +44,8 @@ def ci_tree(tmp_path):
 
 def start_ci(tree, exit_with, budget='600'):
     env = dict(os.environ, PIDFILE=str(tree / 'pid'), EXIT=exit_with,
-               MMBIREAL_CI_TIMEOUT=budget, PYTHON=shutil.which('python3'))
+               MMBIREAL_CI_TIMEOUT=budget, PYTHON=shutil.which('python3'),
+               PATH=f'{tree / "bin"}{os.pathsep}{os.environ["PATH"]}')
     # a session of its own, like a terminal's foreground job
     return subprocess.Popen(['bash', '.ci/run'], cwd=tree, env=env,
                             start_new_session=True, stdout=subprocess.PIPE,
@@ -78,7 +85,10 @@ def test_ctrl_c_reaches_the_tests_under_the_time_limit(tmp_path):
     tree = ci_tree(tmp_path)
     proc = start_ci(tree, 'sleep')
     tests_pid = wait_for(tree / 'pid')
-    time.sleep(0.5)  # let the stand-in reach its sleep
+    end = time.monotonic() + 20
+    while not (tree / 'pid.ready').exists():
+        assert time.monotonic() < end, 'the stand-in never got ready'
+        time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGINT)  # what the terminal does
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 130

@@ -139,6 +139,28 @@ def test_an_unknown_type_names_the_closest_registered_ones(
     assert err.startswith('error: ') and expected in err
 
 
+@pytest.mark.parametrize('text,expected', [
+    ('DefaultSamplr is not in the mmpretrain::data sampler registry',
+     "type 'DefaultSamplr' in the config is not a registered mmpretrain data "
+     'sampler; closest registered: DefaultSampler'),
+    ('Foo is not in the json::model registry',  # no json.registry module
+     "type 'Foo' in the config is not a registered json model; see the "
+     'registry of the package that should provide it'),
+    ('Runnerr is not in the runner registry',  # mmengine's, no scope
+     "type 'Runnerr' in the config is not a registered runner; closest "
+     'registered: Runner'),
+])
+def test_any_registry_lookup_failure_is_one_line(capsys, text, expected):
+    err = _exit_line(capsys, _raise(KeyError(text)), also=(KeyError, ))
+    assert err.startswith(f'error: {expected}')
+
+
+def test_other_packages_config_paths_get_no_suggestion(capsys):
+    with pytest.raises(SystemExit):
+        load_config('mmpretrain::resnet/resnet18_8xb32_in1k_x.py')
+    assert capsys.readouterr().err.endswith('in1k_x.py does not exist\n')
+
+
 def test_a_config_given_as_checkpoint_is_named_as_such(tmp_path):
     from mmbireal.utils import load_checkpoint_file
     config = tmp_path / 'model.py'
