@@ -233,7 +233,8 @@ def test_tool_missing_config():
     lines = proc.stderr.strip().splitlines()
     assert lines == [
         'error: config file configs/birealnet/no_such_config.py does not '
-        'exist'
+        'exist; accepted: a config file, e.g. configs/birealnet/'
+        'bireal18_8xb16_in1k.py, or mmbireal::birealnet/NAME.py'
     ]
 
 

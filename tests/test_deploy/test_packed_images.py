@@ -286,7 +286,8 @@ def test_classify_tool_bad_input_one_line(exported, images, tmp_path):
         ([str(float_ckpt), images[0][0]], 'a float checkpoint needs --config'),
         ([str(float_ckpt), images[0][0], '--config', FMNIST_QUICK_CFG,
           '--cfg-options', 'model.type=NoSuchClassifier'],
-         'NoSuchClassifier is not in the'),
+         "type 'NoSuchClassifier' in the config is not a registered "
+         'mmpretrain model; closest registered:'),
         ([str(float_ckpt), images[0][0], '--config', FMNIST_QUICK_CFG,
           '--cfg-options', *[f'{k}={v}' for k, v in NARROW.items()],
           'test_dataloader.dataset.classes=[a,b]'],

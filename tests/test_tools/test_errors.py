@@ -107,7 +107,8 @@ def test_command_line_options_a_tool_cannot_honour(tmp_path):
      1),
     ("model.backbone=dict(type='BiRealNet')",
      '--cfg-options model.backbone=dict(...) is not supported', 0),
-    ('model.backbone.type=Nope', 'Nope is not in the mmpretrain::model', 1),
+    ('model.backbone.type=Nope',
+     "type 'Nope' in the config is not a registered mmpretrain model", 1),
 ])
 def test_checkpoint_tools_answer_bad_config_options_in_one_line(
         tmp_path, option, expected, turn):
