@@ -46,8 +46,11 @@ def test_a_resume_from_a_run_without_its_list_prunes_the_older_files(
     (work / 'iter_60.pth').write_bytes(b'')  # past the resumed iteration
     make_runner(work, max_epochs=3, resume=True,
                 **hooks('IterCheckpointHook')).train()
-    kept = {f for f in os.listdir(work) if f.startswith('iter_')}
-    assert kept == {'iter_11.pth', 'iter_12.pth', 'iter_60.pth'}
+    kept = {f for f in os.listdir(work) if f.endswith('.pth')}
+    # the epoch hook had restored the iteration hook's list: it gets its
+    # own files back, so epoch_1.pth goes too
+    assert kept == {'epoch_3.pth', 'iter_11.pth', 'iter_12.pth',
+                    'iter_60.pth'}
 
 
 def test_a_lower_limit_on_resume_prunes_down_to_it(tmp_path):

@@ -57,26 +57,32 @@ class IterCheckpointHook(CheckpointHook):
             if kept is None and runner.iter > 0:
                 # resumed from a checkpoint that kept no list of its own
                 # (mmengine's hook, or an older version of this one): take
-                # the iteration checkpoints on disk up to the resumed one
-                kept = self._checkpoints_on_disk(runner.iter)
+                # the iteration checkpoints on disk up to the resumed one,
+                # and give the epoch hooks theirs in place of the shared
+                # list they restored
+                kept = checkpoints_on_disk(self, runner.iter)
+                self._repair_epoch_hooks(runner)
             kept = list(kept or [])
             while len(kept) > self.keep:  # a smaller limit than before
                 self._remove(kept.pop(0))
             self.keep_ckpt_ids = deque(kept)
 
-    def _checkpoints_on_disk(self, last_step: int) -> List[int]:
-        """The steps of this hook's checkpoint files in its folder, up to
-        ``last_step``, oldest first."""
-        parts = self.filename_tmpl.split('{}')
-        if len(parts) != 2 or not self.file_backend.isdir(self.out_dir):
-            return []
-        before, after = map(re.escape, parts)
-        pattern = re.compile(rf'{before}(\d+){after}')
-        found = (pattern.fullmatch(name) for name in
-                 self.file_backend.list_dir_or_file(self.out_dir,
-                                                    list_dir=False))
-        return sorted(step for step in (int(m[1]) for m in found if m)
-                      if step <= last_step)
+    @staticmethod
+    def _repair_epoch_hooks(runner) -> None:
+        """Each of mmengine's epoch checkpoint hooks keeps its own files on
+        disk (those set up before this one: the configs list it first)."""
+        for hook in runner.hooks:
+            if (type(hook) is CheckpointHook and hook.by_epoch
+                    and hook.max_keep_ckpts > 0
+                    and getattr(hook, 'out_dir', None)):
+                steps = checkpoints_on_disk(hook, runner.epoch)
+                # the next save prunes the oldest beyond the limit
+                hook.keep_ckpt_ids = deque(steps[-hook.max_keep_ckpts:],
+                                           hook.max_keep_ckpts)
+                # what the next checkpoint saves, so that a resume from it
+                # restores this list, not the stale one
+                runner.message_hub.update_info('keep_ckpt_ids',
+                                               list(hook.keep_ckpt_ids))
 
     def _save_checkpoint_with_step(self, runner, step: int,
                                    meta: Optional[dict]) -> None:
@@ -88,3 +94,17 @@ class IterCheckpointHook(CheckpointHook):
             # before the save, so that the checkpoint holds the list
             runner.message_hub.update_info(self.KEY, list(self.keep_ckpt_ids))
         super()._save_checkpoint_with_step(runner, step, meta)
+
+
+def checkpoints_on_disk(hook: CheckpointHook, last_step: int) -> List[int]:
+    """The steps of ``hook``'s checkpoint files in its folder, up to
+    ``last_step``, oldest first."""
+    parts = hook.filename_tmpl.split('{}')
+    if len(parts) != 2 or not hook.file_backend.isdir(hook.out_dir):
+        return []
+    before, after = map(re.escape, parts)
+    pattern = re.compile(rf'{before}(\d+){after}')
+    found = (pattern.fullmatch(name) for name in
+             hook.file_backend.list_dir_or_file(hook.out_dir, list_dir=False))
+    return sorted(step for step in (int(m[1]) for m in found if m)
+                  if step <= last_step)
