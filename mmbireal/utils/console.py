@@ -93,6 +93,22 @@ SIMD_FLAGS = ('avx2', 'avx512f', 'avx512_vpopcntdq', 'avx512_vnni',
               'avx512_bf16', 'amx_tile', 'asimd', 'sve')
 
 
+def checkout_commit() -> str:
+    """The commit of the git checkout this mmbireal runs from
+    (``'ca49d37'``, ``'ca49d37-dirty'`` with local changes), or ``''`` for
+    an installed wheel or without git."""
+    repo = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    if not osp.exists(osp.join(repo, '.git')):  # not a repo around a wheel
+        return ''
+    try:
+        return subprocess.run(
+            ['git', '-C', repo, 'describe', '--always', '--dirty',
+             '--exclude=*'],
+            capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ''
+
+
 def machine_summary() -> str:
     """One line for a benchmark's output: the CPU, its cores and SIMD
     flags, torch, and the checkout's commit, so that a saved output says
@@ -107,19 +123,9 @@ def machine_summary() -> str:
     except OSError:
         pass
     simd = ' '.join(f for f in SIMD_FLAGS if f in flags) or 'flags unknown'
-    repo = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-    commit = ''
-    if osp.exists(osp.join(repo, '.git')):  # not a repo around a wheel
-        try:
-            commit = subprocess.run(
-                ['git', '-C', repo, 'describe', '--always', '--dirty',
-                 '--exclude=*'],
-                capture_output=True, text=True, timeout=10).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            pass
     return (f'{cpu_name()}; {os.cpu_count()} cores; {simd}; '
             f'{platform.machine()}; torch {torch.__version__}; '
-            f'mmbireal {commit or "(not a git checkout)"}')
+            f'mmbireal {checkout_commit() or "(not a git checkout)"}')
 
 
 def environment_summary(runner: Runner) -> str:
@@ -137,6 +143,9 @@ def environment_summary(runner: Runner) -> str:
         for name, module in (('PyTorch', 'torch'), ('MMEngine', 'mmengine'),
                              ('MMPretrain', 'mmpretrain'), ('mmbireal',
                                                             'mmbireal')))
+    commit = checkout_commit()
+    if commit:  # so that a run's log says which code trained it
+        versions += f' (commit {commit})'
     python = sys.version.split()[0]
     return (f'{device}, {processes}; Python {python}, {versions}; seed '
             f'{runner.seed}; environment, config and hooks in full: '

@@ -24,7 +24,7 @@ def _todo(root, out, *want) -> list:
 
 
 def _write_run(root, seed: int, run: str, top1: list, flips=None,
-               machine=None, capability=None) -> None:
+               machine=None, capability=None, commit=None) -> None:
     folder = root / f'seed{seed}' / run / '20261201_000000' / 'vis_data'
     folder.mkdir(parents=True)
     if machine:  # the summary line of mmbireal.utils.console
@@ -34,7 +34,10 @@ def _write_run(root, seed: int, run: str, top1: list, flips=None,
             '2026/12/01 00:00:00 - mmengine - INFO - \nSystem environment:\n'
             f'{environment}'
             f'2026/12/01 00:00:01 - mmengine - INFO - CPU ({machine}; CUDA '
-            'not available), 1 process; Python 3.11.7, PyTorch 2.14.1\n')
+            'not available), 1 process; Python 3.11.7, PyTorch 2.14.1, '
+            'MMEngine 0.10.7, MMPretrain 1.2.0, mmbireal 0.1.0' +
+            (f' (commit {commit})' if commit else '') + '; seed 0; '
+            'environment, config and hooks in full: x.log\n')
     lines = [dict(loss=2.0 - 0.1 * i, step=10 * (i + 1)) for i in range(3)]
     for epoch, acc in enumerate(top1, 1):
         lines.append({'accuracy/top1': acc, 'step': epoch})
@@ -147,8 +150,10 @@ def test_a_committed_log_counts_only_with_all_its_epochs(tmp_path):
 def test_each_run_records_the_machine_it_trained_on(tmp_path):
     root, out = tmp_path / 'runs', tmp_path / 'out'
     xeon = 'Intel(R) Xeon(R) Processor'
-    _write_run(root, 0, FULL, [75.0, 78.0, 79.0, 80.0], machine=xeon)
-    _write_run(root, 0, STE, [60.0, 65.0, 68.0, 70.0], machine=xeon)
+    _write_run(root, 0, FULL, [75.0, 78.0, 79.0, 80.0], machine=xeon,
+               commit='ca49d37')
+    _write_run(root, 0, STE, [60.0, 65.0, 68.0, 70.0], machine=xeon,
+               commit='1b6379c-dirty')
     _write_run(root, 1, FULL, [75.0, 78.0, 79.0, 81.0])  # an older log
     # one model name, two SIMD levels: the level PyTorch used tells them apart
     _write_run(root, 2, FULL, [75.0, 78.0, 79.0, 82.0], machine='AMD EPYC',
@@ -162,12 +167,16 @@ def test_each_run_records_the_machine_it_trained_on(tmp_path):
     ])
     log = json.loads((out / 'seed0' / f'{FULL}.json').read_text())
     assert log['machines'] == [xeon]
+    assert log['commits'] == ['ca49d37']
     log = json.loads((out / 'seed2' / f'{STE}.json').read_text())
     assert log['machines'] == ['AMD EPYC [AVX512]']
+    assert log['commits'] == []  # a log from before the commit was logged
     assert ('Trained on (from each run\'s log): seed 0: Intel(R) Xeon(R) '
             'Processor (2 runs); seed 1: not recorded (1 run); seed 2: '
-            'AMD EPYC [AVX2] (1 run), AMD EPYC [AVX512] (1 run).') in \
-        (out / 'README.md').read_text()
+            'AMD EPYC [AVX2] (1 run), AMD EPYC [AVX512] (1 run). With '
+            'mmbireal at commit: seed 0: ca49d37 (1 run), 1b6379c-dirty (1 '
+            'run); seed 1: not recorded (1 run); seed 2: not recorded (2 '
+            'runs).') in (out / 'README.md').read_text()
 
 
 @pytest.mark.slow  # runs the collector in a subprocess

@@ -27,3 +27,24 @@ def test_machine_summary_names_the_cpu_features_and_the_commit():
     simd = line.split('; ')[2]
     assert simd == (' '.join(f for f in SIMD_FLAGS if f in flags)
                     or 'flags unknown')
+
+
+def test_a_runs_summary_line_names_the_commit_the_collector_reads(tmp_path):
+    """The summary line a run logs names the checkout's commit, in the
+    form the study's collector reads back from the log."""
+    from types import SimpleNamespace
+
+    from helpers import import_tool_file
+
+    from mmbireal.utils.console import checkout_commit, environment_summary
+    runner = SimpleNamespace(
+        world_size=1, distributed=False, seed=3,
+        logger=SimpleNamespace(log_file=str(tmp_path / 'run.log')))
+    line = environment_summary(runner)
+    commit = checkout_commit()
+    if not commit:
+        pytest.skip('not a git checkout')
+    collector = import_tool_file('tools', 'reproduce', 'collect_study.py')
+    logged = f'2026/12/07 17:00:00 - mmengine - INFO - {line}'
+    assert collector.COMMIT.search(logged)[1] == commit
+    assert collector.MACHINE.search(logged)

@@ -73,6 +73,8 @@ MACHINE = re.compile(r' - INFO - (?:CPU \((.+?); CUDA not available\)|'
                      r'CUDA \((.+?)\)), \d+ process')
 # in the environment mmengine logs (torch.__config__.show())
 CAPABILITY = re.compile(r'CPU capability usage: (\S+)')
+# the summary line's mmbireal version names the checkout's commit
+COMMIT = re.compile(r' - INFO - .*, mmbireal \S+ \(commit (\S+)\); seed ')
 
 # What each run shows, in the words of the paper's ablation (by role).
 DESCRIPTIONS = {
@@ -233,6 +235,12 @@ def read_scalars(run_dir: str) -> Dict[str, Dict[int, float]]:
     return series
 
 
+def session_logs(run_dir: str) -> List[str]:
+    """The log file of each session of the run, oldest first."""
+    return sorted(log for session in current_sessions(run_dir)
+                  for log in glob.glob(osp.join(session, '*.log')))
+
+
 def read_machines(run_dir: str) -> List[str]:
     """The CPU or GPU each session of the run trained on, from the
     summary line of its log (float results differ between CPU models, so
@@ -241,8 +249,7 @@ def read_machines(run_dir: str) -> List[str]:
     environment the log lists (one model name covers CPUs with and without
     AVX-512, whose results differ)."""
     machines: List[str] = []
-    for path in sorted(log for session in current_sessions(run_dir)
-                       for log in glob.glob(osp.join(session, '*.log'))):
+    for path in session_logs(run_dir):
         name = capability = None
         with open(path, errors='replace') as f:
             for line in f:
@@ -262,6 +269,19 @@ def read_machines(run_dir: str) -> List[str]:
         if name not in machines:
             machines.append(name)
     return machines
+
+
+def read_commits(run_dir: str) -> List[str]:
+    """The mmbireal commit each session of the run trained with, from the
+    summary line of its log (none for a run of an installed wheel or
+    logged before the summary named the commit)."""
+    commits: List[str] = []
+    for path in session_logs(run_dir):
+        with open(path, errors='replace') as f:
+            found = next(filter(None, map(COMMIT.search, f)), None)
+        if found and found.group(1) not in commits:
+            commits.append(found.group(1))
+    return commits
 
 
 @functools.lru_cache(maxsize=None)
@@ -415,6 +435,7 @@ def read_run(work_root: str, run: str, seed: int,
         },
         train_loss_by_iter=by_step(series, 'loss', 4),
         machines=read_machines(osp.join(work_root, f'seed{seed}', run)),
+        commits=read_commits(osp.join(work_root, f'seed{seed}', run)),
         started_from=start,
     )
 
@@ -475,22 +496,24 @@ def chain_note(results: Dict[str, Dict[int, dict]]) -> str:
             'with runs that started from the same networks.')
 
 
-def machines_note(results: Dict[str, Dict[int, dict]]) -> str:
-    """Per seed, the machines its runs trained on and how many runs each."""
-    counts: Dict[int, Dict[str, int]] = {}
-    for by_seed in results.values():
-        for seed, result in by_seed.items():
-            names = result.get('machines') or ['not recorded']
-            for name in names:
-                seen = counts.setdefault(seed, {})
-                seen[name] = seen.get(name, 0) + 1
-    parts = [
-        f'seed {seed}: ' + ', '.join(
-            f'{name} ({n} run{"s" if n > 1 else ""})'
-            for name, n in counts[seed].items())
-        for seed in sorted(counts)
-    ]
-    return 'Trained on (from each run\'s log): ' + '; '.join(parts) + '.'
+def provenance_note(results: Dict[str, Dict[int, dict]]) -> str:
+    """Per seed, the machines its runs trained on and the mmbireal commits
+    they trained with, each with how many runs."""
+    def per_seed(key: str) -> str:
+        counts: Dict[int, Dict[str, int]] = {}
+        for by_seed in results.values():
+            for seed, result in by_seed.items():
+                for name in result.get(key) or ['not recorded']:
+                    seen = counts.setdefault(seed, {})
+                    seen[name] = seen.get(name, 0) + 1
+        return '; '.join(
+            f'seed {seed}: ' + ', '.join(
+                f'{name} ({n} run{"s" if n > 1 else ""})'
+                for name, n in counts[seed].items())
+            for seed in sorted(counts))
+
+    return (f"Trained on (from each run's log): {per_seed('machines')}. "
+            f'With mmbireal at commit: {per_seed("commits")}.')
 
 
 def final_top1(result: dict) -> float:
@@ -886,7 +909,7 @@ def main() -> None:
     table = results_table(args.runs, results, args.seeds, read_previous(out))
     comparisons = comparison_table(results)
     gaps = gap_table(results)
-    machines = machines_note(results)
+    machines = provenance_note(results)
     chains = chain_note(results)
     flips = flip_table(args.runs, results)
     print(*(part for part in (table, machines, chains, flips, comparisons,
