@@ -53,6 +53,25 @@ def test_a_resume_from_a_run_without_its_list_prunes_the_older_files(
                     'iter_60.pth'}
 
 
+def test_a_resume_after_several_old_resumes_prunes_every_stale_epoch_file(
+        tmp_path):
+    """mmengine's shared list lost an epoch file at each resume; the first
+    resume with IterCheckpointHook removes all of them, not just the one
+    the next save would prune."""
+    work = tmp_path / 'run'  # 6 epochs of 4 iterations
+    for stop, resume in ((6, False), (10, True), (14, True)):
+        runner = make_runner(work, [InterruptAtIter(stop)], max_epochs=6,
+                             resume=resume, **hooks('CheckpointHook'))
+        with pytest.raises(Interrupted):
+            runner.train()
+    epochs = {f for f in os.listdir(work) if f.startswith('epoch_')}
+    assert epochs == {'epoch_1.pth', 'epoch_2.pth', 'epoch_3.pth'}
+    make_runner(work, max_epochs=6, resume=True,
+                **hooks('IterCheckpointHook')).train()
+    kept = {f for f in os.listdir(work) if f.endswith('.pth')}
+    assert kept == {'epoch_6.pth', 'iter_23.pth', 'iter_24.pth'}
+
+
 def test_a_lower_limit_on_resume_prunes_down_to_it(tmp_path):
     work = tmp_path / 'run'
     runner = make_runner(work, [InterruptAtIter(6)], max_epochs=3,

@@ -5,6 +5,7 @@ from typing import List, Optional
 
 from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook
+from mmengine.runner import Runner
 from mmpretrain.registry import HOOKS
 
 
@@ -42,14 +43,7 @@ class IterCheckpointHook(CheckpointHook):
         self.keep = max_keep_ckpts
         self.keep_ckpt_ids: deque = deque()
 
-    def _remove(self, step: int) -> None:
-        if is_main_process():
-            path = self.file_backend.join_path(
-                self.out_dir, self.filename_tmpl.format(step))
-            if self.file_backend.isfile(path):
-                self.file_backend.remove(path)
-
-    def before_train(self, runner) -> None:
+    def before_train(self, runner: Runner) -> None:
         super().before_train(runner)  # max_keep_ckpts stays -1 for it
         if self.keep > 0:
             info = runner.message_hub.runtime_info
@@ -64,19 +58,22 @@ class IterCheckpointHook(CheckpointHook):
                 self._repair_epoch_hooks(runner)
             kept = list(kept or [])
             while len(kept) > self.keep:  # a smaller limit than before
-                self._remove(kept.pop(0))
+                remove_checkpoint(self, kept.pop(0))
             self.keep_ckpt_ids = deque(kept)
 
     @staticmethod
-    def _repair_epoch_hooks(runner) -> None:
+    def _repair_epoch_hooks(runner: Runner) -> None:
         """Each of mmengine's epoch checkpoint hooks keeps its own files on
-        disk (those set up before this one: the configs list it first)."""
+        disk (those set up before this one: the configs list it first),
+        and the ones beyond its limit that the stale list hid go."""
         for hook in runner.hooks:
             if (type(hook) is CheckpointHook and hook.by_epoch
                     and hook.max_keep_ckpts > 0
                     and getattr(hook, 'out_dir', None)):
                 steps = checkpoints_on_disk(hook, runner.epoch)
-                # the next save prunes the oldest beyond the limit
+                for step in steps[:-hook.max_keep_ckpts]:
+                    remove_checkpoint(hook, step)
+                # the next save prunes the oldest of these
                 hook.keep_ckpt_ids = deque(steps[-hook.max_keep_ckpts:],
                                            hook.max_keep_ckpts)
                 # what the next checkpoint saves, so that a resume from it
@@ -84,16 +81,29 @@ class IterCheckpointHook(CheckpointHook):
                 runner.message_hub.update_info('keep_ckpt_ids',
                                                list(hook.keep_ckpt_ids))
 
-    def _save_checkpoint_with_step(self, runner, step: int,
+    def _save_checkpoint_with_step(self, runner: Runner, step: int,
                                    meta: Optional[dict]) -> None:
         if self.keep > 0 and (not self.keep_ckpt_ids
                               or self.keep_ckpt_ids[-1] != step):
             if len(self.keep_ckpt_ids) == self.keep:
-                self._remove(self.keep_ckpt_ids.popleft())
+                remove_checkpoint(self, self.keep_ckpt_ids.popleft())
             self.keep_ckpt_ids.append(step)
             # before the save, so that the checkpoint holds the list
             runner.message_hub.update_info(self.KEY, list(self.keep_ckpt_ids))
         super()._save_checkpoint_with_step(runner, step, meta)
+
+
+def remove_checkpoint(hook: CheckpointHook, step: int) -> None:
+    """Delete ``hook``'s checkpoint of ``step`` on the main process, as
+    mmengine's hook prunes (a file, or a folder as DeepSpeed saves)."""
+    if not is_main_process():
+        return
+    path = hook.file_backend.join_path(hook.out_dir,
+                                       hook.filename_tmpl.format(step))
+    if hook.file_backend.isfile(path):
+        hook.file_backend.remove(path)
+    elif hook.file_backend.isdir(path):
+        hook.file_backend.rmtree(path)
 
 
 def checkpoints_on_disk(hook: CheckpointHook, last_step: int) -> List[int]:
