@@ -140,11 +140,17 @@ def load_checkpoint_file(filename: str,
 
 
 def _unpacked(checkpoint: Any, filename: str) -> Any:
-    """A packed 1-bit file reads as its float model's state dict (see
-    :mod:`mmbireal.deploy.unpack`); any other checkpoint as it is."""
+    """A packed 1-bit file reads as a checkpoint of its float model (see
+    :mod:`mmbireal.deploy.unpack`): a ``state_dict``, and a ``meta`` with
+    the class names as mmengine's checkpoints hold them, which hooks
+    (``EMAHook``) and ``get_model`` read. Any other checkpoint as it is."""
     from mmbireal.deploy.unpack import float_state_dict, is_packed_file
-    return float_state_dict(checkpoint, filename) if is_packed_file(
-        checkpoint) else checkpoint
+    if not is_packed_file(checkpoint):
+        return checkpoint
+    classes = (checkpoint.get('meta') or {}).get('classes')
+    return dict(state_dict=float_state_dict(checkpoint, filename),
+                meta=dict(dataset_meta=dict(classes=classes))
+                if classes else {})
 
 
 def _load_from_local(filename: str,

@@ -17,6 +17,7 @@ from mmbireal.deploy.unpack import float_state_dict
 from mmbireal.models import binary_convs
 from mmbireal.utils import CheckpointError, load_state_dict_file
 from mmbireal.utils.checkpoint import check_state_dict_fits
+from mmbireal.utils.config import read_config
 
 VARIANTS = {
     'magnitude_aware': {},
@@ -142,3 +143,29 @@ def test_every_loader_refuses_a_packed_file_of_another_padding(tmp_path):
         other.backbone.load_state_dict(
             {k[len('backbone.'):]: v for k, v in state.items()
              if k.startswith('backbone.')}, strict=False)
+
+
+def test_a_packed_file_reads_as_a_checkpoint_with_state_dict_and_meta(
+        tmp_path):
+    """Hooks such as MMPretrain's EMAHook read ``checkpoint['state_dict']``
+    after ``load_from``; MMPretrain's get_model takes the class names from
+    ``meta``."""
+    from types import SimpleNamespace
+
+    from mmengine.runner.checkpoint import _load_checkpoint
+    from mmpretrain.engine.hooks import EMAHook
+
+    model = small_fmnist_model()
+    path = str(tmp_path / 'small.bin.pth')
+    export_packed(model, path, read_config(FMNIST_QUICK_CFG))
+    checkpoint = _load_checkpoint(path, map_location='cpu')
+    classes = checkpoint['meta']['dataset_meta']['classes']
+    assert len(classes) == 10 and classes[9] == 'Ankle boot'
+    fresh = build_model(FMNIST_QUICK_CFG, cfg_options=NARROW)
+    load_checkpoint(fresh, path, map_location='cpu', strict=False)
+    hook = EMAHook()
+    hook.before_run(SimpleNamespace(model=fresh))
+    hook.after_load_checkpoint(SimpleNamespace(model=fresh), checkpoint)
+    ema = hook.ema_model.module.state_dict()
+    for key, value in fresh.state_dict().items():
+        assert torch.equal(ema[key], value), key
