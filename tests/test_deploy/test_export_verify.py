@@ -1,10 +1,12 @@
 """export_binary.py --verify: passes an exact export, fails a wrong one."""
+import pytest
 import torch
 from helpers import import_deployment_tool, tiny_random_checkpoint
 from mmengine.config import Config
 from mmpretrain import get_model
 
 from mmbireal.deploy import export_packed
+from mmbireal.deploy.file_format import conv_key
 
 
 def test_verify_passes_the_export_and_fails_a_different_model(tmp_path):
@@ -22,4 +24,33 @@ def test_verify_passes_the_export_and_fails_a_different_model(tmp_path):
         model.head.fc.bias[0] += 100.0
     message, ok = export_binary.verify(model, out)
     assert not ok
-    assert message.endswith('FAILED (tolerance 0.25 against float64)')
+    assert 'FAILED (layer head.fc off by' in message, message
+    assert message.endswith('engine logits beyond 0.25 of the range of the '
+                            'float64 ones)'), message
+
+
+@pytest.mark.parametrize('change', ['scale', 'shift', 'sign'])
+def test_verify_fails_a_file_one_layer_of_which_is_slightly_off(
+        tmp_path, change):
+    """A file with one channel's scale halved or shift moved by a tenth
+    of a unit, or one weight's sign flipped: the logits may move by less
+    than a rounding-flipped sign moves them, the layers check does not."""
+    export_binary = import_deployment_tool('export_binary')
+    config, checkpoint = tiny_random_checkpoint(tmp_path)
+    cfg = Config.fromfile(config)
+    model = get_model(cfg, pretrained=checkpoint).eval()
+    out = str(tmp_path / 'packed.pth')
+    export_packed(model, out, cfg)
+    packed = torch.load(out, weights_only=True)
+    weights = packed['weights']
+    key = conv_key(1, 0, 0, 'bits' if change == 'sign' else change)
+    if change == 'sign':  # one weight of output channel 0
+        weights[key].view(-1)[0] ^= 1
+    elif change == 'scale':
+        weights[key][0] *= 0.5
+    else:
+        weights[key][0] += 0.1
+    torch.save(packed, out)
+    message, ok = export_binary.verify(model, out)
+    assert not ok, message
+    assert 'FAILED (layer backbone.layer2.0.' in message, message

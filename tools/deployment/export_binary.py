@@ -12,11 +12,14 @@ without the config, and the file records the config's preprocessing (mean,
 std, channel order, test resize and crop) and class names, so
 ``tools/deployment/classify.py OUT IMAGE ...`` classifies image files with
 it. Prints the file size and the ratio to the float
-weights. ``--verify`` also runs one random batch through the float model,
-its float64 copy and the packed one, prints their largest logit
-differences, and exits 1 if the packed logits are off the float64 ones by
-more than a quarter of their range (a wrong export; a sign that rounding
-flips moves them by a few percent);
+weights. ``--verify`` checks the file layer by layer: the float model
+rebuilt from it and the trained one, in float64, each layer given the
+trained model's input (so no sign that rounding flips can blur it), must
+agree to 1e-5 of each layer's output range; it also runs one random batch
+through the packed engine against the float model and its float64 copy,
+prints their largest logit differences, and exits 1 if either check fails
+(the engine's: logits off by more than a quarter of their range; a sign
+that rounding flips moves them by a few percent);
 ``--verify-test-set`` runs the config's whole test set through both and
 prints their top-1 and how many predictions differ.
 """
@@ -25,11 +28,12 @@ import copy
 import functools
 import os.path as osp
 import sys
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from mmengine.config import Config
+from torch import nn
 
 from mmbireal.apis import build_model
 from mmbireal.deploy import (
@@ -39,6 +43,7 @@ from mmbireal.deploy import (
     load_packed,
 )
 from mmbireal.models import BinaryConv2d
+from mmbireal.utils import load_state_dict_file
 from mmbireal.utils.config import add_cfg_options
 from mmbireal.utils.launch import (
     check_output_file,
@@ -108,29 +113,89 @@ def _preprocessing(packed) -> str:
             f'channel(s), {names}')
 
 
-# --verify fails above this logit error against the float64 model
-# (relative to its logit range). A pre-sign value within rounding of 0 may
-# take either sign in two correct implementations and move the logits by a
-# few percent (README: at most 8% seen); a wrong export moves them by about
-# their whole range.
+# --verify fails above this logit error of the packed engine against the
+# float64 model (relative to its logit range). A pre-sign value within
+# rounding of 0 may take either sign in two correct implementations and
+# move the logits by a few percent (README: at most 8% seen); a broken
+# engine moves them by about their whole range.
 VERIFY_TOLERANCE = 0.25
+# --verify fails above this difference of a layer rebuilt from the file
+# from the trained one (relative to the layer output's range): given the
+# same input, only the fp32 storage of the folded affine (about 1e-7) is
+# left, while a wrong sign, scale or bias moves it by 1e-3 or more
+LAYER_TOLERANCE = 1e-5
+
+
+@torch.no_grad()
+def verify_layers(model: torch.nn.Module, path: str,
+                  x: torch.Tensor) -> Tuple[float, str]:
+    """The largest difference, relative to the layer output's range,
+    between a layer of ``model`` and the same layer of the float model
+    rebuilt from the packed file (``path``), and that layer's name.
+
+    Both run in float64 (:func:`float64_model`). The layers compared are
+    where the export changes weights: every BN (the binary convs' scale is
+    folded into it) and the head's fc. Each output of the rebuilt model is
+    replaced by the trained model's before the next layer reads it, so every
+    layer gets the trained model's input and a sign that rounding flips in
+    one layer cannot spread to the next."""
+    trained, rebuilt = float64_model(model), float64_model(model)
+    state = load_state_dict_file(path, rebuilt)
+    rebuilt.load_state_dict(state, strict=False)  # + the preprocessor's
+    ends = [name for name, module in trained.named_modules()
+            if isinstance(module, (nn.modules.batchnorm._BatchNorm,
+                                   nn.Linear))]
+    outputs: dict = {}
+    worst = (0.0, '')
+
+    def record(name: str) -> Callable:
+        # a copy: the network adds the residual in place into the output
+        return lambda module, inputs, output: outputs.__setitem__(
+            name, output.clone())
+
+    def compare_and_replace(name: str) -> Callable:
+        def hook(module, inputs, output):
+            nonlocal worst
+            ref = outputs[name]
+            span = (ref.max() - ref.min()).item() or 1.0
+            err = (output - ref).abs().max().item() / span
+            worst = max(worst, (err, name))
+            return ref.clone()
+
+        return hook
+
+    handles = [trained.get_submodule(name).register_forward_hook(record(name))
+               for name in ends]
+    handles += [rebuilt.get_submodule(name).register_forward_hook(
+        compare_and_replace(name)) for name in ends]
+    try:
+        trained(x.double(), mode='tensor')
+        rebuilt(x.double(), mode='tensor')
+    finally:
+        for handle in handles:
+            handle.remove()
+    return worst
 
 
 def verify(model: torch.nn.Module, path: str) -> Tuple[str, bool]:
-    """One random batch through the float model, its float64 copy (the
-    closest to exact arithmetic) and the packed one: the packed logits'
-    error against each, relative to the logit range, and whether the argmax
-    agrees; and whether the packed model is within
-    :data:`VERIFY_TOLERANCE` of the float64 one."""
+    """Whether the packed file computes what ``model`` computes: layer by
+    layer (:func:`verify_layers`, within :data:`LAYER_TOLERANCE`), and
+    the packed engine on one random batch against the float model and its
+    float64 copy (the closest to exact arithmetic): the packed logits'
+    error against each, relative to the logit range, whether the argmax
+    agrees, and whether it is within :data:`VERIFY_TOLERANCE` of the
+    float64 logits. Returns the report and whether both checks pass."""
     packed = load_packed(path)
     size = packed.stem_geometry.image_size
     x = torch.randn(2, packed.in_channels, size, size,
                     generator=torch.Generator().manual_seed(0))
+    layer_err, layer = verify_layers(model, path, x)
+    layers_ok = layer_err <= LAYER_TOLERANCE
     with torch.no_grad():
         ref = model(x, mode='tensor')
         exact = float64_model(model)(x.double(), mode='tensor')
     out = packed(x)
-    parts, ok = [], True
+    parts, engine_ok = [], True
     for name, logits in (('float', ref), ('float64', exact)):
         err = (out.double() - logits.double()).abs().max().item()
         span = (logits.max() - logits.min()).item() or 1.0
@@ -138,11 +203,18 @@ def verify(model: torch.nn.Module, path: str) -> Tuple[str, bool]:
         parts.append(f'{name}: max |logit difference| {err:.3g} = '
                      f'{err / span:.2g} of the logit range, argmax '
                      f'{"agrees" if same else "differs"}')
-        ok = err / span <= VERIFY_TOLERANCE  # the float64 one decides
-    return (f'verify ({packed.backend} backend, {size}px) against '
+        engine_ok = err / span <= VERIFY_TOLERANCE  # the float64 one decides
+    failed = ([f'layer {layer} off by {layer_err:.2g} of its range '
+               f'(tolerance {LAYER_TOLERANCE:g})'] if not layers_ok else []
+              ) + ([f'engine logits beyond {VERIFY_TOLERANCE:g} of the '
+                    'range of the float64 ones'] if not engine_ok else [])
+    return (f'verify: every layer rebuilt from the file within '
+            f'{layer_err:.2g} of the trained one\'s output range (worst: '
+            f'{layer}, float64, each given the trained input); the packed '
+            f'engine ({packed.backend} backend, {size}px) against '
             + '; '.join(parts)
-            + ('' if ok else f': FAILED (tolerance {VERIFY_TOLERANCE:g} '
-               'against float64)'), ok)
+            + (f': FAILED ({"; ".join(failed)})' if failed else ''),
+            not failed)
 
 
 def _exact_binary_conv(conv: BinaryConv2d, x: torch.Tensor,
