@@ -290,6 +290,9 @@ class PackedBiRealNet(nn.Module):
         arch, weights = packed.get('arch'), packed.get('weights')
         _check(isinstance(arch, dict) and isinstance(weights, dict), source,
                'no arch or weights')
+        for key in ('depth', 'num_classes'):  # ints the engine does not read
+            _check(type(arch.get(key)) is int and arch[key] > 0, source,
+                   f'arch {key} {arch.get(key)!r} is not a positive integer')
         try:
             self._build(arch, weights)
         except (KeyError, TypeError, ValueError, RuntimeError) as e:

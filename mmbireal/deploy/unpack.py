@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from mmbireal.models import BiRealNet
-from mmbireal.utils.errors import CheckpointError
+from mmbireal.utils.errors import CheckpointError, InputError
 
 from .file_format import FORMAT, block_act_key, conv_key, downsample_key
 from .packed_model import PackedBiRealNet
@@ -40,26 +40,30 @@ def is_packed_file(checkpoint: object) -> bool:
     return isinstance(checkpoint, dict) and checkpoint.get('format') == FORMAT
 
 
-def _backbone(arch: dict, meta: dict) -> BiRealNet:
+def _backbone(arch: dict, meta: dict, source: str) -> BiRealNet:
     """The float backbone the file was packed from, randomly initialised."""
     conv_cfg = dict(
         type='BinaryConv2d',
         act_binarizer=meta.get('act_binarizer', 'approx_sign'),
         weight_binarizer=meta.get('weight_binarizer', 'magnitude_aware'))
-    backbone = BiRealNet(
-        depth=arch['depth'],
-        in_channels=arch['in_channels'],
-        stem_channels=arch['stem_channels'],
-        base_channels=arch['widths'][0],
-        stem_type=arch['stem_type'],
-        convs_per_shortcut=arch['convs_per_shortcut'],
-        conv_cfg=conv_cfg,
-        sign_bias_cfg=dict(type='LearnableBias')
-        if arch.get('sign_bias') else None,
-        block_act_cfg=dict(type='RPReLU')
-        if arch.get('block_act') == 'rprelu' else None,
-        out_indices=(len(arch['blocks']) - 1, ),
-        padding=arch.get('padding', 'symmetric'))
+    try:
+        backbone = BiRealNet(
+            depth=arch['depth'],
+            in_channels=arch['in_channels'],
+            stem_channels=arch['stem_channels'],
+            base_channels=arch['widths'][0],
+            stem_type=arch['stem_type'],
+            convs_per_shortcut=arch['convs_per_shortcut'],
+            conv_cfg=conv_cfg,
+            sign_bias_cfg=dict(type='LearnableBias')
+            if arch.get('sign_bias') else None,
+            block_act_cfg=dict(type='RPReLU')
+            if arch.get('block_act') == 'rprelu' else None,
+            out_indices=(len(arch['blocks']) - 1, ),
+            padding=arch.get('padding', 'symmetric'))
+    except (InputError, KeyError, TypeError, ValueError) as e:
+        what = f'missing {e}' if isinstance(e, KeyError) else str(e)
+        raise CheckpointError(f'packed file {source}: {what}') from None
     layers = [getattr(backbone, name) for name in backbone.res_layers]
     firsts = [[conv for _, conv, _ in layer[0].conv_units()]
               for layer in layers]  # each stage's first block's convs
@@ -70,8 +74,8 @@ def _backbone(arch: dict, meta: dict) -> BiRealNet:
     for key, value in built.items():
         if list(arch[key]) != value:
             raise CheckpointError(
-                f'packed file: its {key} {list(arch[key])} are not those of '
-                f'a BiRealNet of depth {arch["depth"]} ({value})')
+                f'packed file {source}: its {key} {list(arch[key])} are not '
+                f'those of a BiRealNet of depth {arch["depth"]} ({value})')
     return backbone
 
 
@@ -111,7 +115,7 @@ def float_state_dict(packed: dict,
     # format, before anything the file's numbers size is allocated
     PackedBiRealNet(packed, backend='torch', source=source)
     arch, weights = packed['arch'], packed['weights']
-    backbone = _backbone(arch, packed.get('meta') or {})
+    backbone = _backbone(arch, packed.get('meta') or {}, source)
     try:
         backbone.conv1.weight.copy_(weights['stem.weight'])
         _set_affine(backbone.bn1, weights['stem.scale'],
@@ -143,13 +147,14 @@ def float_state_dict(packed: dict,
                                 weights[downsample_key(i, j, 'shift')])
     except (KeyError, RuntimeError) as e:  # a missing key, another shape
         raise CheckpointError(
-            f'packed file: its weights do not fit its architecture '
+            f'packed file {source}: its weights do not fit its architecture '
             f'({type(e).__name__}: {str(e).splitlines()[0]})') from None
     state = {f'backbone.{k}': v for k, v in backbone.state_dict().items()}
     fc_weight, fc_bias = weights['fc.weight'], weights['fc.bias']
     if tuple(fc_weight.shape) != (arch['num_classes'], arch['widths'][-1]):
         raise CheckpointError(
-            f'packed file: fc weight {tuple(fc_weight.shape)}, expected '
+            f'packed file {source}: fc weight {tuple(fc_weight.shape)}, '
+            'expected '
             f'({arch["num_classes"]}, {arch["widths"][-1]})')
     state['head.fc.weight'] = fc_weight.clone()
     state['head.fc.bias'] = fc_bias.clone()

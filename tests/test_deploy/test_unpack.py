@@ -169,3 +169,29 @@ def test_a_packed_file_reads_as_a_checkpoint_with_state_dict_and_meta(
     ema = hook.ema_model.module.state_dict()
     for key, value in fresh.state_dict().items():
         assert torch.equal(ema[key], value), key
+
+
+@pytest.mark.parametrize('arch, expected', [
+    ({'depth': None}, "arch depth None is not a positive integer"),
+    ({'depth': 'x'}, "arch depth 'x' is not a positive integer"),
+    ({'depth': 34}, 'its blocks [4, 4, 4, 4] are not those of a BiRealNet '
+     'of depth 34 ([6, 8, 12, 6])'),
+    ({'num_classes': '10'}, "arch num_classes '10' is not a positive "
+     'integer'),
+])
+def test_a_packed_file_with_a_bad_arch_is_refused_naming_the_file(
+        tmp_path, arch, expected):
+    packed = pack_classifier(small_fmnist_model())
+    packed['arch'].update(arch)
+    if arch.get('depth', 0) is None:
+        del packed['arch']['depth']
+    path = str(tmp_path / 'bad.bin.pth')
+    torch.save(packed, path)
+    # the engine reads the blocks, not the depth: only the float model
+    # needs the two to agree
+    loaders = [load_state_dict_file] + ([] if arch.get('depth') == 34 else
+                                        [load_packed])
+    for load in loaders:
+        with pytest.raises(CheckpointError) as error:
+            load(path)
+        assert str(error.value).endswith(f'file {path}: {expected}')
