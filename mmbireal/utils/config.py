@@ -12,6 +12,7 @@ from typing import Iterator, List, Optional
 from mmengine.config import Config, DictAction
 
 from .errors import InputError
+from .paths import PACKAGE_PARENT
 
 
 def resolve_config_path(path: str) -> str:
@@ -58,8 +59,7 @@ def _did_you_mean(path: str) -> str:
                 'bireal18_8xb16_in1k.py, or mmbireal::birealnet/NAME.py')
     if '::' in path and not path.startswith('mmbireal::'):
         return ''
-    ours = osp.join(osp.dirname(osp.dirname(osp.dirname(
-        osp.abspath(__file__)))), 'configs', 'birealnet')
+    ours = osp.join(PACKAGE_PARENT, 'configs', 'birealnet')
     if not osp.isdir(ours):  # installed from a wheel: under .mim
         ours = resolve_config_path('mmbireal::birealnet')
     names = sorted(n for n in os.listdir(ours)

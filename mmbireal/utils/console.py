@@ -23,6 +23,8 @@ import torch
 from mmengine.logging import MMLogger
 from mmengine.runner import Runner
 
+from .paths import PACKAGE_PARENT
+
 # (start of the message, category, why the user cannot act on it)
 KNOWN_WARNINGS: Tuple[Tuple[str, Type[Warning], str], ...] = (
     ('pkg_resources is deprecated as an API', UserWarning,
@@ -97,12 +99,11 @@ def checkout_commit() -> str:
     """The commit of the git checkout this mmbireal runs from
     (``'ca49d37'``, ``'ca49d37-dirty'`` with local changes), or ``''`` for
     an installed wheel or without git."""
-    repo = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-    if not osp.exists(osp.join(repo, '.git')):  # not a repo around a wheel
+    if not osp.exists(osp.join(PACKAGE_PARENT, '.git')):  # not a wheel's
         return ''
     try:
         return subprocess.run(
-            ['git', '-C', repo, 'describe', '--always', '--dirty',
+            ['git', '-C', PACKAGE_PARENT, 'describe', '--always', '--dirty',
              '--exclude=*'],
             capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):

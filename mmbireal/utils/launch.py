@@ -21,6 +21,7 @@ from .config import (
     unknown_type_message,
 )
 from .errors import CheckpointError, InputError, InvalidLossError
+from .paths import PACKAGE_PARENT
 from .resume import resume_point
 
 T = TypeVar('T')
@@ -141,9 +142,7 @@ def warn_other_checkout(tool_file: str) -> None:
     """One line on stderr when a tool of one checkout imports mmbireal from
     another: the venv's editable install follows the checkout that last ran
     ``tools/setup_env.sh``, and the tools would run that one's code."""
-    # mmbireal/utils/launch.py -> the folder holding mmbireal/
-    package_root = osp.dirname(osp.dirname(osp.dirname(osp.realpath(
-        __file__))))
+    package_root = PACKAGE_PARENT
     tool_root = osp.dirname(osp.dirname(osp.realpath(tool_file)))
     # a wheel's tools (mmbireal/.mim/tools) have no checkout of their own
     if osp.isdir(osp.join(tool_root, 'mmbireal')) and \

@@ -8,13 +8,13 @@ After ``import mmbireal``, ``mmpretrain.list_models('*bireal*')``,
 import os.path as osp
 from typing import Dict, List, Optional
 
-PACKAGE_DIR = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from .paths import PACKAGE_DIR, PACKAGE_PARENT
 
 
 def model_index_path() -> Optional[str]:
     """``model-index.yml`` of an installed wheel or of the source checkout."""
     for path in (osp.join(PACKAGE_DIR, '.mim', 'model-index.yml'),
-                 osp.join(osp.dirname(PACKAGE_DIR), 'model-index.yml')):
+                 osp.join(PACKAGE_PARENT, 'model-index.yml')):
         if osp.isfile(path):
             return path
     return None

@@ -449,9 +449,9 @@ class BiRealNet(BaseBackbone):
         self.feat_dim = channels
         self._freeze_stages()
         # the same idiom as MMPretrain's ViT for its position embedding
-        self._register_load_state_dict_pre_hook(self._check_recorded_padding)
+        self._register_load_state_dict_pre_hook(self.check_recorded_padding)
 
-    def _check_recorded_padding(self, state_dict: dict, prefix: str, *args,
+    def check_recorded_padding(self, state_dict: dict, prefix: str, *args,
                                 **kwargs) -> None:
         """Refuse weights recorded as trained with another padding mode.
 
