@@ -16,12 +16,13 @@ never reads:
   file): alpha = mean|W| is 1, and the file's per-channel scale, which
   holds alpha, goes into the BN;
 * every BN has running mean 0 and variance 1, and weight and bias that
-  compute the file's per-channel affine.
+  compute the file's per-channel affine with ``eps = 0``; a ``BiRealNet``
+  scales each weight by its own BN's ``sqrt(1 + eps)`` on loading, so the
+  affine is exact whatever eps its config sets.
 
 The logits therefore match the packed model's to fp32 rounding.
 Fine-tuning from the file starts from +-1 weights, as after a BN retrain.
 """
-import math
 from typing import Dict, Union
 
 import torch
@@ -80,11 +81,12 @@ def _backbone(arch: dict, meta: dict, source: str) -> BiRealNet:
 
 
 def _set_affine(bn: nn.Module, scale: Tensor, shift: Tensor) -> None:
-    """Make an eval-mode BN compute ``x * scale + shift``."""
+    """Make an eval-mode BN with ``eps = 0`` compute ``x * scale + shift``
+    (a BiRealNet scales the weight by its own ``sqrt(1 + eps)`` on loading:
+    :meth:`~mmbireal.models.BiRealNet.adapt_packed_state`)."""
     bn.running_mean.zero_()
     bn.running_var.fill_(1.0)
-    # BN divides by sqrt(var + eps): multiply it back, in double
-    bn.weight.data.copy_(scale.double() * math.sqrt(1.0 + bn.eps))
+    bn.weight.data.copy_(scale)
     bn.bias.data.copy_(shift)
 
 

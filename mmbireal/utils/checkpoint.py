@@ -235,9 +235,9 @@ def load_state_dict_file(filename: str,
         raise CheckpointError(f'checkpoint {filename} holds no state dict')
     state = {re.sub(r'^module\.', '', k): v for k, v in state.items()}
     backbone = getattr(model, 'backbone', model)
-    if hasattr(backbone, 'check_recorded_padding'):
+    if hasattr(backbone, 'adapt_packed_state'):
         try:  # now, before any other check or load
-            backbone.check_recorded_padding(
+            backbone.adapt_packed_state(
                 state, 'backbone.' if backbone is not model else '')
         except CheckpointError as e:
             raise CheckpointError(f'packed file {filename}: {e}') from None

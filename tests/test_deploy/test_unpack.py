@@ -195,3 +195,30 @@ def test_a_packed_file_with_a_bad_arch_is_refused_naming_the_file(
         with pytest.raises(CheckpointError) as error:
             load(path)
         assert str(error.value).endswith(f'file {path}: {expected}')
+
+
+@pytest.mark.parametrize('eps', [1e-3, 1e-5])
+def test_a_packed_file_loads_exactly_whatever_bn_eps_the_config_sets(
+        tmp_path, eps):
+    """The file does not record the BN eps it was folded with (larq-zoo's
+    config sets 1e-3): the loaded model computes the trained one's logits
+    to fp32 rounding either way, and the state dict read from the file is
+    left as it was (it loads again the same)."""
+    options = {'model.backbone.norm_cfg': dict(type='BN', eps=eps)}
+    model = small_fmnist_model(**options).eval()
+    path = str(tmp_path / 'eps.bin.pth')
+    export_packed(model, path)
+    state = load_state_dict_file(path)
+    weights = {k: v.clone() for k, v in state.items() if k != 'padding'
+               and torch.is_tensor(v)}
+    x = torch.randn(4, 1, 28, 28, generator=torch.Generator().manual_seed(4))
+    ref = _logits(model, x)
+    span = (ref.max() - ref.min()).item()
+    for _ in range(2):
+        fresh = build_model(FMNIST_QUICK_CFG,
+                            cfg_options={**NARROW, **options})
+        fresh.load_state_dict(dict(state), strict=False)
+        out = _logits(fresh, x)
+        assert (out - ref).abs().max().item() <= 1e-5 * span
+    for key, value in weights.items():
+        assert torch.equal(state[key], value), key

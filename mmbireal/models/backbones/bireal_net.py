@@ -1,4 +1,5 @@
 """Bi-Real Net backbone (Liu et al., ECCV 2018) and the plain 1-bit ResNet."""
+import math
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -449,24 +450,39 @@ class BiRealNet(BaseBackbone):
         self.feat_dim = channels
         self._freeze_stages()
         # the same idiom as MMPretrain's ViT for its position embedding
-        self._register_load_state_dict_pre_hook(self.check_recorded_padding)
+        self._register_load_state_dict_pre_hook(self.adapt_packed_state)
 
-    def check_recorded_padding(self, state_dict: dict, prefix: str, *args,
-                                **kwargs) -> None:
-        """Refuse weights recorded as trained with another padding mode.
+    def adapt_packed_state(self, state_dict: dict, prefix: str, *args,
+                           **kwargs) -> None:
+        """Fit the float state dict of a packed 1-bit file to this model.
 
-        No key or shape tells the padding modes apart, so the float state
-        dict of a packed 1-bit file (:mod:`mmbireal.deploy.unpack`) carries
-        its mode under ``padding``. Read through any loader (mmengine's
-        ``load_checkpoint``, ``get_model(pretrained=...)``, ``load_from``,
-        ``Module.load_state_dict``) it is checked here and removed.
+        That state dict (:mod:`mmbireal.deploy.unpack`) carries the file's
+        padding mode under ``padding``, which no key or shape tells apart:
+        weights of another mode are refused. Its BNs hold the file's
+        per-channel affines for ``eps = 0`` (the file does not record the
+        eps its BNs were folded with): each BN weight is scaled here by its
+        module's ``sqrt(1 + eps)``, so that the BN computes the affine
+        exactly whatever eps the config sets. Read through any loader
+        (mmengine's ``load_checkpoint``, ``get_model(pretrained=...)``,
+        ``load_from``, ``Module.load_state_dict``), the state dict is adapted
+        here once: ``padding`` is removed.
         """
         recorded = state_dict.pop(prefix + 'padding', None)
-        if recorded is not None and recorded != self.padding:
+        if recorded is None:  # not from a packed file
+            return
+        if recorded != self.padding:
             raise CheckpointError(
                 f'these weights were exported from a model with padding '
                 f'{recorded!r}; this model pads {self.padding!r}: build it '
                 'from the config they were exported from')
+        for name, module in self.named_modules(prefix=prefix.rstrip('.')):
+            key = f'{name}.weight'
+            if isinstance(module, _BatchNorm) and key in state_dict:
+                # in double, rounded once; a new tensor: the caller's
+                # state dict stays as it was
+                weight = state_dict[key]
+                state_dict[key] = (weight.double() * math.sqrt(
+                    1.0 + module.eps)).to(weight.dtype)
 
     def _arch_table(self, convs_per_shortcut: Optional[int]) -> dict:
         """The ``arch_settings`` to build from (see ``convs_per_shortcut``)."""
