@@ -108,6 +108,13 @@ class CfgOptionsAction(DictAction):
                     'give each entry as its own key=value, e.g. '
                     f'{key}.type=X {key}.depth=18 (accepted values: numbers, '
                     'strings, True/False/None, [a,b] and (a,b))')
+            if re.search(r'\bdict\s*\(', value):  # e.g. [dict(type=X)]
+                raise InputError(
+                    f'{option_string} {key}=[dict(...)] is not supported: '
+                    'dicts inside a list cannot be given on the command '
+                    f'line; set them in a config file that inherits this '
+                    f"one (_base_ = 'CONFIG', then {key} = [dict(...)]), "
+                    f'or change an existing one as {key}.0.type=X')
         try:
             super().__call__(parser, namespace, values, option_string)
         # mmengine asserts on brackets it cannot pair
@@ -155,6 +162,19 @@ def _accepted_arguments(cls: type) -> List[str]:
     ]
 
 
+def chain_arguments(cls: type, upto: Optional[str] = None) -> List[str]:
+    """The keyword arguments ``cls`` takes: its own, and those of the
+    parents it hands its ``**kwargs`` to (up to the class named ``upto``,
+    else all that define ``__init__``), in that order."""
+    chain = [c for c in cls.__mro__
+             if '__init__' in vars(c) and c is not object]
+    names = [c.__name__ for c in chain]
+    if upto in names:
+        chain = chain[:names.index(upto) + 1]
+    return list(dict.fromkeys(arg for c in chain
+                              for arg in _accepted_arguments(c)))
+
+
 def unexpected_argument_message(error: TypeError) -> Optional[str]:
     """One line for a config entry that a registry-built class does not
     take (a typo such as ``model.backbone.depht=18``, or arguments left
@@ -169,20 +189,31 @@ def unexpected_argument_message(error: TypeError) -> Optional[str]:
         return None
     name, key = match.groups()
     for frame in _frames(error):
-        if not frame.f_code.co_filename.replace('\\', '/').endswith(
-                'mmengine/registry/build_functions.py'):
+        filename = frame.f_code.co_filename.replace('\\', '/')
+        if filename.endswith('mmengine/runner/runner.py') and \
+                frame.f_code.co_name == 'build_dataloader' and \
+                name == 'DataLoader':  # built by the runner, not a registry
+            from torch.utils.data import DataLoader
+            accepted = _accepted_arguments(DataLoader)
+            return (f'a dataloader config does not take {key!r}; accepted: '
+                    f'{", ".join(accepted)}')
+        if not filename.endswith('mmengine/registry/build_functions.py'):
             continue
         cls = frame.f_locals.get('obj_cls')
         kwargs = frame.f_locals.get('args')
-        if not (inspect.isclass(cls) and cls.__name__ == name):
+        if not inspect.isclass(cls):
             continue
-        accepted = _accepted_arguments(cls)
+        # the class built, or a parent it hands its **kwargs to
+        names = [c.__name__ for c in cls.__mro__]
+        if name not in names:
+            continue
+        accepted = chain_arguments(cls, name)
         unknown = [key]
         if isinstance(kwargs, dict):
             unknown = [k for k in kwargs if k not in accepted] or unknown
         listed = ', '.join(repr(k) for k in unknown)
-        return (f'{name} does not take the argument(s) {listed} given in '
-                f'the config; accepted: {", ".join(accepted)}')
+        return (f'{cls.__name__} does not take the argument(s) {listed} '
+                f'given in the config; accepted: {", ".join(accepted)}')
     return None
 
 

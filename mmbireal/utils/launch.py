@@ -1,6 +1,7 @@
 """Shared set-up of tools/train.py and tools/test.py."""
 import argparse
 import gc
+import inspect
 import logging
 import os
 import os.path as osp
@@ -200,8 +201,42 @@ def build_runner(cfg: Config, verbose: bool = False) -> Runner:
         build = RUNNERS.build
     else:
         build = (Runner if verbose else ConsoleSummaryRunner).from_cfg
-    return run_or_fail(lambda: build(cfg),
-                       also=(KeyError, ))  # an unknown `type` in the config
+    runner = run_or_fail(lambda: build(cfg),
+                         also=(KeyError, ))  # an unknown `type` in the config
+    check_checkpoint_hooks(runner)
+    return runner
+
+
+# what mmengine's CheckpointHook passes to runner.save_checkpoint itself
+_SAVE_ARGUMENTS = ('out_dir', 'filename', 'file_client_args',
+                   'save_optimizer', 'save_param_scheduler', 'meta',
+                   'by_epoch', 'backend_args')
+
+
+def check_checkpoint_hooks(runner: Runner) -> None:
+    """Refuse checkpoint-hook arguments now that would end the run at its
+    first save: mmengine's ``CheckpointHook`` takes any keyword and hands
+    those it does not know to ``runner.save_checkpoint``, so a typo
+    (``intervl=500``) only fails after an interval of training."""
+    from mmengine.hooks import CheckpointHook
+
+    from .config import chain_arguments
+    params = inspect.signature(runner.save_checkpoint).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return  # a runner that takes anything
+    for hook in runner.hooks:
+        extra = getattr(hook, 'args', None)
+        if not isinstance(hook, CheckpointHook) or not extra:
+            continue
+        unknown = [k for k in extra
+                   if k not in params or k in _SAVE_ARGUMENTS]
+        if unknown:
+            accepted = [a for a in chain_arguments(type(hook))
+                        if a != 'kwargs'] + [
+                            p for p in params if p not in _SAVE_ARGUMENTS]
+            fail(f'{type(hook).__name__} does not take the argument(s) '
+                 f'{", ".join(map(repr, unknown))} given in the config; '
+                 f'accepted: {", ".join(accepted)}')
 
 
 def print_metrics(metrics: dict) -> None:

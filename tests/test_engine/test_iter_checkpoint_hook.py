@@ -84,3 +84,23 @@ def test_a_lower_limit_on_resume_prunes_down_to_it(tmp_path):
     resumed.train()
     kept = {f for f in os.listdir(work) if f.startswith('iter_')}
     assert kept == {'iter_12.pth'}
+
+
+@pytest.mark.parametrize('key', ['checkpoint', 'iter_checkpoint'])
+def test_a_misspelt_checkpoint_hook_argument_stops_before_training(
+        tmp_path, capsys, key):
+    """mmengine's hook hands unknown keywords to save_checkpoint at the
+    first save; the tools refuse them before the first iteration."""
+    from mmbireal.utils.launch import check_checkpoint_hooks
+    options = hooks('IterCheckpointHook')
+    check_checkpoint_hooks(make_runner(tmp_path / 'ok', **options))
+    options['default_hooks'][key]['intervl'] = 4
+    with pytest.raises(SystemExit):
+        check_checkpoint_hooks(make_runner(tmp_path / 'typo', **options))
+    line = capsys.readouterr().err.strip()
+    hook = 'IterCheckpointHook' if key == 'iter_checkpoint' else \
+        'CheckpointHook'
+    assert line.startswith(f"error: {hook} does not take the argument(s) "
+                           "'intervl' given in the config; accepted: "
+                           'interval, '), line
+    assert ', max_keep_ckpts, ' in line and ', save_best, ' in line

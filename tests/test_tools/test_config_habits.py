@@ -1,6 +1,7 @@
 """What an MMPretrain user types by habit: pkg:: config paths, swapping the
 backbone with --cfg-options, typos, dict(...) values, and a schedule that
 decays the binary weights."""
+import argparse
 import inspect
 import os.path as osp
 
@@ -10,7 +11,11 @@ from mmengine.registry import init_default_scope
 from mmpretrain.registry import MODELS
 
 from mmbireal.models import BiRealNet
-from mmbireal.utils.config import unexpected_argument_message
+from mmbireal.utils import InputError
+from mmbireal.utils.config import (
+    add_cfg_options,
+    unexpected_argument_message,
+)
 
 RESNET18 = 'mmpretrain::resnet/resnet18_8xb32_in1k.py'
 QUICK = 'configs/birealnet/bireal18_1xb64-quick_fmnist.py'
@@ -141,3 +146,39 @@ def test_weight_decay_on_binary_weights_warns(fmnist_available, tmp_path):
                      str(tmp_path / 'hook'), '--cfg-options', *options])
     assert 'weight decay (' not in proc.stdout
     assert 'WeightDecayZeroHook: 16 binary latent weights (' in proc.stdout
+
+
+def test_an_argument_a_parent_class_refuses_names_the_class_built():
+    """LinearClsHead hands its **kwargs to ClsHead, which raises: the
+    message names the class the config built, with both classes'
+    arguments."""
+    init_default_scope('mmpretrain')
+    with pytest.raises(TypeError) as info:
+        MODELS.build(dict(type='LinearClsHead', num_classes=10,
+                          in_channels=64, in_channel=64))
+    message = unexpected_argument_message(info.value)
+    assert message.startswith("LinearClsHead does not take the argument(s) "
+                              "'in_channel' given in the config; accepted: ")
+    accepted = message.split('accepted: ')[1].split(', ')
+    assert {'num_classes', 'in_channels', 'loss', 'topk'} <= set(accepted)
+
+
+def test_a_dataloader_argument_typo_gets_one_line():
+    from mmengine.runner import Runner
+    with pytest.raises(TypeError) as info:
+        Runner.build_dataloader(dict(
+            dataset=list(range(4)), batchsize=2,
+            sampler=dict(type='DefaultSampler', shuffle=False)))
+    message = unexpected_argument_message(info.value)
+    assert message.startswith("a dataloader config does not take "
+                              "'batchsize'; accepted: dataset, batch_size,")
+
+
+def test_a_list_of_dicts_in_cfg_options_gets_one_line():
+    parser = argparse.ArgumentParser()
+    add_cfg_options(parser)
+    with pytest.raises(InputError, match=r"^--cfg-options custom_hooks="
+                       r"\[dict\(\.\.\.\)\] is not supported: dicts inside "
+                       r"a list"):
+        parser.parse_args(['--cfg-options',
+                           "custom_hooks=[dict(type='FlipRatioHook')]"])
