@@ -8,6 +8,7 @@ from mmengine.evaluator import DumpResults
 
 import mmbireal  # noqa: F401 (registers modules and the checkpoint loader)
 from mmbireal.datasets import check_datasets
+from mmbireal.utils import load_checkpoint_file
 from mmbireal.utils.launch import (
     add_run_options,
     build_runner,
@@ -101,8 +102,9 @@ def main() -> None:
 def test(args: argparse.Namespace) -> None:
     """Check the inputs, evaluate the checkpoint, print the metrics."""
     cfg = load_config(args.config)
-    if not osp.isfile(args.checkpoint):
-        fail(f'checkpoint {args.checkpoint} does not exist')
+    # missing, or a folder: one line (a URL is read when the test starts)
+    if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
+        run_or_fail(lambda: load_checkpoint_file(args.checkpoint))
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     set_work_dir(cfg, args.work_dir, args.config)

@@ -14,6 +14,7 @@ from mmbireal.engine.hooks.session_hooks import (
     FinalValidationHook,
     StopOnInterruptHook,
 )
+from mmbireal.utils import load_checkpoint_file
 from mmbireal.utils.launch import (
     add_run_options,
     build_runner,
@@ -137,11 +138,14 @@ def main() -> None:
 
 def train(cfg: Config, args: argparse.Namespace) -> None:
     """Check the run's inputs, train, print the final validation."""
-    if cfg.get('load_from') and not cfg.get('resume') and not osp.isfile(
-            cfg.load_from):
-        fail(f'load_from checkpoint {cfg.load_from} does not exist (train '
-             'the previous step first, or pass --cfg-options '
-             'load_from=None to start from scratch)')
+    start = cfg.get('load_from')
+    if start and not cfg.get('resume') and '://' not in start and \
+            not osp.isfile(start):  # a URL is read when the run starts
+        if osp.isdir(start):
+            run_or_fail(lambda: load_checkpoint_file(start))
+        fail(f'load_from checkpoint {start} does not exist (train the '
+             'previous step first, or pass --cfg-options load_from=None to '
+             'start from scratch)')
     check_resume_source(cfg, args.resume)
     check_writable_dir(cfg.work_dir)
     run_or_fail(lambda: check_datasets(cfg))

@@ -12,6 +12,7 @@ test tool and our own tools all go through it, and any other pickled object
 is refused with a one-line error naming the file.
 """
 import contextlib
+import glob
 import os
 import os.path as osp
 import pickle
@@ -112,6 +113,12 @@ def load_checkpoint_file(filename: str,
             is executed.
     """
     filename = osp.expanduser(filename)
+    if osp.isdir(filename):
+        found = sorted(glob.glob(osp.join(filename, '*.pth')),
+                       key=osp.getmtime)
+        example = f', e.g. {found[-1]}' if found else ''
+        raise CheckpointError(f'checkpoint {filename} is a folder: give a '
+                              f'checkpoint file in it{example}')
     if not osp.isfile(filename):
         raise FileNotFoundError(f'checkpoint {filename} does not exist')
     try:
@@ -218,7 +225,9 @@ def load_state_dict_file(filename: str,
     packed 1-bit file gives its float model's.
 
     Args:
-        filename (str): The checkpoint file.
+        filename (str): The checkpoint file, or a URL or name that
+            mmengine's loaders read (``https://``, ``torchvision://``...;
+            weights-only too, see :func:`install_safe_checkpoint_loader`).
         model (nn.Module, optional): The model it is for: a packed file
             must then have been exported with the model's padding mode,
             which no key or shape tells apart. Defaults to None.
@@ -228,7 +237,11 @@ def load_state_dict_file(filename: str,
             CheckpointError also if the file holds no state dict, or is a
             packed file of another padding than ``model``'s.
     """
-    checkpoint = _load_from_local(filename, map_location='cpu')
+    if '://' in filename:  # mmengine's loader for the scheme: ours
+        from mmengine.runner.checkpoint import CheckpointLoader
+        checkpoint = CheckpointLoader.load_checkpoint(filename, 'cpu')
+    else:
+        checkpoint = _load_from_local(filename, map_location='cpu')
     state = checkpoint.get('state_dict', checkpoint) if isinstance(
         checkpoint, dict) else None
     if not isinstance(state, dict):

@@ -306,3 +306,53 @@ def test_named_checkpoint_schemes_load_weights_only(
                        r'\S+evil\.pth: it holds \S*open'):
         load_checkpoint(BiRealNet(18), f'{scheme}evil', map_location='cpu')
     assert not pwned.exists()
+
+
+def test_the_tools_check_a_checkpoint_at_a_url_before_the_run(
+        tmp_path, web_folder, monkeypatch):
+    """``load_from = 'https://...'`` (as MMPretrain's configs have) and
+    ``tools/test.py CONFIG URL``: the start checkpoint's check reads URLs
+    too (it said 'does not exist'), weights-only."""
+    from helpers import tiny_random_checkpoint
+
+    from mmbireal.utils import load_state_dict_file
+    from mmbireal.utils.config import read_config
+    from mmbireal.utils.launch import check_start_checkpoint
+    folder, url = web_folder
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch'))
+    config, checkpoint = tiny_random_checkpoint(tmp_path)
+    (folder / 'tiny.pth').write_bytes(open(checkpoint, 'rb').read())
+    state = load_state_dict_file(f'{url}/tiny.pth')
+    assert torch.equal(state['head.fc.weight'], torch.load(
+        checkpoint, weights_only=True)['state_dict']['head.fc.weight'])
+    cfg = read_config(config)
+    cfg.load_from = f'{url}/tiny.pth'
+    check_start_checkpoint(cfg, head_may_differ=False)  # fits: no error
+    cfg.load_from = f'{url}/missing.pth'
+    with pytest.raises(CheckpointError, match=r'^cannot download '):
+        check_start_checkpoint(cfg, head_may_differ=False)
+
+
+@pytest.mark.slow
+def test_tools_test_takes_a_checkpoint_url(fmnist_available, tmp_path,
+                                           web_folder, monkeypatch):
+    from helpers import tiny_random_checkpoint
+    folder, url = web_folder
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch'))
+    config, checkpoint = tiny_random_checkpoint(tmp_path)
+    (folder / 'tiny.pth').write_bytes(open(checkpoint, 'rb').read())
+    proc = run_tool(['tools/test.py', config, f'{url}/tiny.pth',
+                     '--work-dir', str(tmp_path / 'work'), '--cfg-options',
+                     'test_dataloader.dataset.indices=32',
+                     'test_dataloader.num_workers=0'])
+    assert 'accuracy/top1: ' in proc.stdout
+
+
+def test_a_folder_given_as_a_checkpoint_is_named_as_one(tmp_path):
+    with pytest.raises(CheckpointError, match=r'is a folder: give a '
+                       r'checkpoint file in it$'):
+        load_checkpoint_file(str(tmp_path))
+    torch.save({}, tmp_path / 'epoch_1.pth')
+    with pytest.raises(CheckpointError, match=r'is a folder: give a '
+                       r'checkpoint file in it, e\.g\. \S+epoch_1\.pth$'):
+        load_checkpoint_file(str(tmp_path))
