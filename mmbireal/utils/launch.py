@@ -204,7 +204,29 @@ def build_runner(cfg: Config, verbose: bool = False) -> Runner:
     runner = run_or_fail(lambda: build(cfg),
                          also=(KeyError, ))  # an unknown `type` in the config
     check_checkpoint_hooks(runner)
+    check_head_fits_backbone(runner.model)
     return runner
+
+
+def check_head_fits_backbone(model: torch.nn.Module) -> None:
+    """Refuse now a classifier head whose ``in_channels`` is not what the
+    backbone gives (after global average pooling, or no neck): e.g. a
+    narrowed backbone with the head's 512 left, which fails at the first
+    forward with a matrix-shape traceback."""
+    from mmengine.model import is_model_wrapper
+    from mmpretrain.models.necks import GlobalAveragePooling
+    if is_model_wrapper(model):
+        model = model.module
+    feat_dim = getattr(getattr(model, 'backbone', None), 'feat_dim', None)
+    head = getattr(model, 'head', None)
+    in_channels = getattr(head, 'in_channels', None)
+    neck = getattr(model, 'neck', None)
+    pooled = neck is None or isinstance(neck, GlobalAveragePooling)
+    if pooled and isinstance(feat_dim, int) and \
+            isinstance(in_channels, int) and feat_dim != in_channels:
+        fail(f'model.head.in_channels is {in_channels}, but the backbone '
+             f'({type(model.backbone).__name__}) gives {feat_dim} channels: '
+             f'set model.head.in_channels={feat_dim}')
 
 
 # what mmengine's CheckpointHook passes to runner.save_checkpoint itself

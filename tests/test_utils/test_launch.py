@@ -282,3 +282,26 @@ def test_a_tool_of_another_checkout_warns_in_one_line(tmp_path, capsys):
     # a wheel's tools (site-packages/mmbireal/.mim/tools) have no checkout
     warn_other_checkout(str(tmp_path / '.mim' / 'tools' / 'train.py'))
     assert capsys.readouterr().err == ''
+
+
+def test_a_head_that_does_not_fit_the_backbone_stops_in_one_line(capsys):
+    from helpers import small_fmnist_model
+
+    from mmbireal.utils.launch import check_head_fits_backbone
+    check_head_fits_backbone(small_fmnist_model())  # fits: nothing
+    with pytest.raises(SystemExit):
+        check_head_fits_backbone(
+            small_fmnist_model(**{'model.head.in_channels': 512}))
+    assert capsys.readouterr().err.strip() == (
+        'error: model.head.in_channels is 512, but the backbone (BiRealNet) '
+        'gives 128 channels: set model.head.in_channels=128')
+
+
+@pytest.mark.slow  # builds every config's model
+def test_every_config_has_a_head_that_fits_its_backbone():
+    from helpers import birealnet_configs
+
+    from mmbireal.apis import build_model
+    from mmbireal.utils.launch import check_head_fits_backbone
+    for *_, cfg in birealnet_configs():
+        check_head_fits_backbone(build_model(cfg))  # exits on a mismatch
