@@ -46,9 +46,7 @@ def read_config(path: str) -> Config:
     if not osp.isfile(resolved):
         raise FileNotFoundError(f'config file {path} does not exist'
                                 f'{_did_you_mean(path)}')
-    cfg = Config.fromfile(resolved)
-    _build_in_mmpretrain(cfg._cfg_dict)
-    return cfg
+    return Config.fromfile(resolved)
 
 
 def _did_you_mean(path: str) -> str:
@@ -71,20 +69,6 @@ def _did_you_mean(path: str) -> str:
     if osp.isfile(here):
         return f'; did you mean {here}?'
     return f'; did you mean mmbireal::birealnet/{close[0]}?'
-
-
-def _build_in_mmpretrain(node: object) -> None:
-    """mmengine scopes what a ``_base_ = 'mmbireal::...'`` file defines to
-    ``mmbireal`` (``_scope_``), but our modules are registered in
-    MMPretrain's registries: build them there."""
-    if isinstance(node, dict):
-        if node.get('_scope_') == 'mmbireal':
-            node['_scope_'] = 'mmpretrain'
-        for value in node.values():
-            _build_in_mmpretrain(value)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            _build_in_mmpretrain(value)
 
 
 class CfgOptionsAction(DictAction):

@@ -182,3 +182,20 @@ def test_a_list_of_dicts_in_cfg_options_gets_one_line():
                        r"a list"):
         parser.parse_args(['--cfg-options',
                            "custom_hooks=[dict(type='FlipRatioHook')]"])
+
+
+def test_a_config_inheriting_ours_by_package_builds_without_scope_warnings(
+        tmp_path, capfd):
+    """``_base_ = 'mmbireal::...'`` puts the config in scope mmbireal;
+    MMPretrain's get_model finds that scope in every registry tree."""
+    from mmpretrain import get_model
+    config = tmp_path / 'mine.py'
+    config.write_text(
+        "_base_ = 'mmbireal::birealnet/bireal18_1xb64-quick_fmnist.py'\n"
+        'model = dict(backbone=dict(base_channels=8, stem_channels=8), '
+        'head=dict(in_channels=64))\n')
+    capfd.readouterr()
+    model = get_model(str(config))
+    assert type(model.backbone).__name__ == 'BiRealNet'
+    out, err = capfd.readouterr()
+    assert 'Failed to search registry' not in out + err
