@@ -138,6 +138,9 @@ def main() -> None:
 
 def train(cfg: Config, args: argparse.Namespace) -> None:
     """Check the run's inputs, train, print the final validation."""
+    epochs = cfg.get('train_cfg', {}).get('max_epochs')
+    if epochs is not None and (type(epochs) is not int or epochs < 1):
+        fail(f'train_cfg.max_epochs={epochs!r}; accepted: an integer >= 1')
     start = cfg.get('load_from')
     if start and not cfg.get('resume') and '://' not in start and \
             not osp.isfile(start):  # a URL is read when the run starts

@@ -7,6 +7,7 @@ import os.path as osp
 
 import pytest
 from helpers import TINY_FMNIST, run_tool
+from mmengine.hooks import CheckpointHook
 from mmengine.registry import init_default_scope
 from mmpretrain.registry import MODELS
 
@@ -92,6 +93,10 @@ def test_swapping_in_bireal_names_the_leftover_resnet_arguments(
     assert osp.isfile(osp.join(work, 'epoch_1.pth'))
 
 
+CHECKPOINT_HOOK_ARGS = [a for a in inspect.signature(
+    CheckpointHook).parameters if a != 'kwargs']
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize('option, expected', [
     ('model.backbone.depht=18',
@@ -102,6 +107,11 @@ def test_swapping_in_bireal_names_the_leftover_resnet_arguments(
      'each entry as its own key=value, e.g. model.backbone.type=X '
      'model.backbone.depth=18 (accepted values: numbers, strings, '
      'True/False/None, [a,b] and (a,b))'),
+    ('train_cfg.max_epochs=0',
+     'error: train_cfg.max_epochs=0; accepted: an integer >= 1'),
+    ('default_hooks.checkpoint.intervl=4',
+     "error: CheckpointHook does not take the argument(s) 'intervl' given "
+     'in the config; accepted: ' + ', '.join(CHECKPOINT_HOOK_ARGS)),
 ])
 def test_config_mistakes(fmnist_available, tmp_path, option, expected):
     assert one_line_error([
