@@ -92,7 +92,7 @@ class CfgOptionsAction(DictAction):
                     'give each entry as its own key=value, e.g. '
                     f'{key}.type=X {key}.depth=18 (accepted values: numbers, '
                     'strings, True/False/None, [a,b] and (a,b))')
-            if re.search(r'\bdict\s*\(', value):  # e.g. [dict(type=X)]
+            if re.match(r'\s*[\[(].*\bdict\s*\(', value):  # [dict(type=X)]
                 raise InputError(
                     f'{option_string} {key}=[dict(...)] is not supported: '
                     'dicts inside a list cannot be given on the command '

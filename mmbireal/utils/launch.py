@@ -217,7 +217,14 @@ def check_head_fits_backbone(model: torch.nn.Module) -> None:
     from mmpretrain.models.necks import GlobalAveragePooling
     if is_model_wrapper(model):
         model = model.module
-    feat_dim = getattr(getattr(model, 'backbone', None), 'feat_dim', None)
+    backbone = getattr(model, 'backbone', None)
+    feat_dim = getattr(backbone, 'feat_dim', None)  # the last stage's width
+    stages = getattr(backbone, 'res_layers', None)
+    out_indices = getattr(backbone, 'out_indices', None)
+    if isinstance(stages, (list, tuple)) and stages and isinstance(
+            out_indices, (list, tuple)) and out_indices and \
+            out_indices[-1] % len(stages) != len(stages) - 1:
+        return  # the head reads an earlier stage
     head = getattr(model, 'head', None)
     in_channels = getattr(head, 'in_channels', None)
     neck = getattr(model, 'neck', None)

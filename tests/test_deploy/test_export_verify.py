@@ -29,7 +29,7 @@ def test_verify_passes_the_export_and_fails_a_different_model(tmp_path):
                             'float64 ones)'), message
 
 
-@pytest.mark.parametrize('change', ['scale', 'shift', 'sign'])
+@pytest.mark.parametrize('change', ['scale', 'shift', 'sign', 'nan'])
 def test_verify_fails_a_file_one_layer_of_which_is_slightly_off(
         tmp_path, change):
     """A file with one channel's scale halved or shift moved by a tenth
@@ -43,14 +43,19 @@ def test_verify_fails_a_file_one_layer_of_which_is_slightly_off(
     export_packed(model, out, cfg)
     packed = torch.load(out, weights_only=True)
     weights = packed['weights']
-    key = conv_key(1, 0, 0, 'bits' if change == 'sign' else change)
+    key = conv_key(1, 0, 0, {'sign': 'bits', 'nan': 'scale'}.get(change,
+                                                                  change))
     if change == 'sign':  # one weight of output channel 0
         weights[key].view(-1)[0] ^= 1
     elif change == 'scale':
         weights[key][0] *= 0.5
+    elif change == 'nan':  # reported as such, not passed over by max()
+        weights[key][0] = float('nan')
     else:
         weights[key][0] += 0.1
     torch.save(packed, out)
     message, ok = export_binary.verify(model, out)
     assert not ok, message
     assert 'FAILED (layer backbone.layer2.0.' in message, message
+    if change == 'nan':
+        assert 'off by inf of its range' in message, message

@@ -104,3 +104,21 @@ def test_a_misspelt_checkpoint_hook_argument_stops_before_training(
                            "'intervl' given in the config; accepted: "
                            'interval, '), line
     assert ', max_keep_ckpts, ' in line and ', save_best, ' in line
+
+
+def test_checkpoints_on_disk_counts_folders_as_deepspeed_saves(tmp_path):
+    from mmengine.fileio import get_file_backend
+    from mmengine.hooks import CheckpointHook
+
+    from mmbireal.engine.hooks.iter_checkpoint_hook import (
+        checkpoints_on_disk,
+        remove_checkpoint,
+    )
+    hook = CheckpointHook(interval=1, by_epoch=True)
+    hook.out_dir = str(tmp_path)  # as before_train sets them
+    hook.file_backend = get_file_backend(str(tmp_path))
+    (tmp_path / 'epoch_1.pth').mkdir()
+    (tmp_path / 'epoch_2.pth').write_bytes(b'')
+    assert checkpoints_on_disk(hook, 10) == [1, 2]
+    remove_checkpoint(hook, 1)
+    assert not (tmp_path / 'epoch_1.pth').exists()

@@ -209,3 +209,11 @@ def test_a_config_inheriting_ours_by_package_builds_without_scope_warnings(
     assert type(model.backbone).__name__ == 'BiRealNet'
     out, err = capfd.readouterr()
     assert 'Failed to search registry' not in out + err
+
+
+@pytest.mark.parametrize('value', ['runs/dict(v2)', 'ckpts/best_dict(1).pth'])
+def test_a_string_that_mentions_dict_is_not_refused(value):
+    parser = argparse.ArgumentParser()
+    add_cfg_options(parser)
+    args = parser.parse_args(['--cfg-options', f'work_dir={value}'])
+    assert args.cfg_options['work_dir'] == value

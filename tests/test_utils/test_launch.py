@@ -305,3 +305,15 @@ def test_every_config_has_a_head_that_fits_its_backbone():
     from mmbireal.utils.launch import check_head_fits_backbone
     for *_, cfg in birealnet_configs():
         check_head_fits_backbone(build_model(cfg))  # exits on a mismatch
+
+
+def test_the_head_check_follows_the_stage_the_head_reads(capsys):
+    """With out_indices=(2, ) the head reads stage 3, not the last one."""
+    from helpers import small_fmnist_model
+
+    from mmbireal.utils.launch import check_head_fits_backbone
+    early = {'model.backbone.out_indices': (2, )}
+    model = small_fmnist_model(**early, **{'model.head.in_channels': 64})
+    check_head_fits_backbone(model)  # stage 3 of the narrow model: 64
+    x = torch.randn(1, 1, 28, 28)
+    assert model(x, mode='tensor').shape == (1, 10)

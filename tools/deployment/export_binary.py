@@ -26,6 +26,7 @@ prints their top-1 and how many predictions differ.
 import argparse
 import copy
 import functools
+import math
 import os.path as osp
 import sys
 from typing import Callable, List, Optional, Tuple
@@ -159,6 +160,8 @@ def verify_layers(model: torch.nn.Module, path: str,
             ref = outputs[name]
             span = (ref.max() - ref.min()).item() or 1.0
             err = (output - ref).abs().max().item() / span
+            if not math.isfinite(err):  # NaN would never be the largest
+                err = math.inf
             worst = max(worst, (err, name))
             return ref.clone()
 

@@ -115,6 +115,6 @@ def checkpoints_on_disk(hook: CheckpointHook, last_step: int) -> List[int]:
     before, after = map(re.escape, parts)
     pattern = re.compile(rf'{before}(\d+){after}')
     found = (pattern.fullmatch(name) for name in
-             hook.file_backend.list_dir_or_file(hook.out_dir, list_dir=False))
+             hook.file_backend.list_dir_or_file(hook.out_dir))
     return sorted(step for step in (int(m[1]) for m in found if m)
                   if step <= last_step)
