@@ -9,13 +9,18 @@ from mmbireal.deploy import export_packed
 from mmbireal.deploy.file_format import conv_key
 
 
-def test_verify_passes_the_export_and_fails_a_different_model(tmp_path):
-    export_binary = import_deployment_tool('export_binary')
+def _exported(tmp_path):
+    """The tool, a small random model and its packed file."""
     config, checkpoint = tiny_random_checkpoint(tmp_path)
     cfg = Config.fromfile(config)
     model = get_model(cfg, pretrained=checkpoint).eval()
     out = str(tmp_path / 'packed.pth')
     export_packed(model, out, cfg)
+    return import_deployment_tool('export_binary'), model, out
+
+
+def test_verify_passes_the_export_and_fails_a_different_model(tmp_path):
+    export_binary, model, out = _exported(tmp_path)
     message, ok = export_binary.verify(model, out)
     assert ok, message
     assert message.count('argmax agrees') == 2, message
@@ -35,12 +40,7 @@ def test_verify_fails_a_file_one_layer_of_which_is_slightly_off(
     """A file with one channel's scale halved or shift moved by a tenth
     of a unit, or one weight's sign flipped: the logits may move by less
     than a rounding-flipped sign moves them, the layers check does not."""
-    export_binary = import_deployment_tool('export_binary')
-    config, checkpoint = tiny_random_checkpoint(tmp_path)
-    cfg = Config.fromfile(config)
-    model = get_model(cfg, pretrained=checkpoint).eval()
-    out = str(tmp_path / 'packed.pth')
-    export_packed(model, out, cfg)
+    export_binary, model, out = _exported(tmp_path)
     packed = torch.load(out, weights_only=True)
     weights = packed['weights']
     key = conv_key(1, 0, 0, {'sign': 'bits', 'nan': 'scale'}.get(change,
