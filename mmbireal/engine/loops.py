@@ -43,17 +43,21 @@ def random_state() -> dict:
 
 
 def set_random_state(state: dict) -> None:
-    """Restore what :func:`random_state` returned."""
+    """Restore what :func:`random_state` returned.
+
+    mmengine resumes with ``map_location`` set to the run's device, so the
+    saved tensors may arrive on a GPU; the generators take CPU tensors.
+    """
     random.setstate(state['python'])
     kind, key, pos, has_gauss, gauss = state['numpy']
-    np.random.set_state((kind, key.numpy().astype(np.uint32), pos,
+    np.random.set_state((kind, key.cpu().numpy().astype(np.uint32), pos,
                          has_gauss, gauss))
-    torch.set_rng_state(state['torch'])
+    torch.set_rng_state(state['torch'].cpu())
     cuda = state['cuda']
     if isinstance(cuda, torch.Tensor) and torch.cuda.is_available():
-        torch.cuda.set_rng_state(cuda)
+        torch.cuda.set_rng_state(cuda.cpu())
     elif len(cuda) and torch.cuda.is_available():  # all devices: older saves
-        torch.cuda.set_rng_state_all(cuda)
+        torch.cuda.set_rng_state_all([s.cpu() for s in cuda])
 
 
 class RecordRandomState(Hook):

@@ -2,9 +2,11 @@
 its epoch's reference signs, a new run from the same checkpoint does not."""
 import json
 import os.path as osp
+from types import SimpleNamespace
 
 import pytest
 import torch
+from helpers import on_accelerator
 from mmengine.hooks import Hook
 from tiny_runner import InterruptAtIter, Interrupted, TinyNet, make_runner
 
@@ -79,3 +81,16 @@ def test_logged_ratio_is_the_share_of_signs_changed_in_the_epoch(tmp_path):
         assert logged[epoch]['flip_ratio/conv'] == pytest.approx(expected)
         assert logged[epoch]['flip_ratio/all'] == pytest.approx(expected)
     assert logged[1]['flip_ratio/all'] > 0  # the large lr flips signs
+
+
+def test_resumed_reference_signs_mapped_to_a_gpu_come_back_to_the_cpu():
+    """mmengine resumes with map_location=<device>; the signs are compared
+    with ``(w >= 0).cpu()``, so they must be CPU tensors again."""
+    signs = {'conv.weight': torch.tensor([True, False])}
+    hook = FlipRatioHook()
+    hook.after_load_checkpoint(
+        SimpleNamespace(_resume=True),
+        {FlipRatioHook.CKPT_KEY: on_accelerator(signs)})
+    restored = hook._reference['conv.weight']
+    assert type(restored) is torch.Tensor
+    assert torch.equal(restored, signs['conv.weight'])

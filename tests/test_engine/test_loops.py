@@ -327,3 +327,22 @@ def test_independent_seeds_takes_a_bool_only(tmp_path):
                        "False, got 'false'"):
         make_runner(tmp_path, loop_options=dict(
             independent_seeds='false')).train()
+
+
+def test_a_random_state_mapped_to_a_gpu_restores(monkeypatch):
+    """mmengine resumes with map_location=<device>: on a GPU run the saved
+    random state arrives as CUDA tensors, which the generators refuse."""
+    from helpers import on_accelerator
+
+    from mmbireal.engine import loops
+
+    state = loops.random_state()
+    expected = (random.random(), np.random.rand(), torch.rand(3))
+    given = []
+    set_rng_state = torch.set_rng_state
+    monkeypatch.setattr(torch, 'set_rng_state',
+                        lambda s: (given.append(type(s)), set_rng_state(s)))
+    loops.set_random_state(on_accelerator(state))
+    assert given == [torch.Tensor]
+    assert (random.random(), np.random.rand()) == expected[:2]
+    assert torch.equal(torch.rand(3), expected[2])

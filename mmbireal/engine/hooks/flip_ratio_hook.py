@@ -100,4 +100,8 @@ class FlipRatioHook(Hook):
         # checkpoint belongs to continues its epoch, a new run starting
         # from its weights measures flips from them
         if getattr(runner, '_resume', False):
-            self._reference = checkpoint.get(self.CKPT_KEY)
+            reference = checkpoint.get(self.CKPT_KEY)
+            # mmengine maps a resumed checkpoint to the run's device; the
+            # signs are compared on the CPU
+            self._reference = None if reference is None else {
+                name: signs.cpu() for name, signs in reference.items()}
