@@ -12,6 +12,7 @@ from mmbireal.utils import load_checkpoint_file
 from mmbireal.utils.launch import (
     add_run_options,
     build_runner,
+    check_output_file,
     check_start_checkpoint,
     check_writable_dir,
     exit_test_interrupted,
@@ -56,6 +57,8 @@ def parse_args() -> argparse.Namespace:
         # mmengine's DumpResults writes pickles only
         fail(f'--out {args.out}: the predictions are dumped as a pickle; '
              'accepted: a file name ending in .pkl or .pickle')
+    if args.out:  # before the test set runs, not after
+        check_output_file(args.out)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
 

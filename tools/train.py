@@ -143,8 +143,8 @@ def train(cfg: Config, args: argparse.Namespace) -> None:
         fail(f'train_cfg.max_epochs={epochs!r}; accepted: an integer >= 1')
     start = cfg.get('load_from')
     if start and not cfg.get('resume') and '://' not in start and \
-            not osp.isfile(start):  # a URL is read when the run starts
-        if osp.isdir(start):
+            not osp.isfile(osp.expanduser(start)):  # URLs: read at the start
+        if osp.isdir(osp.expanduser(start)):
             run_or_fail(lambda: load_checkpoint_file(start))
         fail(f'load_from checkpoint {start} does not exist (train the '
              'previous step first, or pass --cfg-options load_from=None to '

@@ -213,17 +213,19 @@ def check_head_fits_backbone(model: torch.nn.Module) -> None:
     backbone gives (after global average pooling, or no neck): e.g. a
     narrowed backbone with the head's 512 left, which fails at the first
     forward with a matrix-shape traceback."""
-    from mmengine.model import is_model_wrapper
     from mmpretrain.models.necks import GlobalAveragePooling
-    if is_model_wrapper(model):
-        model = model.module
+
+    from mmbireal.engine.param_groups import unwrap
+    model = unwrap(model)
     backbone = getattr(model, 'backbone', None)
     feat_dim = getattr(backbone, 'feat_dim', None)  # the last stage's width
     stages = getattr(backbone, 'res_layers', None)
     out_indices = getattr(backbone, 'out_indices', None)
+    # the backbone returns its outputs in stage order: the head reads the
+    # highest index, whatever order out_indices lists them in
     if isinstance(stages, (list, tuple)) and stages and isinstance(
             out_indices, (list, tuple)) and out_indices and \
-            out_indices[-1] % len(stages) != len(stages) - 1:
+            max(i % len(stages) for i in out_indices) != len(stages) - 1:
         return  # the head reads an earlier stage
     head = getattr(model, 'head', None)
     in_channels = getattr(head, 'in_channels', None)

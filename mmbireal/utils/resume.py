@@ -28,9 +28,12 @@ def resume_point(work_dir: str) -> Optional[str]:
     Returns:
         str | None: The checkpoint's path, or None if there is none.
     """
-    candidates = sorted(glob.glob(
-        osp.join(glob.escape(work_dir), 'epoch_*.pth')),
-                        key=lambda p: int(re.findall(r'\d+', p)[-1]))
+    epochs = {}  # epoch_<N>.pth only: not epoch_final.pth, whose folder's
+    for path in glob.glob(osp.join(glob.escape(work_dir), 'epoch_*.pth')):
+        number = re.fullmatch(r'epoch_(\d+)\.pth', osp.basename(path))
+        if number:  # name (e.g. _1xb64_) would give a number
+            epochs[int(number.group(1))] = path
+    candidates = [epochs[n] for n in sorted(epochs)]
     record = osp.join(work_dir, 'last_checkpoint')
     if osp.isfile(record):
         with open(record) as f:

@@ -7,6 +7,7 @@ import os.path as osp
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import free_port
 from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
@@ -143,6 +144,10 @@ def test_missing_or_unfitting_teacher_checkpoint_is_one_line(tmp_path,
     junk.write_bytes(b'not a checkpoint')
     _one_line(CheckpointError, 'cannot read checkpoint .*junk.pth',
               _student_cfg(str(junk)))
+    # a URL is read, not looked up on disk (nothing listens on the port)
+    url = f'http://127.0.0.1:{free_port()}/teacher.pth'
+    _one_line(CheckpointError, f'^teacher: cannot download checkpoint {url}',
+              _student_cfg(url))
 
 
 def test_teacher_of_other_classes_or_normalisation_is_refused(tmp_path):

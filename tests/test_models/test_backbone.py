@@ -437,6 +437,10 @@ def test_arch_settings_of_a_subclass():
                        match=r'invalid depth 50 for BinaryResNet; accepted'
                        r': \[18, 34\]'):
         BinaryResNet(50)
+    # e.g. --cfg-options model.backbone.depth="[18]": unhashable
+    with pytest.raises(InputError,
+                       match=r'invalid depth \[18\] for BiRealNet'):
+        BiRealNet([18])
 
 
 class _ThreeConvBlock(BinaryResBlock):

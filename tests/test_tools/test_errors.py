@@ -81,6 +81,10 @@ def test_command_line_options_a_tool_cannot_honour(tmp_path):
     assert line(['tools/test.py', FMNIST, 'x.pth', '--out', 'p.json']) == (
         'error: --out p.json: the predictions are dumped as a pickle; '
         'accepted: a file name ending in .pkl or .pickle')
+    assert line(['tools/test.py', FMNIST, 'x.pth', '--out',
+                 str(tmp_path / 'no' / 'p.pkl')]) == (
+        f'error: output directory {tmp_path}/no does not exist or is not '
+        'writable')
     if not torch.cuda.is_available():
         assert line(['tools/train.py', FMNIST, '--amp']).startswith(
             'error: --amp needs a GPU')

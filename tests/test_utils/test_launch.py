@@ -206,6 +206,19 @@ def test_resume_point_finds_the_recorded_file_in_a_moved_work_dir(tmp_path):
     assert resume_point(str(work)) is None
 
 
+def test_resume_point_takes_the_highest_epoch_number_only(tmp_path):
+    """Digits in the folder's name or an epoch_final.pth do not count."""
+    import torch
+    work = tmp_path / 'bireal18_1xb64_fmnist'
+    work.mkdir()
+    for name in ('epoch_2.pth', 'epoch_10.pth', 'epoch_final.pth'):
+        torch.save({}, work / name)
+    assert resume_point(str(work)) == str(work / 'epoch_10.pth')
+    (work / 'epoch_10.pth').unlink()
+    (work / 'epoch_2.pth').unlink()
+    assert resume_point(str(work)) is None  # nothing numbered to resume
+
+
 def test_resume_without_a_path_pins_the_shared_rule(tmp_path, capsys):
     """``--resume`` resumes what resume_point finds (mmengine would follow
     the record to the old path); with nothing there it stops."""
@@ -317,3 +330,17 @@ def test_the_head_check_follows_the_stage_the_head_reads(capsys):
     check_head_fits_backbone(model)  # stage 3 of the narrow model: 64
     x = torch.randn(1, 1, 28, 28)
     assert model(x, mode='tensor').shape == (1, 10)
+
+
+def test_the_head_check_reads_the_last_stage_listed_in_any_order():
+    """out_indices=(3, 1): the backbone returns stage 2 then stage 4, and
+    the head reads stage 4 (128 channels in the narrow model)."""
+    from helpers import small_fmnist_model
+
+    from mmbireal.utils.launch import check_head_fits_backbone
+    unordered = {'model.backbone.out_indices': (3, 1)}
+    check_head_fits_backbone(
+        small_fmnist_model(**unordered, **{'model.head.in_channels': 128}))
+    with pytest.raises(SystemExit):
+        check_head_fits_backbone(
+            small_fmnist_model(**unordered, **{'model.head.in_channels': 32}))

@@ -503,7 +503,7 @@ class BiRealNet(BaseBackbone):
             raise InputError('invalid convs_per_shortcut '
                              f'{convs_per_shortcut!r}; accepted: 1, 2')
         arch_settings = self._arch_table(convs_per_shortcut)
-        if depth not in arch_settings:
+        if depth not in tuple(arch_settings):  # unhashable: refused too
             raise InputError(f'invalid depth {depth!r} for '
                              f'{type(self).__name__}; accepted: '
                              f'{sorted(arch_settings)}')

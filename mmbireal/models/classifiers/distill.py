@@ -133,7 +133,7 @@ class DistillImageClassifier(ImageClassifier):
         """
         super().init_weights()
         path = self.teacher_ckpt
-        if not osp.isfile(osp.expanduser(path)):
+        if '://' not in path and not osp.isfile(osp.expanduser(path)):
             raise InputError(f'teacher_ckpt {path} does not exist (train or '
                              'download the teacher first)')
         try:
