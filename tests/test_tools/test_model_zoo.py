@@ -1,6 +1,7 @@
 """The model zoo: MMPretrain finds our models, and its figures are ours."""
 import os.path as osp
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -169,6 +170,46 @@ def test_readme_quotes_the_collected_figures():
         collected = f.read()
     assert quoted
     assert [q for q in quoted if q not in collected] == []
+
+
+def test_readme_table_keeps_small_op_counts_visible():
+    tool = import_tool_file('tools', 'model_zoo', 'update_readme.py')
+    ops = [tool._number(v, 1e9, 3) for v in (12805120, 164010496, 2.3e5,
+                                            None, 0)]
+    assert ops == ['0.013', '0.164', '0.00023', '-', '0.000']
+
+
+def test_update_readme_writes_the_files_it_is_given(tmp_path, monkeypatch,
+                                                   capsys):
+    """--metafile/--readme let another package's zoo use the tool."""
+    (tmp_path / 'model-index.yml').write_text('Import: [zoo/metafile.yml]')
+    (tmp_path / 'zoo').mkdir()
+    metafile = tmp_path / 'zoo' / 'metafile.yml'
+    readme = tmp_path / 'zoo' / 'README.md'
+    metafile.write_text(
+        'Models:\n  - Name: tiny\n    Config: configs/tiny/t.py\n'
+        '    Metadata: {FLOPs: 230000, Parameters: 1200}\n'
+        '    Results: [{Dataset: D, Metrics: {Top 1 Accuracy: 50.0}}]\n')
+    tool = import_tool_file('tools', 'model_zoo', 'update_readme.py')
+    readme.write_text(f'# zoo\n{tool.START}\nold\n{tool.END}\n')
+
+    def run(*args: str) -> int:
+        monkeypatch.setattr(sys, 'argv', ['update_readme.py', *args])
+        try:
+            tool.main()
+        except SystemExit as stop:
+            return stop.code
+        return 0
+
+    files = ['--metafile', str(metafile), '--readme', str(readme)]
+    assert run('--check', *files) == 2
+    assert 'out of date' in capsys.readouterr().err
+    assert run(*files) == 0
+    assert ('| `tiny` (D) | 0.0012 | 0.00023 | 50.0 | - '
+            '| [config](../configs/tiny/t.py) | none |') in readme.read_text()
+    assert run('--check', *files) == 0
+    assert run('--readme', str(tmp_path / 'no.md')) == 2
+    assert capsys.readouterr().err.strip().endswith('no.md: no such file')
 
 
 @pytest.mark.slow

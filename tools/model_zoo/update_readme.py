@@ -5,6 +5,8 @@ is generated from it so the two cannot drift apart (tests run ``--check``).
 
     python tools/model_zoo/update_readme.py          # rewrite the table
     python tools/model_zoo/update_readme.py --check  # exit 2 if outdated
+
+``--metafile`` and ``--readme`` point it at another package's zoo.
 """
 import argparse
 import os.path as osp
@@ -27,7 +29,14 @@ FOREIGN = (' (paper)', ' (authors)', ' (larq-zoo)')
 
 
 def _number(value, scale: float, digits: int) -> str:
-    return '-' if value is None else f'{value / scale:.{digits}f}'
+    """``value / scale`` with ``digits`` decimals, or two significant
+    digits where those decimals would round a non-zero value to 0."""
+    if value is None:
+        return '-'
+    scaled = value / scale
+    if 0 < abs(scaled) < 0.5 * 10**-digits:
+        return f'{scaled:.2g}'
+    return f'{scaled:.{digits}f}'
 
 
 def _accuracy(metrics: dict, name: str, mark: str) -> str:
@@ -49,16 +58,28 @@ def _accuracy(metrics: dict, name: str, mark: str) -> str:
     return '-'
 
 
-def _download(model: dict) -> str:
+def zoo_root(metafile: str) -> str:
+    """The folder that the metafile's paths are relative to: the nearest
+    one above it holding ``model-index.yml`` (MIM's layout), else this
+    repository."""
+    folder = osp.dirname(osp.abspath(metafile))
+    while not osp.isfile(osp.join(folder, 'model-index.yml')):
+        if osp.dirname(folder) == folder:
+            return REPO
+        folder = osp.dirname(folder)
+    return folder
+
+
+def _download(model: dict, root: str, here: str) -> str:
     """Our weights (a URL, or a file in the repo with its size), or the
     file converted and its project (``Converted From``), else 'none'
     (``get_model(..., pretrained=True)`` then warns and keeps random
     weights)."""
     weights = model.get('Weights')
     if weights and '://' not in weights:  # in the repo, as configs are
-        size = osp.getsize(osp.join(REPO, weights)) / 1e6
+        size = osp.getsize(osp.join(root, weights)) / 1e6
         return (f'[model, {size:.1f} MB]'
-                f"({osp.relpath(weights, 'configs/birealnet')})")
+                f'({osp.relpath(osp.join(root, weights), here)})')
     if weights:
         return f'[model]({weights})'
     source = model.get('Converted From') or {}
@@ -69,8 +90,11 @@ def _download(model: dict) -> str:
     return 'none'
 
 
-def render_table(models: List[dict]) -> str:
-    """One row per model; the Comment of a model becomes a footnote."""
+def render_table(models: List[dict], root: str = REPO,
+                 here: str = osp.dirname(README)) -> str:
+    """One row per model; the Comment of a model becomes a footnote.
+    ``root``: what the metafile's paths are relative to; ``here``: the
+    README's folder, which the links are relative to."""
     lines = [
         '| Model | Params(M) | OPs(G) | Top-1 (%) | Top-5 (%) | Config '
         '| Download |',
@@ -95,8 +119,8 @@ def render_table(models: List[dict]) -> str:
             f"| {_number(meta.get('Parameters'), 1e6, 2)} "
             f"| {_number(meta.get('FLOPs'), 1e9, 3)} "
             f'| {top1} | {top5} '
-            f"| [config]({osp.relpath(config, 'configs/birealnet')}) "
-            f'| {_download(model)} |')
+            f'| [config]({osp.relpath(osp.join(root, config), here)}) '
+            f'| {_download(model, root, here)} |')
     lines.append('')
     for i, note in enumerate(notes):
         lines.append(f'{STAR * (i + 1)} {note}  ')
@@ -113,9 +137,11 @@ def update(metafile: str = METAFILE, readme: str = README,
         text = f.read()
     if START not in text or END not in text:
         fail(f'{readme} lacks the table markers {START!r}')
+    table = render_table(models, zoo_root(metafile),
+                         osp.dirname(osp.abspath(readme)))
     updated = re.sub(
         f'{re.escape(START)}.*{re.escape(END)}',
-        lambda _: f'{START}\n\n{render_table(models)}\n\n{END}',
+        lambda _: f'{START}\n\n{table}\n\n{END}',
         text, flags=re.S)
     if updated != text and not check:
         with open(readme, 'w') as f:
@@ -127,10 +153,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--check', action='store_true',
                         help='only check that README.md is up to date')
+    parser.add_argument('--metafile', default=METAFILE,
+                        help='the model zoo metafile (default: %(default)s)')
+    parser.add_argument('--readme', default=README,
+                        help='the README whose table is written '
+                        '(default: %(default)s)')
     args = parser.parse_args()
-    if not update(check=args.check) and args.check:
-        fail(f'{README} is out of date with {METAFILE}; run python '
-             'tools/model_zoo/update_readme.py')
+    for name in ('metafile', 'readme'):
+        if not osp.isfile(getattr(args, name)):
+            fail(f'--{name} {getattr(args, name)}: no such file')
+    if not update(args.metafile, args.readme, args.check) and args.check:
+        fail(f'{args.readme} is out of date with {args.metafile}; run '
+             'python tools/model_zoo/update_readme.py')
 
 
 if __name__ == '__main__':
