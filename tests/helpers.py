@@ -11,8 +11,6 @@ import subprocess
 import sys
 from typing import Any, Iterator, List, Sequence
 
-import torch
-
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 FMNIST_ROOT = '/usr/share/datasets/fashion-mnist'
 
@@ -30,30 +28,6 @@ TINY_FMNIST = [
 # conftest.py clears this for tests without the `slow` marker, so that
 # `pytest -m "not slow"` never starts a tool in a subprocess
 SUBPROCESSES_ALLOWED = True
-
-
-class OnAccelerator(torch.Tensor):
-    """Stands in for a tensor that a resume mapped to a GPU (mmengine loads
-    with ``map_location=<the run's device>``): host code must call
-    ``.cpu()`` before reading it."""
-
-    def numpy(self, *args, **kwargs):
-        raise TypeError("can't convert cuda:0 device type tensor to numpy")
-
-    def cpu(self, *args, **kwargs) -> torch.Tensor:
-        return self.as_subclass(torch.Tensor)
-
-
-def on_accelerator(tree: Any) -> Any:
-    """``tree`` with every tensor in its dicts, lists and tuples made an
-    :class:`OnAccelerator`."""
-    if isinstance(tree, torch.Tensor):
-        return tree.as_subclass(OnAccelerator)
-    if isinstance(tree, dict):
-        return {k: on_accelerator(v) for k, v in tree.items()}
-    if isinstance(tree, (list, tuple)):
-        return type(tree)(on_accelerator(v) for v in tree)
-    return tree
 
 
 def run_tool(args: List[str], check: bool = True, timeout: int = 600,

@@ -40,8 +40,12 @@ def build_model(config: Union[str, Config],
         nn.Module: The model, in eval mode.
 
     Raises:
+        FileNotFoundError: the config file or the checkpoint does not
+            exist.
         CheckpointError: an unreadable checkpoint or one whose keys or
             shapes do not match the config's model (one line).
+        KeyError: a ``type`` in the model's config that the registry does
+            not hold.
 
     Example:
         >>> from mmbireal.apis import build_model

@@ -433,9 +433,10 @@ class Conv3x3Plan:
         cw, groups = num_words(channels), -(-out_channels // LANES)
         engine_pads(padding, 1, 1, 1)  # checks the mode
         if weight.dtype != torch.int64 or tuple(weight.shape) != (
-                groups, 9, cw, LANES):
+                groups, 9, cw, LANES) or weight.device.type != 'cpu':
             raise ValueError(f'weight must be int64 ({groups}, 9, {cw}, '
-                             f'{LANES}), got {tuple(weight.shape)}')
+                             f'{LANES}) on the CPU, got {weight.dtype} '
+                             f'{tuple(weight.shape)} on {weight.device}')
         if stride not in (1, 2):
             raise ValueError(f'stride must be 1 or 2, got {stride}')
         if simd not in SIMD_CODES:

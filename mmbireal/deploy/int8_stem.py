@@ -55,6 +55,8 @@ class Int8Stem:
 
     Raises:
         RuntimeError: this PyTorch has no oneDNN quantized conv.
+        ValueError: ``mean`` or ``std`` without one value per input
+            channel, or ``levels`` outside 1-127.
     """
 
     def __init__(self, weight: Tensor, bias: Tensor, mean: Sequence[float],

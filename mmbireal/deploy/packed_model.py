@@ -81,8 +81,10 @@ class PackedBinaryConv(nn.Module):
                  padding: str = 'symmetric') -> None:
         super().__init__()
         # the engine counts every bit of a word, the reference only the
-        # channels: bits past them would make the two disagree
-        channels = pack_signs_torch(torch.zeros(in_channels))
+        # channels: bits past them would make the two disagree. On the
+        # device of `bits`, e.g. a file loaded with map_location='cuda'.
+        channels = pack_signs_torch(
+            torch.zeros(in_channels, device=bits.device))
         if bool((bits & ~channels).any()):
             raise InputError(f'bits set past the {in_channels} input '
                              'channels')
@@ -312,7 +314,7 @@ class PackedBiRealNet(nn.Module):
                     type(classes).__name__))
         self.source = source
         self.stem = stem
-        self._int8_stem: Optional[Int8Stem] = None
+        self._int8: Optional[Tuple[tuple, Int8Stem]] = None
         if stem == 'int8':
             if self.padding != 'symmetric':
                 raise InputError("stem='int8' supports the symmetric padding "
@@ -320,14 +322,7 @@ class PackedBiRealNet(nn.Module):
             if 'mean' not in self.meta or 'std' not in self.meta:
                 raise InputError("stem='int8' needs the data preprocessor's "
                                  'mean/std in the packed file')
-            try:
-                self._int8_stem = Int8Stem(
-                    self.stem_weight, self.stem_bias, self.meta['mean'],
-                    self.meta['std'], self.stem_geometry.stride,
-                    self.stem_geometry.padding)
-            except (RuntimeError, ValueError) as e:  # no oneDNN; mean/std
-                raise InputError(f"stem='int8' cannot serve {source}: {e}"
-                                 ) from None
+            self.int8_stem()  # built now: its errors come at load time
         self.engine: Optional[NativeEngine] = None
         self._network: Optional[NetworkPlan] = None
         self._network_key: Optional[tuple] = None
@@ -335,6 +330,29 @@ class PackedBiRealNet(nn.Module):
         if backend != 'torch':
             self.engine = get_engine()
         self.eval()
+
+    def int8_stem(self) -> Int8Stem:
+        """The :class:`~.int8_stem.Int8Stem` of ``stem_weight`` and
+        ``stem_bias``, rebuilt when either changes (replaced, moved or
+        written in place, as by ``load_state_dict``; see
+        :func:`contents_key`).
+
+        Raises:
+            InputError: this PyTorch has no oneDNN quantized conv, or the
+                file's mean/std do not fit the stem (one line).
+        """
+        key = contents_key([self.stem_weight, self.stem_bias])
+        if self._int8 is None or self._int8[0] != key:
+            try:
+                stem = Int8Stem(self.stem_weight, self.stem_bias,
+                                self.meta['mean'], self.meta['std'],
+                                self.stem_geometry.stride,
+                                self.stem_geometry.padding)
+            except (RuntimeError, ValueError) as e:  # no oneDNN; mean/std
+                raise InputError(f"stem='int8' cannot serve {self.source}: "
+                                 f'{e}') from None
+            self._int8 = (key, stem)
+        return self._int8[1]
 
     @property
     def backend(self) -> str:
@@ -453,10 +471,12 @@ class PackedBiRealNet(nn.Module):
 
     def __getstate__(self) -> dict:
         # the engine and its plan are ctypes objects: a copy or a pickle
-        # takes the backend's name and gets the engine again
+        # takes the backend's name and gets the engine again; the int8
+        # stem (oneDNN's packed weights) is built again from its buffers
         state = super().__getstate__()
         state.update(engine=None, _network=None, _network_key=None,
-                     _buffer_slots=None, _native=self.engine is not None)
+                     _buffer_slots=None, _int8=None,
+                     _native=self.engine is not None)
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -483,8 +503,8 @@ class PackedBiRealNet(nn.Module):
         # times faster on it than on NCHW (stem 0.9 vs 6.4 ms at batch 1
         # here), and its memory is already the NHWC the blocks use
         x = x.float().contiguous(memory_format=torch.channels_last)
-        if self._int8_stem is not None:  # opt-in, not bit-exact
-            x = self._int8_stem(x)
+        if self.stem == 'int8':  # opt-in, not bit-exact
+            x = self.int8_stem()(x)
         else:
             x = self.stem_geometry.conv(x, self.stem_weight, self.stem_bias,
                                         self.padding)
@@ -589,6 +609,10 @@ def load_packed(path: str, backend: str = 'auto',
     Raises:
         FileNotFoundError: ``path`` is neither a file nor a model-zoo name.
         CheckpointError: a corrupt, truncated or foreign file (one line).
+        InputError: an unknown ``backend`` or ``stem``; ``'native'`` where
+            the engine cannot be built; ``stem='int8'`` where it cannot
+            serve the file (no oneDNN quantized conv in this PyTorch, a
+            padding other than the symmetric one, no mean/std).
     """
     if not osp.isfile(osp.expanduser(path)):  # a model-zoo name?
         shipped = shipped_weights()

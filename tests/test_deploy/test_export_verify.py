@@ -59,3 +59,23 @@ def test_verify_fails_a_file_one_layer_of_which_is_slightly_off(
     assert 'FAILED (layer backbone.layer2.0.' in message, message
     if change == 'nan':
         assert 'off by inf of its range' in message, message
+
+
+def test_export_from_a_checkpoint_url_prints_no_local_size(
+        tmp_path, monkeypatch, capsys):
+    """build_model reads a URL (after a download); the tool then has no
+    local file to give the size of, and says so by leaving that line out
+    instead of failing after the file is written."""
+    config, checkpoint = tiny_random_checkpoint(tmp_path)
+    export_binary = import_deployment_tool('export_binary')
+    url = 'https://example.com/bireal.pth'
+    build = export_binary.build_model
+    monkeypatch.setattr(
+        export_binary, 'build_model',
+        lambda cfg, ckpt: build(cfg, checkpoint if ckpt == url else ckpt))
+    for source, name in ((url, 'url.bin.pth'), (checkpoint, 'file.bin.pth')):
+        out = str(tmp_path / name)
+        export_binary.main([config, source, out])
+        printed = capsys.readouterr().out
+        assert printed.startswith(f'wrote {out}\n  packed file'), printed
+        assert ('checkpoint file' in printed) == (source == checkpoint)

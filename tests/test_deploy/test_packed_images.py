@@ -238,6 +238,46 @@ def test_classify_tool_refuses_backend_with_config(capsys):
         'float model runs in PyTorch)\n')
 
 
+def test_classify_tool_device(tmp_path, monkeypatch, capsys):
+    """--device: the float model is built there (by default the GPU if
+    there is one, as MMPretrain's tools do); one line for a device this
+    machine lacks or a non-CPU device with a packed file."""
+    tool = _classify_tool()
+    config = ['ckpt.pth', 'a.png', '--config', FMNIST_QUICK_CFG]
+    assert tool.parse_args(config).device == (
+        'cuda' if torch.cuda.is_available() else 'cpu')
+    for bad in ('gpu', 'cuda:99', 'meta'):
+        with pytest.raises(SystemExit) as info:
+            tool.parse_args([*config, '--device', bad])
+        assert info.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f'error: --device {bad} is not available '
+                              'here; accepted: cpu') and err.count('\n') == 1
+    # as if this machine had two GPUs
+    monkeypatch.setattr(tool, 'check_device', torch.device)
+    with pytest.raises(SystemExit):
+        tool.parse_args(['packed.bin.pth', 'a.png', '--device', 'cuda:1'])
+    assert capsys.readouterr().err == (
+        'error: --device cuda:1 applies to --config: a packed file runs on '
+        'the CPU\n')
+    built = []
+
+    class Built(Exception):
+        """Raised once the model would be built: nothing to run after."""
+
+    def build_model(cfg, checkpoint, device='cpu'):
+        built.append((checkpoint, device))
+        raise Built
+
+    monkeypatch.setattr(tool, 'build_model', build_model)
+    image = tmp_path / 'a.png'
+    cv2.imwrite(str(image), np.zeros((8, 8), np.uint8))
+    with pytest.raises(Built):
+        tool.main(['ckpt.pth', str(image), '--config', FMNIST_QUICK_CFG,
+                   '--device', 'cuda:1'])
+    assert built == [('ckpt.pth', 'cuda:1')]
+
+
 @pytest.mark.slow
 def test_classify_tool_with_packed_file_and_checkpoint(
         exported, images, tmp_path):

@@ -45,6 +45,23 @@ def test_load_state_dict_in_place_is_seen(native, backend):
     assert torch.equal(model(x), other(x))
 
 
+def test_the_int8_stem_follows_its_weights():
+    """load_state_dict writes stem_weight and stem_bias in place: the int8
+    stem (oneDNN's prepacked copy of them) must be built again; a copy
+    builds its own."""
+    if getattr(torch.ops.onednn, 'qconv2d_pointwise', None) is None:
+        pytest.skip('no oneDNN quantized conv in this PyTorch')
+    model = PackedBiRealNet(pack_classifier(small_react_model()),
+                            backend='torch', stem='int8')
+    other = PackedBiRealNet(_other_network(), backend='torch', stem='int8')
+    x = _input()
+    before = model(x)
+    model.load_state_dict(other.state_dict())
+    assert not torch.equal(model(x), before)
+    assert torch.equal(model(x), other(x))
+    assert torch.equal(copy.deepcopy(model)(x), other(x))
+
+
 def test_moved_storage_is_seen(native):
     """share_memory() moves every buffer: the plan must not keep reading
     the freed memory."""

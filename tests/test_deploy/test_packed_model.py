@@ -559,7 +559,7 @@ def test_int8_stem_is_an_explicit_option(tmp_path):
     fast = PackedBiRealNet(packed, backend='torch', stem='int8')
     # only the stem conv differs: the int8 stem's output, then the same
     # pooling, blocks and head as the exact model
-    stem_out = fast._int8_stem(x.contiguous(
+    stem_out = fast.int8_stem()(x.contiguous(
         memory_format=torch.channels_last))
     feat = exact.stem_geometry.pool(stem_out, exact.padding)
     feat = feat.permute(0, 2, 3, 1).contiguous()

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from helpers import on_accelerator
+from gpu_stand_in import on_gpu
 from mmengine.hooks import Hook
 from tiny_runner import InterruptAtIter, Interrupted, TinyNet, make_runner
 
@@ -90,7 +90,7 @@ def test_resumed_reference_signs_mapped_to_a_gpu_come_back_to_the_cpu():
     hook = FlipRatioHook()
     hook.after_load_checkpoint(
         SimpleNamespace(_resume=True),
-        {FlipRatioHook.CKPT_KEY: on_accelerator(signs)})
+        {FlipRatioHook.CKPT_KEY: on_gpu(signs)})
     restored = hook._reference['conv.weight']
     assert type(restored) is torch.Tensor
     assert torch.equal(restored, signs['conv.weight'])

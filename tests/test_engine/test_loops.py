@@ -332,7 +332,7 @@ def test_independent_seeds_takes_a_bool_only(tmp_path):
 def test_a_random_state_mapped_to_a_gpu_restores(monkeypatch):
     """mmengine resumes with map_location=<device>: on a GPU run the saved
     random state arrives as CUDA tensors, which the generators refuse."""
-    from helpers import on_accelerator
+    from gpu_stand_in import on_gpu
 
     from mmbireal.engine import loops
 
@@ -342,7 +342,7 @@ def test_a_random_state_mapped_to_a_gpu_restores(monkeypatch):
     set_rng_state = torch.set_rng_state
     monkeypatch.setattr(torch, 'set_rng_state',
                         lambda s: (given.append(type(s)), set_rng_state(s)))
-    loops.set_random_state(on_accelerator(state))
+    loops.set_random_state(on_gpu(state))
     assert given == [torch.Tensor]
     assert (random.random(), np.random.rand()) == expected[:2]
     assert torch.equal(torch.rand(3), expected[2])

@@ -3,15 +3,17 @@
     python tools/deployment/classify.py PACKED IMAGE [IMAGE ...] [--topk 5]
         [--backend auto|native|torch]
     python tools/deployment/classify.py CHECKPOINT IMAGE [IMAGE ...]
-        --config CONFIG [--cfg-options k=v ...] [--topk 5]
+        --config CONFIG [--cfg-options k=v ...] [--topk 5] [--device cuda]
 
 ``PACKED`` is a file of ``tools/deployment/export_binary.py``, or the
 model-zoo name of one shipped in ``configs/birealnet/weights``: it records
 the preprocessing and the class names, so no config is needed. With
 ``--config``, the first argument is a checkpoint of that config, run
 through MMPretrain's ``ImageClassificationInferencer`` and the config's
-test pipeline. Either way, each image is printed with its top-k classes,
-best first, one per line: softmax score, class index, class name::
+test pipeline, on ``--device`` (default ``cuda`` if available, else
+``cpu``; a packed file runs on the CPU). Either way, each image is printed
+with its top-k classes, best first, one per line: softmax score, class
+index, class name::
 
     shirt.png
       0.7134  6  Shirt
@@ -25,6 +27,7 @@ import sys
 from typing import Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
+import torch
 from mmpretrain.apis import ImageClassificationInferencer
 
 from mmbireal.apis import build_model
@@ -60,6 +63,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         choices=['auto', 'native', 'torch'],
         default='auto',
         help='packed file: engine or PyTorch reference path (default auto)')
+    parser.add_argument(
+        '--device',
+        help='with --config: where the float model runs, e.g. cpu, cuda, '
+        'cuda:1 (default cuda if available, else cpu)')
     add_cfg_options(parser)
     args = run_or_fail(lambda: parser.parse_args(argv))
     if args.topk < 1:
@@ -69,7 +76,30 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     if args.config and args.backend != 'auto':
         fail('--backend applies to a packed file, not to --config (the '
              'float model runs in PyTorch)')
+    if args.device is None:
+        args.device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    elif check_device(args.device).type != 'cpu' and not args.config:
+        fail(f'--device {args.device} applies to --config: a packed file '
+             'runs on the CPU')
     return args
+
+
+def check_device(name: str) -> torch.device:
+    """``name`` as a device, or exit with one line unless this machine
+    has it (``'gpu'``, ``'cuda'`` without a GPU, ``'cuda:3'`` of two)."""
+    try:
+        device = torch.device(name)
+        if device.type != 'meta':  # holds no data: nothing to classify
+            torch.empty(1, device=device)  # what `model.to(device)` needs
+            return device
+    # torch.device: RuntimeError; an absent device: RuntimeError,
+    # AssertionError (a build without CUDA) or another backend's own type
+    except Exception:  # noqa: BLE001
+        pass
+    count = torch.cuda.device_count()
+    cuda = ('' if not count else ', cuda, cuda:0' if count == 1 else
+            f', cuda, cuda:0 to cuda:{count - 1}')
+    fail(f'--device {name} is not available here; accepted: cpu{cuda}')
 
 
 def check_readable(paths: Sequence[str]) -> None:
@@ -113,13 +143,14 @@ def classify_packed(path: str, images: Sequence[str], topk: int,
 
 def classify_checkpoint(checkpoint: str, config: str,
                         cfg_options: Optional[dict], images: Sequence[str],
-                        topk: int) -> List[Ranked]:
+                        topk: int, device: str = 'cpu') -> List[Ranked]:
     """Top-k ``(score, index, name)`` of each image file with MMPretrain's
-    inferencer on the model of ``config`` and ``checkpoint``."""
+    inferencer on the model of ``config`` and ``checkpoint``, on
+    ``device``."""
     cfg = load_config(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
-    model = run_or_fail(lambda: build_model(cfg, checkpoint),
+    model = run_or_fail(lambda: build_model(cfg, checkpoint, device=device),
                         also=(KeyError, ))  # an unknown `type` in the model
     model._config = cfg  # what the inferencer reads its pipeline from
     classes = config_classes(cfg)
@@ -151,7 +182,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     check_readable(args.images)
     if args.config:
         ranked = classify_checkpoint(args.model, args.config,
-                                     args.cfg_options, args.images, args.topk)
+                                     args.cfg_options, args.images, args.topk,
+                                     args.device)
     else:
         ranked = classify_packed(args.model, args.images, args.topk,
                                  args.backend)

@@ -336,13 +336,14 @@ def main(argv: Optional[List[str]] = None) -> None:
     size = run_or_fail(lambda: export_packed(model, args.out, cfg),
                        also=(ExportError, ))
     float_size = float_state_bytes(model)
-    ckpt_size = osp.getsize(args.checkpoint)
     print(f'wrote {args.out}')
     print(f'  packed file      {_mb(size)}')
     print(f'  float weights    {_mb(float_size)} (fp32 state_dict): '
           f'{float_size / size:.1f}x larger')
-    print(f'  checkpoint file  {_mb(ckpt_size)}: '
-          f'{ckpt_size / size:.1f}x larger')
+    if '://' not in args.checkpoint:  # a URL has no local size to show
+        ckpt_size = osp.getsize(osp.expanduser(args.checkpoint))
+        print(f'  checkpoint file  {_mb(ckpt_size)}: '
+              f'{ckpt_size / size:.1f}x larger')
     described = _preprocessing(load_packed(args.out, backend='torch'))
     print(f'  for images       {described}')
     verified = True

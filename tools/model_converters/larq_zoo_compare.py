@@ -19,7 +19,7 @@ import argparse
 import json
 import os.path as osp
 import sys
-from typing import Dict, Optional, Sequence
+from typing import Dict, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -51,9 +51,12 @@ def build_converted(h5: str) -> torch.nn.Module:
 
 def logits(model: torch.nn.Module, x_nhwc: np.ndarray,
            dtype: torch.dtype) -> np.ndarray:
-    x = torch.from_numpy(x_nhwc).permute(0, 3, 1, 2).to(dtype)
+    """The eval logits of ``model`` (in ``dtype``, on its device) for
+    the NHWC inputs ``x_nhwc``, as a float64 array."""
+    device = next(model.parameters()).device
+    x = torch.from_numpy(x_nhwc).permute(0, 3, 1, 2).to(device, dtype)
     with torch.no_grad():
-        return model.to(dtype)(x, mode='tensor').double().numpy()
+        return model.to(dtype)(x, mode='tensor').double().cpu().numpy()
 
 
 def relative(a: np.ndarray, ref: np.ndarray) -> float:
@@ -72,9 +75,18 @@ def off_inputs(a: np.ndarray, ref: np.ndarray, tol: float) -> int:
 
 def compare(directory: str, model: Optional[torch.nn.Module] = None,
             tol: float = 1e-4) -> Dict[str, float]:
-    ref = np.load(osp.join(directory, 'birealnet_random_logits.npz'))
+    """Our logits against larq-zoo's in DIR ``directory`` (``model``:
+    the converted one, built from DIR's h5 file if None): the figures
+    :func:`failures` and ``main`` read."""
     model = model or build_converted(
         osp.join(directory, 'birealnet_random.h5'))
+    with np.load(osp.join(directory, 'birealnet_random_logits.npz')) as ref:
+        return _figures(model, ref, tol)
+
+
+def _figures(model: torch.nn.Module, ref: Mapping[str, np.ndarray],
+             tol: float) -> Dict[str, float]:
+    """:func:`compare`'s figures from the reference arrays ``ref``."""
     figures = {}
     for kind in ('general', 'clean'):
         x = ref[f'{kind}_inputs']
