@@ -30,6 +30,7 @@ from mmengine.config import Config
 from torch import Tensor
 
 from mmbireal.apis import build_model
+from mmbireal.datasets.transforms import transform_type
 from mmbireal.models.binary_conv import BinaryConv2d, binary_convs
 from mmbireal.utils.config import read_config
 from mmbireal.utils.errors import InputError
@@ -181,7 +182,7 @@ def pipeline_input_size(cfg: Config) -> Optional[Tuple[int, int]]:
     for transform in config_test_pipeline(cfg):
         if not isinstance(transform, dict):
             continue
-        kind = str(transform.get('type', '')).split('.')[-1]
+        kind = transform_type(transform)
         key = {'CenterCrop': 'crop_size', 'Resize': 'scale'}.get(kind)
         if key and transform.get(key) is not None:
             size = _size_hw(transform[key])

@@ -4,6 +4,13 @@ from mmcv.transforms import BaseTransform
 from mmpretrain.registry import TRANSFORMS
 
 
+def transform_type(transform: dict) -> str:
+    """A pipeline step's ``type`` without its scope:
+    ``'mmpretrain.ResizeEdge'`` and ``'ResizeEdge'`` both give
+    ``'ResizeEdge'``."""
+    return str(transform.get('type', '')).split('.')[-1]
+
+
 @TRANSFORMS.register_module()
 class ToGrayscale(BaseTransform):
     """Make ``results['img']`` one channel; 1-channel images pass as they

@@ -15,6 +15,7 @@ from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmbireal.analysis import config_test_pipeline, pipeline_input_size
+from mmbireal.datasets.transforms import transform_type
 from mmbireal.models import (
     ActBinarizer,
     BinaryConv2d,
@@ -169,8 +170,8 @@ def preprocessing_meta(cfg: Config) -> dict:
     resize_short = None
     for transform in config_test_pipeline(cfg):
         if (isinstance(transform, dict)
-                and str(transform.get('type', '')).split('.')[-1]
-                == 'ResizeEdge' and transform.get('edge', 'short') == 'short'
+                and transform_type(transform) == 'ResizeEdge'
+                and transform.get('edge', 'short') == 'short'
                 and isinstance(transform.get('scale'), int)):
             resize_short = int(transform['scale'])
     size = pipeline_input_size(cfg)

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mmbireal.datasets.transforms import ToGrayscale
+from mmbireal.datasets.transforms import ToGrayscale, transform_type
 from mmbireal.utils import InputError
 
 ImageInput = Union[str, np.ndarray]
@@ -55,7 +55,7 @@ def unreplayable_step(pipeline: Sequence) -> Optional[str]:
     for transform in pipeline:
         if not isinstance(transform, dict):
             return f'{transform!r} (not a dict)'
-        kind = str(transform.get('type', '')).split('.')[-1]
+        kind = transform_type(transform)
         args = {k: v for k, v in transform.items() if k != 'type'}
         if kind in REPLAYED_AS_IS:
             continue

@@ -23,6 +23,7 @@ import torch
 from mmengine.logging import MMLogger
 from mmengine.runner import Runner
 
+from .native import cpu_flags
 from .paths import PACKAGE_PARENT
 
 # (start of the message, category, why the user cannot act on it)
@@ -114,15 +115,7 @@ def machine_summary() -> str:
     """One line for a benchmark's output: the CPU, its cores and SIMD
     flags, torch, and the checkout's commit, so that a saved output says
     what it was measured on."""
-    flags: set = set()
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith(('flags', 'Features')):
-                    flags = set(line.split(':', 1)[1].split())
-                    break
-    except OSError:
-        pass
+    flags = cpu_flags()
     simd = ' '.join(f for f in SIMD_FLAGS if f in flags) or 'flags unknown'
     return (f'{cpu_name()}; {os.cpu_count()} cores; {simd}; '
             f'{platform.machine()}; torch {torch.__version__}; '

@@ -39,6 +39,7 @@ from typing import (
 )
 
 from .errors import InputError
+from .paths import file_sha256
 
 BASE_FLAGS = [
     '-O3', '-fopenmp', '-ffp-contract=off', '-fPIC', '-shared', '-std=c++17'
@@ -79,11 +80,6 @@ def _first_error_line(text: str) -> str:
     return lines[0].strip() if lines else 'no output'
 
 
-def _digest(path: str) -> str:
-    with open(path, 'rb') as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
 def _compile(cxx: List[str], flags: List[str], source: str,
              out: str) -> None:
     # per process and thread: concurrent builders never share a file
@@ -103,7 +99,7 @@ def _compile(cxx: List[str], flags: List[str], source: str,
         # the digest a later load checks: a cached library damaged after
         # this (a full disk, a crash) is rebuilt, not loaded
         with open(f'{tmp}.sha256', 'w') as f:
-            f.write(_digest(tmp))
+            f.write(file_sha256(tmp))
         os.replace(f'{tmp}.sha256', f'{out}.sha256')
         os.replace(tmp, out)  # atomic: others never see half a file
     finally:
@@ -116,7 +112,7 @@ def _intact(path: str) -> bool:
     """Whether a cached library is the file its build wrote."""
     try:
         with open(f'{path}.sha256') as f:
-            return f.read().strip() == _digest(path)
+            return f.read().strip() == file_sha256(path)
     except OSError:
         return False
 

@@ -13,9 +13,13 @@ import os.path as osp
 import shutil
 
 import h5py  # a test requirement (requirements/convert.txt)
+import numpy as np
 import pytest
 import torch
+from gpu_stand_in import OnGPU
 from helpers import REPO, run_tool
+
+from mmbireal.utils.paths import file_sha256
 
 FIXTURE = osp.join(REPO, 'tests', 'fixtures', 'larq_zoo')
 H5 = osp.join(FIXTURE, 'birealnet_random.h5')
@@ -48,6 +52,28 @@ def test_logits_equal_larq_zoos(converted):
     assert figures['clean_float64'] < 1e-12
     assert figures['clean_float32'] < 1e-4  # the issue's criterion
     assert not compare.failures(figures, 1e-4)
+
+
+def test_compare_reads_logits_off_the_gpu_and_closes_its_file(monkeypatch):
+    """A model on an accelerator gives logits numpy cannot take as they
+    are; the reference .npz is closed once read."""
+
+    class OnGpu(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, x, mode):
+            return self.model(x, mode=mode).as_subclass(OnGPU)
+
+    opened = []
+    load = np.load
+    monkeypatch.setattr(np, 'load',
+                        lambda *a, **k: opened.append(load(*a, **k)) or
+                        opened[-1])
+    figures = compare.compare(FIXTURE, OnGpu(compare.build_converted(H5)))
+    assert figures['clean_count'] > 0 and not compare.failures(figures, 1e-4)
+    assert len(opened) == 1 and opened[0].zip is None  # closed
 
 
 def test_meta_and_keys(converted):
@@ -108,7 +134,7 @@ def test_other_layouts_refused_in_one_line(tmp_path):
 
 
 def test_release_names_are_checked_by_sha256(tmp_path):
-    digest = convert.sha256(H5)
+    digest = file_sha256(H5)
     assert convert.check_release(H5, digest) is None
     for name, known in convert.RELEASE_SHA256.items():
         assert convert.check_release('any.h5', known) == name

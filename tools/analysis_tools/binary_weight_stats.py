@@ -19,6 +19,7 @@ import torch
 
 from mmbireal.apis import build_model
 from mmbireal.engine.hooks.flip_ratio_hook import binary_weights_by_stage
+from mmbireal.models.binarize_kernels import channel_scale
 from mmbireal.utils.config import add_cfg_options
 from mmbireal.utils.launch import fail, load_config, run_or_fail
 
@@ -40,7 +41,7 @@ def main() -> None:
              'the binary config the checkpoint is loaded into')
     alphas = {
         stage: torch.cat([
-            w.detach().abs().flatten(1).mean(1).double() for _, w in params
+            channel_scale(w.detach()).flatten().double() for _, w in params
         ]).tolist()
         for stage, params in stages.items()
     }

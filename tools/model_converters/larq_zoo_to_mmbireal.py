@@ -30,7 +30,6 @@ Any problem (unreadable file, another layout) ends with one line
 ``error: ...`` naming what was found, and exit status 2.
 """
 import argparse
-import hashlib
 import os.path as osp
 import re
 from collections import OrderedDict
@@ -42,6 +41,7 @@ from torch import Tensor
 
 from mmbireal.utils import CheckpointError, atomic_torch_save
 from mmbireal.utils.launch import fail
+from mmbireal.utils.paths import file_sha256
 
 #: release file name -> its sha256 (larq-zoo's code, birealnet-v0.3.0)
 RELEASE_SHA256 = {
@@ -59,14 +59,6 @@ _SUFFIX = re.compile(r'^(.*?)(?:_(\d+))?$')
 
 class ConversionError(ValueError):
     """A file that is not larq-zoo's Bi-Real Net weights."""
-
-
-def sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _text(value: Any) -> str:
@@ -247,7 +239,7 @@ def check_release(path: str, digest: str) -> Optional[str]:
 
 def convert_file(path: str) -> Dict[str, Any]:
     """The mmbireal checkpoint ``{'meta', 'state_dict'}`` of ``path``."""
-    digest = sha256(path)
+    digest = file_sha256(path)
     release = check_release(path, digest)
     state_dict, info = convert_layers(read_keras_weights(path))
     meta = dict(

@@ -19,7 +19,6 @@ Then add the file's URL (or, for a packed file shipped in
 """
 import argparse
 import datetime
-import hashlib
 import os.path as osp
 
 from mmbireal.deploy import PackedBiRealNet
@@ -30,6 +29,7 @@ from mmbireal.utils import (
     load_checkpoint_file,
 )
 from mmbireal.utils.launch import check_output_file, fail
+from mmbireal.utils.paths import file_sha256
 
 KEEP_META = ('epoch', 'iter', 'dataset_meta', 'mmengine_version', 'seed')
 
@@ -55,9 +55,7 @@ def publish(src: str, dst: str) -> str:
     date = datetime.date.today().strftime('%Y%m%d')
 
     def named(tmp: str) -> str:  # the name holds the written file's digest
-        with open(tmp, 'rb') as f:
-            digest = hashlib.sha256(f.read()).hexdigest()[:8]
-        return f'{stem}_{date}-{digest}{suffix}'
+        return f'{stem}_{date}-{file_sha256(tmp)[:8]}{suffix}'
 
     return atomic_torch_save(ckpt, dst, named)
 
