@@ -1,6 +1,7 @@
 // Self-test of the deploy engine on vectors from the PyTorch reference
 // path, for builds that cannot load into Python here (a cross-compiled
-// aarch64 binary run under qemu-aarch64). Written by tests/test_deploy.py:
+// aarch64 binary run under qemu-aarch64). The vectors file is written by
+// tests/test_deploy/test_packed_model.py:
 //   engine_selftest <vectors file>
 // The file holds cases, each: int64 n, h, w, c, cout, stride, pad_t,
 // pad_l; float x
