@@ -33,6 +33,10 @@ from mmbireal.utils.launch import (
     warn_other_checkout,
 )
 
+# the devices mmengine's AmpOptimWrapper accepts (it asserts one of them;
+# get_device() may also give 'mps' or 'cpu')
+AMP_DEVICES = ('cuda', 'npu', 'mlu', 'musa')
+
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Train a model')
@@ -65,11 +69,12 @@ def parse_args() -> argparse.Namespace:
         help='disable persistent_workers in the dataloaders')
     add_run_options(parser)
     args = run_or_fail(parser.parse_args)
-    if args.amp and get_device() == 'cpu':
+    device = get_device()
+    if args.amp and device not in AMP_DEVICES:
         # mmengine's AmpOptimWrapper asserts this, with a traceback
-        fail("--amp needs a GPU (mmengine's AmpOptimWrapper runs on CUDA, "
-             'NPU, MLU or MUSA) and this machine has none; run without '
-             '--amp')
+        fail(f"--amp needs a GPU (mmengine's AmpOptimWrapper runs on "
+             f"{', '.join(AMP_DEVICES)}) and this machine's device is "
+             f'{device}; run without --amp')
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
 

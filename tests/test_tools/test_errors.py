@@ -228,3 +228,25 @@ def test_cpu_only_runs_use_gloo_with_or_without_an_env_cfg(monkeypatch):
     setup_distributed(full, 'none')
     assert full.env_cfg == dict(cudnn_benchmark=False,
                                 dist_cfg=dict(backend='gloo'))
+
+
+@pytest.mark.parametrize('device', ['cpu', 'mps'])
+def test_amp_is_refused_where_mmengine_cannot_run_it(monkeypatch, capsys,
+                                                     device):
+    """AmpOptimWrapper asserts CUDA, NPU, MLU or MUSA: on an Apple GPU
+    (mps) too --amp must stop in one line, not in the wrapper's assert."""
+    import sys
+
+    from helpers import import_tool_file
+    train = import_tool_file('tools', 'train.py')
+    monkeypatch.setattr(train, 'get_device', lambda: device)
+    monkeypatch.setattr(sys, 'argv', ['train.py', FMNIST, '--amp'])
+    with pytest.raises(SystemExit) as stop:
+        train.parse_args()
+    assert stop.value.code == 2
+    assert capsys.readouterr().err == (
+        "error: --amp needs a GPU (mmengine's AmpOptimWrapper runs on cuda, "
+        f"npu, mlu, musa) and this machine's device is {device}; run "
+        'without --amp\n')
+    monkeypatch.setattr(train, 'get_device', lambda: 'cuda')
+    assert train.parse_args().amp
