@@ -596,6 +596,39 @@ def test_binary_conv_trains_under_autocast():
     assert torch.isfinite(conv.weight.grad).all()
 
 
+@pytest.mark.parametrize('backend', ('torch', 'native'))
+@pytest.mark.parametrize('act,weight', [('approx_sign', 'magnitude_aware'),
+                                        ('ste', 'scaled_sign'),
+                                        ('approx_sign', 'sign')])
+@pytest.mark.parametrize('dtype', (torch.bfloat16, torch.float16))
+def test_binary_conv_under_autocast_equals_its_binarizers_composed(
+        backend, act, weight, dtype):
+    """--amp on a GPU: the fused sign + conv gives the output and gradients
+    of its two binarizers and a plain conv, each under autocast (the
+    native kernels take float32 only and hand low precision to PyTorch)."""
+    conv = _conv(act, weight, cin=8, cout=8, bias=True, backend=backend)
+    x = _input((2, 8, 6, 6), dtype=torch.float32, seed=12)
+
+    def run(forward):
+        conv.zero_grad()
+        inputs = x.clone().requires_grad_(True)
+        with torch.autocast('cpu', dtype=dtype):
+            out = forward(inputs)
+        out.float().square().sum().backward()
+        return [out, inputs.grad, conv.weight.grad, conv.bias.grad]
+
+    def composed(inputs):
+        binary_w = conv._weight_bin(conv.weight, conv._backend)
+        return conv._conv_forward(conv._act(inputs, conv._backend), binary_w,
+                                  conv.bias)
+
+    fused, reference = run(conv), run(composed)
+    assert fused[0].dtype == dtype
+    for got, expected in zip(fused, reference):
+        assert torch.isfinite(got).all()
+        assert torch.equal(got, expected)
+
+
 # ---------------------------------------------------------------------------
 # a binarizer added outside the package: one class, registered
 # ---------------------------------------------------------------------------
