@@ -38,11 +38,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         '--show-dir',
         help='save images with their ground truth and prediction drawn '
-        '(every --interval-th test image) to this folder')
+        '(every --interval-th test image) to this folder, relative to the '
+        'current one as in MMPretrain')
     parser.add_argument(
         '--interval',
         type=int,
-        default=1,
         help='with --show-dir: draw every N-th test image (default 1)')
     parser.add_argument(
         '--tta',
@@ -51,6 +51,11 @@ def parse_args() -> argparse.Namespace:
         'tta_pipeline')
     add_run_options(parser)
     args = run_or_fail(parser.parse_args)
+    if args.interval is not None and not args.show_dir:
+        fail('--interval needs --show-dir (it picks the test images drawn '
+             'there)')
+    if args.interval is None:
+        args.interval = 1
     if args.interval < 1:
         fail(f'--interval must be at least 1, got {args.interval}')
     if args.out and not args.out.endswith(('.pkl', '.pickle')):

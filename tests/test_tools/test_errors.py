@@ -250,3 +250,22 @@ def test_amp_is_refused_where_mmengine_cannot_run_it(monkeypatch, capsys,
         'without --amp\n')
     monkeypatch.setattr(train, 'get_device', lambda: 'cuda')
     assert train.parse_args().amp
+
+
+def test_test_tool_interval_needs_show_dir(monkeypatch, capsys):
+    """--interval alone used to be ignored: the whole test ran, no image."""
+    import sys
+
+    from helpers import import_tool_file
+    test_tool = import_tool_file('tools', 'test.py')
+    monkeypatch.setattr(sys, 'argv',
+                        ['test.py', FMNIST, 'x.pth', '--interval', '5'])
+    with pytest.raises(SystemExit) as stop:
+        test_tool.parse_args()
+    assert stop.value.code == 2
+    assert capsys.readouterr().err == (
+        'error: --interval needs --show-dir (it picks the test images drawn '
+        'there)\n')
+    monkeypatch.setattr(sys, 'argv', ['test.py', FMNIST, 'x.pth',
+                                      '--show-dir', 'vis'])
+    assert test_tool.parse_args().interval == 1
