@@ -12,7 +12,6 @@ in one native call.
 Two backends compute identical floats: ``'native'`` (the compiled engine)
 and ``'torch'`` (the reference path, +-1 floats through ``F.conv2d``).
 """
-import os.path as osp
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
@@ -24,7 +23,7 @@ from torch import Tensor
 from mmbireal.models.backbones.bireal_net import STEM_GEOMETRIES
 from mmbireal.models.padding import check_padding
 from mmbireal.utils import CheckpointError, InputError, load_checkpoint_file
-from mmbireal.utils.model_zoo import shipped_weights
+from mmbireal.utils.model_zoo import shipped_weights_file
 
 from .engine import (
     BlockSpec,
@@ -614,14 +613,6 @@ def load_packed(path: str, backend: str = 'auto',
             serve the file (no oneDNN quantized conv in this PyTorch, a
             padding other than the symmetric one, no mean/std).
     """
-    if not osp.isfile(osp.expanduser(path)):  # a model-zoo name?
-        shipped = shipped_weights()
-        # in any case, as MMPretrain's get_model takes names
-        by_name = {name.lower(): file for name, file in shipped.items()}
-        if path.lower() not in by_name:
-            raise FileNotFoundError(
-                f'{path}: no such packed file, nor the name of a model-zoo '
-                f'entry with shipped weights ({", ".join(sorted(shipped))})')
-        path = by_name[path.lower()]
+    path = shipped_weights_file(path)  # a model-zoo name?
     packed = load_checkpoint_file(path, map_location='cpu')
     return PackedBiRealNet(packed, backend=backend, source=path, stem=stem)

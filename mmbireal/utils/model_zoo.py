@@ -54,3 +54,23 @@ def shipped_weights() -> Dict[str, str]:
               for name in (_model_names(path) if path else [])]
     return {model.name: model.weights for model in models
             if model.weights and osp.isfile(model.weights)}
+
+
+def shipped_weights_file(path: str) -> str:
+    """``path`` if it is a file, else the shipped weights of the model-zoo
+    entry it names (in any case, as MMPretrain's ``get_model`` takes
+    names).
+
+    Raises:
+        FileNotFoundError: ``path`` is neither a file nor the name of an
+            entry with shipped weights.
+    """
+    if osp.isfile(osp.expanduser(path)):
+        return path
+    shipped = shipped_weights()
+    by_name = {name.lower(): file for name, file in shipped.items()}
+    if path.lower() not in by_name:
+        raise FileNotFoundError(
+            f'{path}: no such file, nor the name of a model-zoo entry with '
+            f'shipped weights ({", ".join(sorted(shipped))})')
+    return by_name[path.lower()]

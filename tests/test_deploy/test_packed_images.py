@@ -272,10 +272,22 @@ def test_classify_tool_device(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(tool, 'build_model', build_model)
     image = tmp_path / 'a.png'
     cv2.imwrite(str(image), np.zeros((8, 8), np.uint8))
+    checkpoint = tmp_path / 'ckpt.pth'
+    checkpoint.touch()
     with pytest.raises(Built):
-        tool.main(['ckpt.pth', str(image), '--config', FMNIST_QUICK_CFG,
+        tool.main([str(checkpoint), str(image), '--config', FMNIST_QUICK_CFG,
                    '--device', 'cuda:1'])
-    assert built == [('ckpt.pth', 'cuda:1')]
+    assert built == [(str(checkpoint), 'cuda:1')]
+    # a model-zoo name with --config too, as without it
+    from mmbireal.utils.model_zoo import shipped_weights
+    name, weights = sorted(shipped_weights().items())[0]
+    with pytest.raises(Built):
+        tool.main([name, str(image), '--config', FMNIST_QUICK_CFG])
+    assert built[-1][0] == weights
+    with pytest.raises(SystemExit):
+        tool.main(['no-such-model', str(image), '--config', FMNIST_QUICK_CFG])
+    assert capsys.readouterr().err.startswith(
+        'error: no-such-model: no such file, nor the name of a model-zoo')
 
 
 @pytest.mark.slow

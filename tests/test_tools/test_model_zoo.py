@@ -89,7 +89,7 @@ def test_load_packed_names_the_shipped_models_when_given_neither():
     with pytest.raises(FileNotFoundError) as error:
         load_packed('bireal18-no-such-model')
     assert str(error.value) == (
-        'bireal18-no-such-model: no such packed file, nor the name of a '
+        'bireal18-no-such-model: no such file, nor the name of a '
         f'model-zoo entry with shipped weights ({", ".join(sorted(names))})')
     # names in any case, as MMPretrain's get_model takes them
     assert load_packed(names[0].upper(), backend='torch').source == \

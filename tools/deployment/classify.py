@@ -37,6 +37,7 @@ from mmbireal.deploy.images import read_image
 from mmbireal.utils import CheckpointError, InputError
 from mmbireal.utils.config import add_cfg_options
 from mmbireal.utils.launch import fail, load_config, run_or_fail
+from mmbireal.utils.model_zoo import shipped_weights_file
 
 # images decoded and run per forward pass: memory bounded by the chunk,
 # not by the length of the file list
@@ -150,6 +151,7 @@ def classify_checkpoint(checkpoint: str, config: str,
     cfg = load_config(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+    checkpoint = run_or_fail(lambda: shipped_weights_file(checkpoint))
     model = run_or_fail(lambda: build_model(cfg, checkpoint, device=device),
                         also=(KeyError, ))  # an unknown `type` in the model
     model._config = cfg  # what the inferencer reads its pipeline from
